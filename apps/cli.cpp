@@ -1,0 +1,83 @@
+#include "cli.h"
+
+#include <CLI/CLI.hpp>
+#include <torch/version.h>
+
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "commands/commands.h"
+#include "encore/core/callbacks.h"
+#include "encore/core/config.h"
+#include "encore/core/errors.h"
+
+namespace encore::apps {
+
+namespace {
+
+void add_config_options(CLI::App& command, ConfigArgs& args) {
+  command.add_option("config", args.config_file, "experiment config (JSON)")->required();
+  command.add_option("--set", args.overrides, "override a value of the resolved config: /json/pointer=<json> (repeatable)")
+      ->type_name("/PATH=VALUE")
+      ->allow_extra_args(false);
+}
+
+}  // namespace
+
+int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{"encore: pretraining of stacked autoencoders and fine-tuning on small labelled sets", "encore"};
+  app.set_version_flag("--version", fmt::format("encore {} (LibTorch {})", ENCORE_VERSION, TORCH_VERSION));
+  app.require_subcommand(1);
+
+  ConfigArgs check_args;
+  auto* check = app.add_subcommand("check", "validate a config and print it resolved; trains nothing, writes nothing");
+  add_config_options(*check, check_args);
+
+  RunArgs run_args;
+  auto* run = app.add_subcommand("run", "run an experiment (pretrain, evaluate) into a run directory");
+  add_config_options(*run, run_args.config);
+  run->add_option("--output-dir", run_args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
+
+  auto* list = app.add_subcommand("list", "list registered models, optimizers and callbacks");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, out, err);
+    return code == 0 ? kSuccess : kUsageError;
+  }
+
+  try {
+    if (check->parsed()) return check_command(check_args, out, err);
+    if (list->parsed()) return list_command(out);
+    if (run->parsed()) {
+      run_args.interactive = core::is_terminal(2);
+      return run_command(run_args, out, err);
+    }
+  } catch (const core::ConfigError& e) {
+    const auto& file = check->parsed() ? check_args.config_file : run_args.config.config_file;
+    const std::string what = e.what();
+    // Errors from inside a file already name it; path errors get the file prefixed.
+    err << "encore: " << (what.find(file) == std::string::npos ? file + ": " : "") << what << '\n';
+    return kUsageError;
+  } catch (const core::NonFiniteError& e) {
+    err << "encore: " << e.what() << '\n';
+    return kNonFinite;
+  } catch (const c10::Error& e) {
+    err << "encore: " << e.what_without_backtrace() << '\n';
+    return kRuntimeError;
+  } catch (const std::exception& e) {
+    err << "encore: " << e.what() << '\n';
+    return kRuntimeError;
+  }
+  return kUsageError;
+}
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::vector<const char*> argv{"encore"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return run_cli(static_cast<int>(argv.size()), argv.data(), out, err);
+}
+
+}  // namespace encore::apps

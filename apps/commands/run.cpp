@@ -1,0 +1,28 @@
+#include <fmt/format.h>
+
+#include "encore/core/files.h"
+#include "encore/core/runtime.h"
+#include "encore/finetune/experiment.h"
+#include "commands/commands.h"
+
+namespace encore::apps {
+
+int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
+  const auto components = finetune::builtin_components();
+  const auto config = finetune::load_experiment(args.config.config_file, args.config.overrides, components);
+  // Threads are set before the first tensor operation; the BLAS and its kernel are logged with them.
+  const int threads = core::configure_threads(config.runtime.threads);
+  err << fmt::format("encore {}: {} intra-op threads ({}), BLAS: {}\n", ENCORE_VERSION, threads,
+                     config.runtime.threads > 0 ? "from config" : "all available cores", core::blas_description());
+  finetune::RunOptions options;
+  options.run_dir = args.output_dir.empty() ? core::default_run_directory("runs", config.name) : std::filesystem::path(args.output_dir);
+  options.log = &err;
+  options.interactive = args.interactive;
+  const auto summary = finetune::run_experiment(config, components, options);
+  err << fmt::format("run directory: {}\n", options.run_dir.string());
+  out << options.run_dir.string() << '\n';
+  (void)summary;
+  return 0;
+}
+
+}  // namespace encore::apps

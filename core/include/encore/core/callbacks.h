@@ -1,0 +1,90 @@
+#pragma once
+/// Built-in callbacks, one concern each: early stopping, metrics.jsonl, progress, checkpoints.
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "encore/core/trainer.h"
+
+namespace encore::core {
+
+/// Stops when the monitored metric has not improved for `patience` epochs; optionally restores the
+/// best epoch's weights at the end.
+class EarlyStopping : public Callback {
+ public:
+  explicit EarlyStopping(EarlyStoppingConfig config);
+
+  /// Feeds one epoch's value; true when training should stop.
+  bool update(double value);
+
+  void on_fit_start(Trainer& trainer) override;
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  void on_fit_end(Trainer& trainer) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+  std::string state_key() const override { return "early_stopping"; }
+
+  /// Best value seen so far and the epoch (1-based) it was seen in.
+  double best() const { return best_; }
+  std::int64_t best_epoch() const { return best_epoch_; }
+
+ private:
+  EarlyStoppingConfig config_;
+  double best_;
+  std::int64_t best_epoch_ = 0;
+  std::int64_t epochs_since_best_ = 0;
+  bool improved_ = false;
+  std::vector<torch::Tensor> best_weights_;
+};
+
+/// Appends one JSON object per epoch to metrics.jsonl: stage, epoch, step and the metrics.
+class MetricsWriter : public Callback {
+ public:
+  explicit MetricsWriter(std::filesystem::path file);
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+
+  /// Appends one record (for stages that are not Trainer epochs, such as a final evaluation).
+  void write(const Json& record);
+
+ private:
+  std::filesystem::path file_;
+};
+
+/// Human progress on a stream (stderr): a redrawn bar with epoch, loss, samples/s and ETA on a
+/// terminal, one line per epoch otherwise.
+class ProgressReporter : public Callback {
+ public:
+  ProgressReporter(std::ostream& out, bool interactive);
+  void on_fit_start(Trainer& trainer) override;
+  void on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) override;
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+
+ private:
+  std::ostream& out_;
+  bool interactive_;
+  std::chrono::steady_clock::time_point epoch_start_;
+  std::chrono::steady_clock::time_point last_draw_;
+  std::int64_t batches_done_ = 0;
+  std::int64_t samples_done_ = 0;
+  double loss_sum_ = 0;
+};
+
+/// Saves a checkpoint after every `every_epochs` epochs (and at the last one).
+class CheckpointSaver : public Callback {
+ public:
+  CheckpointSaver(std::filesystem::path file, int every_epochs = 1);
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+
+ private:
+  std::filesystem::path file_;
+  int every_epochs_;
+};
+
+/// Whether a stream descriptor is a terminal (for choosing the progress style).
+bool is_terminal(int file_descriptor);
+
+}  // namespace encore::core

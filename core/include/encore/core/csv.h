@@ -1,0 +1,35 @@
+#pragma once
+/// CSV data: a header row, numeric feature columns and one named label column. Free of LibTorch so
+/// that it can be fuzzed and tested on its own.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace encore::core {
+
+/// A parsed CSV file: `features` is row-major, `rows x feature_names.size()`; `labels` holds the
+/// label column's text, one per row.
+struct CsvTable {
+  std::vector<std::string> feature_names;
+  std::vector<float> features;
+  std::vector<std::string> labels;
+  std::size_t rows = 0;
+};
+
+struct CsvOptions {
+  /// The header name of the label column.
+  std::string label_column = "label";
+  char delimiter = ',';
+  /// Files larger than this are refused before reading.
+  std::uint64_t max_bytes = std::uint64_t{4} << 30;
+};
+
+/// Parses CSV text. Ragged rows, empty or non-numeric feature cells, `nan`/`inf` values and a missing
+/// label column are errors naming `source` and the row:column (1-based, the header is row 1).
+CsvTable parse_csv(const std::string& text, const std::string& source, const CsvOptions& options = {});
+
+/// Reads and parses a CSV file.
+CsvTable read_csv_file(const std::string& file, const CsvOptions& options = {});
+
+}  // namespace encore::core

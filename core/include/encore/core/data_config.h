@@ -1,0 +1,59 @@
+#pragma once
+/// The `data` section of a config: which files, how to scale, how to split.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "encore/core/config.h"
+#include "encore/core/dataset.h"
+
+namespace encore::core {
+
+struct DataConfig {
+  /// "idx" (MNIST-style image and label files, raw or .gz) or "csv".
+  std::string format = "idx";
+  std::string train_images, train_labels, test_images, test_labels;  // idx
+  std::string train_csv, test_csv;                                   // csv
+  std::string label_column = "label";                                // csv
+  Scaling scaling = Scaling::kUnit;
+  /// Fraction of the training file held out (stratified) for validation.
+  double validation_fraction = 0.1;
+  /// Labelled examples per class kept for supervised training; the rest are unlabelled. Absent: all.
+  std::optional<std::int64_t> labelled_per_class;
+  /// Use only the first N training (and test) examples, for quick runs.
+  std::optional<std::int64_t> limit_train, limit_test;
+
+  bool has_test() const { return format == "idx" ? !test_images.empty() : !test_csv.empty(); }
+};
+
+/// Reads the section. File names are checked for existence with the JSON path in the error.
+DataConfig parse_data_config(JsonReader reader);
+Json to_json(const DataConfig& config);
+
+/// The loaded files.
+struct LoadedData {
+  Dataset train;
+  std::optional<Dataset> test;
+};
+
+LoadedData load_data(const DataConfig& config);
+
+/// Row indices of the training file after a seeded stratified split.
+struct DataSplit {
+  /// Held-out validation rows (stratified), never trained on.
+  torch::Tensor validation;
+  /// Training rows with labels used for supervised training.
+  torch::Tensor labelled;
+  /// Training rows whose labels are not used (empty unless labelled_per_class is set).
+  torch::Tensor unlabelled;
+  /// labelled and unlabelled together: what unsupervised pretraining sees.
+  torch::Tensor all_training;
+};
+
+DataSplit split_data(const DataConfig& config, const Dataset& train, std::uint64_t seed);
+
+/// The split as JSON for split.json: seed, sizes and the indices of each part.
+Json to_json(const DataSplit& split, std::uint64_t seed);
+
+}  // namespace encore::core

@@ -1,0 +1,21 @@
+#pragma once
+/// Exception types the `encore` executable maps to exit codes (ConfigError lives in config.h).
+
+#include <stdexcept>
+#include <string>
+
+namespace encore::core {
+
+/// A data file that cannot be used; the message names the file and the byte offset or row:column.
+class DataError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Training produced a non-finite value; the message names the stage, epoch and step.
+class NonFiniteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace encore::core

@@ -1,0 +1,163 @@
+#pragma once
+/// The training loop. The Trainer owns the loop (modes, no-grad validation, device moves, zero-grad /
+/// backward / clip / step, the non-finite check); a TrainTask says what one step means; Callbacks
+/// observe and may request a stop. They talk through a flat metrics map ("train/loss").
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
+
+#include "encore/core/config.h"
+#include "encore/core/dataset.h"
+#include "encore/core/optim.h"
+
+namespace encore::core {
+
+/// Flat metrics of one epoch, e.g. {"train/loss": 0.02, "val/loss": 0.03, "lr": 0.001}.
+using Metrics = std::map<std::string, double>;
+
+/// Example-weighted sums of per-batch values, averaged at the end of an epoch.
+class MetricSums {
+ public:
+  /// Adds `value` measured over `weight` examples.
+  void add(const std::string& name, double value, double weight);
+  /// Averages, each name prefixed (e.g. "train/").
+  Metrics averages(const std::string& prefix) const;
+
+ private:
+  std::map<std::string, std::pair<double, double>> sums_;
+};
+
+/// What one training step means: the loss of a batch.
+class TrainTask {
+ public:
+  virtual ~TrainTask() = default;
+  /// The module being trained: put in train/eval mode by the Trainer and saved in checkpoints.
+  virtual torch::nn::Module& module() = 0;
+  /// Parameters the optimizer updates; by default those of module() that require gradients.
+  virtual std::vector<torch::Tensor> trainable_parameters();
+  /// Loss of a training batch, with its graph. Extra per-batch values go into `metrics` (averaged
+  /// per epoch and reported as "train/<name>").
+  virtual torch::Tensor training_loss(const Batch& batch, MetricSums& metrics) = 0;
+  /// Loss of a validation batch, run in eval mode without gradients; by default training_loss.
+  virtual torch::Tensor validation_loss(const Batch& batch, MetricSums& metrics) { return training_loss(batch, metrics); }
+  /// Called by the Trainer after switching module() to train mode, so a task can keep parts of it
+  /// (frozen blocks) in eval mode.
+  virtual void after_train_mode() {}
+};
+
+/// Early stopping on a monitored metric.
+struct EarlyStoppingConfig {
+  std::string monitor = "val/loss";
+  /// "min" or "max".
+  std::string mode = "min";
+  int patience = 5;
+  /// Improvements smaller than this do not count.
+  double min_delta = 0.0;
+  /// Put back the weights of the best epoch when training ends.
+  bool restore_best = true;
+};
+
+/// How one stage trains.
+struct TrainConfig {
+  int epochs = 10;
+  std::int64_t batch_size = 128;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  /// Clip the global gradient norm to this value; 0 turns clipping off.
+  double grad_clip_norm = 0.0;
+  std::optional<EarlyStoppingConfig> early_stopping;
+};
+
+/// Reads a training section; keys absent fall back to `defaults`.
+TrainConfig parse_train_config(JsonReader reader, const OptimizerRegistry& optimizers, const TrainConfig& defaults);
+Json to_json(const TrainConfig& config);
+
+/// The loop's position: restored from checkpoints.
+struct TrainerState {
+  /// Name of the stage in metrics and messages, e.g. "pretrain/layer0".
+  std::string stage;
+  /// Epochs completed.
+  std::int64_t epoch = 0;
+  /// Optimizer steps taken.
+  std::int64_t step = 0;
+  /// Next batch within the current epoch (non-zero only when resuming mid-epoch).
+  std::int64_t position = 0;
+};
+
+class Trainer;
+
+/// Observes training; may request a stop. One concern per callback.
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_fit_start(Trainer& /*trainer*/) {}
+  /// After each optimizer step, with the batch loss and the batch size.
+  virtual void on_batch_end(Trainer& /*trainer*/, double /*loss*/, std::int64_t /*batch_size*/) {}
+  /// After each epoch with its metrics (validation included).
+  virtual void on_epoch_end(Trainer& /*trainer*/, const Metrics& /*metrics*/) {}
+  virtual void on_fit_end(Trainer& /*trainer*/) {}
+  /// State carried in checkpoints so a resumed run behaves as an uninterrupted one.
+  virtual void save(torch::serialize::OutputArchive& /*archive*/) const {}
+  virtual void load(torch::serialize::InputArchive& /*archive*/) {}
+  /// Key of this callback's state in checkpoints; empty for stateless callbacks.
+  virtual std::string state_key() const { return ""; }
+};
+
+class Trainer {
+ public:
+  /// Builds a fresh optimizer over the task's trainable parameters.
+  Trainer(TrainTask& task, TrainConfig config, std::string stage, const OptimizerRegistry& optimizers,
+          torch::Device device = torch::kCPU);
+
+  void add_callback(std::shared_ptr<Callback> callback);
+
+  /// Trains from the current state to `config.epochs` or until a stop request. Returns the last
+  /// epoch's metrics. Throws NonFiniteError on a non-finite loss.
+  Metrics fit(const BatchSource& train, const BatchSource* validation);
+
+  /// Evaluates the task's validation loss on a source (eval mode, no gradients).
+  Metrics evaluate(const BatchSource& source, const std::string& prefix);
+
+  /// Writes model, optimizer, trainer state, RNG state and callback states (atomically).
+  void save_checkpoint(const std::string& file) const;
+  /// Restores everything save_checkpoint wrote.
+  void load_checkpoint(const std::string& file);
+
+  void request_stop(std::string reason);
+  bool stop_requested() const { return stop_requested_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+
+  const TrainerState& state() const { return state_; }
+  const TrainConfig& config() const { return config_; }
+  TrainTask& task() { return task_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+  /// Number of batches in an epoch of the source being fitted.
+  std::int64_t batches_per_epoch() const { return batches_per_epoch_; }
+
+ private:
+  void train_epoch(const BatchSource& train, MetricSums& sums);
+  void set_train_mode();
+
+  TrainTask& task_;
+  TrainConfig config_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  double base_lr_;
+  torch::Device device_;
+  std::vector<torch::Tensor> parameters_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+  TrainerState state_;
+  std::int64_t batches_per_epoch_ = 0;
+  bool stop_requested_ = false;
+  std::string stop_reason_;
+};
+
+}  // namespace encore::core

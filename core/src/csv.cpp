@@ -1,0 +1,158 @@
+#include "encore/core/csv.h"
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "encore/core/errors.h"
+
+namespace encore::core {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& source, std::size_t row, std::size_t column, const std::string& message) {
+  throw DataError(fmt::format("{}:{}:{}: {}", source, row, column, message));
+}
+
+/// Splits CSV text into records of fields, honouring double quotes ("" inside quotes is a quote).
+class CsvScanner {
+ public:
+  CsvScanner(const std::string& text, char delimiter, const std::string& source)
+      : text_(text), delimiter_(delimiter), source_(source) {}
+
+  /// Reads the next record into `fields`; false at the end of the text. Blank lines are skipped.
+  bool next(std::vector<std::string>& fields) {
+    fields.clear();
+    while (pos_ < text_.size() && (text_[pos_] == '\n' || text_[pos_] == '\r')) {
+      if (text_[pos_] == '\n') ++line_;
+      ++pos_;
+    }
+    if (pos_ >= text_.size()) return false;
+    record_line_ = line_;
+    std::string field;
+    bool quoted = false;
+    for (;;) {
+      if (pos_ >= text_.size()) {
+        if (quoted) fail(source_, record_line_, fields.size() + 1, "quoted field is not closed before the end of the file");
+        fields.push_back(std::move(field));
+        return true;
+      }
+      const char c = text_[pos_++];
+      if (quoted) {
+        if (c == '"') {
+          if (pos_ < text_.size() && text_[pos_] == '"') {
+            field += '"';
+            ++pos_;
+          } else {
+            quoted = false;
+          }
+        } else {
+          if (c == '\n') ++line_;
+          field += c;
+        }
+      } else if (c == '"' && field.empty()) {
+        quoted = true;
+      } else if (c == delimiter_) {
+        fields.push_back(std::move(field));
+        field.clear();
+      } else if (c == '\n' || c == '\r') {
+        if (c == '\r' && pos_ < text_.size() && text_[pos_] == '\n') ++pos_;
+        ++line_;
+        fields.push_back(std::move(field));
+        return true;
+      } else {
+        field += c;
+      }
+    }
+  }
+
+  /// The 1-based line on which the last record started.
+  std::size_t record_line() const { return record_line_; }
+
+ private:
+  const std::string& text_;
+  char delimiter_;
+  const std::string& source_;
+  std::size_t pos_ = 0;
+  std::size_t line_ = 1;
+  std::size_t record_line_ = 1;
+};
+
+std::string trim(const std::string& s) {
+  const auto first = s.find_first_not_of(" \t");
+  if (first == std::string::npos) return "";
+  const auto last = s.find_last_not_of(" \t");
+  return s.substr(first, last - first + 1);
+}
+
+}  // namespace
+
+CsvTable parse_csv(const std::string& text, const std::string& source, const CsvOptions& options) {
+  CsvScanner scanner(text, options.delimiter, source);
+  std::vector<std::string> fields;
+  if (!scanner.next(fields)) fail(source, 1, 1, "file is empty; expected a header row");
+  CsvTable table;
+  std::size_t label_index = fields.size();
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const std::string name = trim(fields[i]);
+    if (name == options.label_column) {
+      label_index = i;
+    } else {
+      table.feature_names.push_back(name);
+    }
+  }
+  const std::size_t header_line = scanner.record_line();
+  if (label_index == fields.size()) {
+    std::string columns;
+    for (const auto& f : fields) columns += (columns.empty() ? "" : ", ") + trim(f);
+    fail(source, header_line, 1, fmt::format("no label column \"{}\" in the header (columns: {})", options.label_column, columns));
+  }
+  if (table.feature_names.empty()) fail(source, header_line, 1, "the header has no feature columns besides the label");
+  const std::size_t width = fields.size();
+  while (scanner.next(fields)) {
+    const std::size_t row = scanner.record_line();
+    if (fields.size() != width) {
+      fail(source, row, std::min(fields.size(), width) + 1, fmt::format("row has {} fields, the header has {}", fields.size(), width));
+    }
+    for (std::size_t i = 0; i < width; ++i) {
+      const std::string cell = trim(fields[i]);
+      if (i == label_index) {
+        if (cell.empty()) fail(source, row, i + 1, "label is empty");
+        table.labels.push_back(cell);
+        continue;
+      }
+      float value = 0;
+      const char* begin = cell.data();
+      const char* end = begin + cell.size();
+      // from_chars rejects a leading '+', which spreadsheets write; accept it for the number itself.
+      if (begin != end && *begin == '+') ++begin;
+      const auto [ptr, error] = std::from_chars(begin, end, value);
+      if (cell.empty() || error != std::errc() || ptr != end) {
+        fail(source, row, i + 1, fmt::format("\"{}\" is not a number", cell));
+      }
+      if (!std::isfinite(value)) fail(source, row, i + 1, fmt::format("\"{}\" is not a finite number", cell));
+      table.features.push_back(value);
+    }
+    ++table.rows;
+  }
+  if (table.rows == 0) fail(source, header_line + 1, 1, "file has a header but no data rows");
+  return table;
+}
+
+CsvTable read_csv_file(const std::string& file, const CsvOptions& options) {
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  if (!in) throw DataError(fmt::format("{}: cannot open the file", file));
+  const auto size = static_cast<std::uint64_t>(in.tellg());
+  if (size > options.max_bytes) {
+    throw DataError(fmt::format("{}: file is {} bytes, more than the limit of {}", file, size, options.max_bytes));
+  }
+  in.seekg(0);
+  std::string text(size, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(size));
+  if (!in) throw DataError(fmt::format("{}: cannot read the file", file));
+  return parse_csv(text, file, options);
+}
+
+}  // namespace encore::core

@@ -1,0 +1,221 @@
+#include "encore/models/autoencoder.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace encore::models {
+
+namespace {
+
+template <class Enum>
+struct NamedValue {
+  const char* name;
+  Enum value;
+};
+
+constexpr NamedValue<Activation> kActivations[] = {
+    {"sigmoid", Activation::kSigmoid}, {"relu", Activation::kRelu}, {"tanh", Activation::kTanh}, {"linear", Activation::kLinear}};
+constexpr NamedValue<Corruption> kCorruptions[] = {
+    {"none", Corruption::kNone}, {"masking", Corruption::kMasking}, {"gaussian", Corruption::kGaussian}, {"salt_and_pepper", Corruption::kSaltAndPepper}};
+constexpr NamedValue<Sparsity> kSparsities[] = {{"none", Sparsity::kNone}, {"kl", Sparsity::kKl}, {"l1", Sparsity::kL1}};
+constexpr NamedValue<ReconstructionLoss> kLosses[] = {{"mse", ReconstructionLoss::kMse}, {"bce", ReconstructionLoss::kBinaryCrossEntropy}};
+
+template <class Enum, std::size_t N>
+Enum from_name(const NamedValue<Enum> (&table)[N], const std::string& name, const char* what) {
+  for (const auto& entry : table) {
+    if (name == entry.name) return entry.value;
+  }
+  TORCH_CHECK(false, "unknown ", what, " \"", name, "\"");
+}
+
+template <class Enum, std::size_t N>
+std::string to_name(const NamedValue<Enum> (&table)[N], Enum value) {
+  for (const auto& entry : table) {
+    if (value == entry.value) return entry.name;
+  }
+  return "?";
+}
+
+}  // namespace
+
+Activation parse_activation(const std::string& name) { return from_name(kActivations, name, "activation"); }
+std::string activation_name(Activation a) { return to_name(kActivations, a); }
+Corruption parse_corruption(const std::string& name) { return from_name(kCorruptions, name, "corruption"); }
+std::string corruption_name(Corruption c) { return to_name(kCorruptions, c); }
+Sparsity parse_sparsity(const std::string& name) { return from_name(kSparsities, name, "sparsity"); }
+std::string sparsity_name(Sparsity s) { return to_name(kSparsities, s); }
+ReconstructionLoss parse_reconstruction_loss(const std::string& name) { return from_name(kLosses, name, "reconstruction loss"); }
+std::string reconstruction_loss_name(ReconstructionLoss l) { return to_name(kLosses, l); }
+
+torch::Tensor activate(Activation a, const torch::Tensor& z) {
+  switch (a) {
+    case Activation::kSigmoid: return torch::sigmoid(z);
+    case Activation::kRelu: return torch::relu(z);
+    case Activation::kTanh: return torch::tanh(z);
+    case Activation::kLinear: return z;
+  }
+  return z;
+}
+
+torch::Tensor activation_derivative(Activation a, const torch::Tensor& z, const torch::Tensor& h) {
+  switch (a) {
+    case Activation::kSigmoid: return h * (1 - h);
+    case Activation::kRelu: return (z > 0).to(z.scalar_type());
+    case Activation::kTanh: return 1 - h * h;
+    case Activation::kLinear: return torch::ones_like(z);
+  }
+  return torch::ones_like(z);
+}
+
+torch::Tensor reconstruction_loss(ReconstructionLoss kind, const torch::Tensor& reconstruction, const torch::Tensor& target) {
+  if (kind == ReconstructionLoss::kMse) return torch::mse_loss(reconstruction, target);
+  // Per-example BCE summed over features, as in the autoencoder literature, averaged over the batch.
+  return torch::binary_cross_entropy(reconstruction, target, {}, at::Reduction::Sum) / reconstruction.size(0);
+}
+
+torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {
+  if (kind == Corruption::kNone || level <= 0) return x;
+  switch (kind) {
+    case Corruption::kMasking: return x * torch::empty_like(x).bernoulli_(1.0 - level);
+    case Corruption::kGaussian: return x + torch::randn_like(x) * level;
+    case Corruption::kSaltAndPepper: {
+      const auto hit = torch::empty_like(x).bernoulli_(level).to(torch::kBool);
+      const auto salt = torch::empty_like(x).bernoulli_(0.5);
+      return torch::where(hit, salt, x);
+    }
+    case Corruption::kNone: break;
+  }
+  return x;
+}
+
+AutoencoderLayerImpl::AutoencoderLayerImpl(const AutoencoderLayerOptions& options_) : options(options_) { reset(); }
+
+void AutoencoderLayerImpl::reset() {
+  const auto in = options.input_dim();
+  const auto out = options.hidden_dim();
+  TORCH_CHECK(in > 0 && out > 0, "autoencoder layer sizes must be > 0, got ", in, " -> ", out);
+  TORCH_CHECK(options.corruption_level() >= 0, "corruption level must be >= 0, got ", options.corruption_level());
+  TORCH_CHECK(options.corruption() == Corruption::kGaussian || options.corruption_level() < 1,
+              "masking and salt-and-pepper corruption levels must be < 1, got ", options.corruption_level());
+  TORCH_CHECK(options.sparsity() != Sparsity::kKl || options.activation() == Activation::kSigmoid,
+              "KL sparsity needs sigmoid codes (mean activations in (0, 1)); use l1 sparsity with ", activation_name(options.activation()));
+  TORCH_CHECK(options.sparsity_target() > 0 && options.sparsity_target() < 1, "sparsity target must be in (0, 1), got ", options.sparsity_target());
+  // Glorot-uniform initialisation keeps sigmoid and tanh units out of saturation at the start.
+  const double bound = std::sqrt(6.0 / static_cast<double>(in + out));
+  encoder_weight = register_parameter("encoder_weight", torch::empty({out, in}).uniform_(-bound, bound));
+  encoder_bias = register_parameter("encoder_bias", torch::zeros({out}));
+  if (options.tied()) {
+    decoder_weight_ = torch::Tensor();
+  } else {
+    decoder_weight_ = register_parameter("decoder_weight", torch::empty({in, out}).uniform_(-bound, bound));
+  }
+  decoder_bias = register_parameter("decoder_bias", torch::zeros({in}));
+}
+
+void AutoencoderLayerImpl::pretty_print(std::ostream& stream) const {
+  stream << "encore::models::AutoencoderLayer(" << options.input_dim() << " -> " << options.hidden_dim()
+         << ", activation=" << activation_name(options.activation()) << ", tied=" << (options.tied() ? "true" : "false")
+         << ", corruption=" << corruption_name(options.corruption()) << ":" << options.corruption_level() << ")";
+}
+
+torch::Tensor AutoencoderLayerImpl::decoder_weight() const { return options.tied() ? encoder_weight.t() : decoder_weight_; }
+
+torch::Tensor AutoencoderLayerImpl::encode(const torch::Tensor& x) {
+  return activate(options.activation(), torch::addmm(encoder_bias, x, encoder_weight.t()));
+}
+
+torch::Tensor AutoencoderLayerImpl::decode(const torch::Tensor& code) {
+  return activate(options.output_activation(), torch::addmm(decoder_bias, code, decoder_weight().t()));
+}
+
+torch::Tensor AutoencoderLayerImpl::forward(const torch::Tensor& x) {
+  const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
+  return decode(encode(input));
+}
+
+torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& pre_activation, const torch::Tensor& code) {
+  auto total = torch::zeros({}, code.options());
+  if (options.sparsity() == Sparsity::kKl && options.sparsity_weight() > 0) {
+    const double rho = options.sparsity_target();
+    const auto rho_hat = code.mean(0).clamp(1e-6, 1 - 1e-6);
+    const auto kl = rho * torch::log(rho / rho_hat) + (1 - rho) * torch::log((1 - rho) / (1 - rho_hat));
+    total = total + options.sparsity_weight() * kl.sum();
+  } else if (options.sparsity() == Sparsity::kL1 && options.sparsity_weight() > 0) {
+    total = total + options.sparsity_weight() * code.abs().sum(1).mean();
+  }
+  if (options.contractive_weight() > 0) {
+    // For code = act(W x + b), d code_j / d x_i = act'(z_j) W_ji, so
+    // ||J||_F^2 = sum_j act'(z_j)^2 * sum_i W_ji^2, computed without forming J.
+    const auto slope = activation_derivative(options.activation(), pre_activation, code);
+    const auto row_norms = encoder_weight.pow(2).sum(1);
+    total = total + options.contractive_weight() * (slope.pow(2) * row_norms).sum(1).mean();
+  }
+  return total;
+}
+
+torch::Tensor AutoencoderLayerImpl::loss(const torch::Tensor& x, ReconstructionLoss kind, torch::Tensor* code_mean) {
+  const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
+  const auto pre_activation = torch::addmm(encoder_bias, input, encoder_weight.t());
+  const auto code = activate(options.activation(), pre_activation);
+  if (code_mean) *code_mean = code.detach().mean(0);
+  const auto reconstruction = decode(code);
+  return reconstruction_loss(kind, reconstruction, x) + penalty(pre_activation, code);
+}
+
+StackedAutoencoderImpl::StackedAutoencoderImpl(const StackedAutoencoderOptions& options_) : options(options_) { reset(); }
+
+void StackedAutoencoderImpl::reset() {
+  const auto& dims = options.hidden_dims();
+  TORCH_CHECK(!dims.empty(), "a stacked autoencoder needs at least one hidden layer");
+  const auto& levels = options.corruption_levels();
+  TORCH_CHECK(levels.size() <= 1 || levels.size() == dims.size(), "corruption_levels has ", levels.size(),
+              " entries for ", dims.size(), " layers; give one per layer or one for all");
+  layers_.clear();
+  std::int64_t in = options.input_dim();
+  for (std::size_t k = 0; k < dims.size(); ++k) {
+    const double level = levels.empty() ? 0.0 : levels[levels.size() == 1 ? 0 : k];
+    auto layer_options = AutoencoderLayerOptions(in, dims[k])
+                             .activation(options.activation())
+                             .output_activation(k == 0 ? options.output_activation() : options.activation())
+                             .tied(options.tied())
+                             .corruption(options.corruption())
+                             .corruption_level(level)
+                             .sparsity(options.sparsity())
+                             .sparsity_target(options.sparsity_target())
+                             .sparsity_weight(options.sparsity_weight())
+                             .contractive_weight(options.contractive_weight());
+    layers_.push_back(register_module("layer" + std::to_string(k), AutoencoderLayer(layer_options)));
+    in = dims[k];
+  }
+}
+
+void StackedAutoencoderImpl::pretty_print(std::ostream& stream) const {
+  stream << "encore::models::StackedAutoencoder(" << options.input_dim();
+  for (auto d : options.hidden_dims()) stream << "-" << d;
+  stream << ")";
+}
+
+torch::Tensor StackedAutoencoderImpl::encode(const torch::Tensor& x, int depth) {
+  const int n = depth < 0 ? this->depth() : depth;
+  TORCH_CHECK(n <= this->depth(), "encode depth ", n, " exceeds the ", this->depth(), " layers");
+  auto h = x;
+  for (int k = 0; k < n; ++k) h = layers_[k]->encode(h);
+  return h;
+}
+
+torch::Tensor StackedAutoencoderImpl::decode(const torch::Tensor& code, int depth) {
+  const int n = depth < 0 ? this->depth() : depth;
+  TORCH_CHECK(n <= this->depth(), "decode depth ", n, " exceeds the ", this->depth(), " layers");
+  auto h = code;
+  for (int k = n - 1; k >= 0; --k) h = layers_[k]->decode(h);
+  return h;
+}
+
+torch::Tensor StackedAutoencoderImpl::forward(const torch::Tensor& x) {
+  const auto& first = layers_.front()->options;
+  const auto input = is_training() ? corrupt(first.corruption(), first.corruption_level(), x) : x;
+  return decode(encode(input));
+}
+
+}  // namespace encore::models
