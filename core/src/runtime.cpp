@@ -1,6 +1,7 @@
 #include "encore/core/runtime.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sched.h>
 
 #include <torch/cuda.h>
@@ -45,6 +46,13 @@ torch::Device resolve_device(const std::string& name) {
     return torch::kCUDA;
   }
   return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+void configure_allocator() {
+  // Blocks up to 32 MiB (glibc's ceiling for this setting) come from the heap instead of fresh
+  // mappings, and freed heap memory stays with the process instead of being trimmed each step.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 void seed_everything(std::uint64_t seed) { torch::manual_seed(seed); }

@@ -154,13 +154,12 @@ torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& pre_activation,
   return total;
 }
 
-torch::Tensor AutoencoderLayerImpl::loss(const torch::Tensor& x, ReconstructionLoss kind, torch::Tensor* code_mean) {
+AutoencoderLayerImpl::Loss AutoencoderLayerImpl::loss(const torch::Tensor& x, ReconstructionLoss kind) {
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
   const auto pre_activation = torch::addmm(encoder_bias, input, encoder_weight.t());
   const auto code = activate(options.activation(), pre_activation);
-  if (code_mean) *code_mean = code.detach().mean(0);
-  const auto reconstruction = decode(code);
-  return reconstruction_loss(kind, reconstruction, x) + penalty(pre_activation, code);
+  const auto reconstruction = reconstruction_loss(kind, decode(code), x);
+  return {reconstruction + penalty(pre_activation, code), reconstruction, code};
 }
 
 StackedAutoencoderImpl::StackedAutoencoderImpl(const StackedAutoencoderOptions& options_) : options(options_) { reset(); }

@@ -16,13 +16,15 @@ core::TrainConfig default_stage_config() {
 }
 
 // Per-batch code statistics: mean activation, and the fractions of units that are dead (never
-// active in the batch) or saturated (sigmoid/tanh stuck near the top).
-void add_code_statistics(const AutoencoderLayerImpl& layer, const torch::Tensor& code_mean, const torch::Tensor& code_max,
-                         double weight, core::MetricSums& metrics) {
-  metrics.add("mean_activation", code_mean.mean().item<double>(), weight);
-  metrics.add("dead_fraction", (code_max.abs() < 1e-6).to(torch::kFloat32).mean().item<double>(), weight);
+// active in the batch) or saturated (sigmoid/tanh stuck near the top on average).
+void add_code_statistics(const AutoencoderLayerImpl& layer, const torch::Tensor& code, double weight, core::MetricSums& metrics) {
+  torch::NoGradGuard no_grad;
+  const auto unit_mean = code.mean(0);
+  const auto unit_peak = code.abs().amax(0);
+  metrics.add("mean_activation", unit_mean.mean().item<double>(), weight);
+  metrics.add("dead_fraction", (unit_peak < 1e-6).to(torch::kFloat32).mean().item<double>(), weight);
   if (layer.options.activation() == Activation::kSigmoid || layer.options.activation() == Activation::kTanh) {
-    metrics.add("saturated_fraction", (code_mean.abs() > 0.99).to(torch::kFloat32).mean().item<double>(), weight);
+    metrics.add("saturated_fraction", (unit_mean.abs() > 0.99).to(torch::kFloat32).mean().item<double>(), weight);
   }
 }
 
@@ -84,14 +86,11 @@ torch::Tensor GreedyLayerTask::layer_loss(const core::Batch& batch, core::Metric
   auto& layer = *stack_->layer(layer_);
   // Inner layers reconstruct codes in their activation's range; BCE only fits codes in [0, 1].
   const auto kind = layer_ == 0 || layer.options.activation() == Activation::kSigmoid ? loss_ : ReconstructionLoss::kMse;
-  torch::Tensor code_mean;
-  const auto loss = layer.loss(batch.inputs, kind, &code_mean);
+  const auto loss = layer.loss(batch.inputs, kind);
   const double weight = static_cast<double>(batch.size());
-  torch::NoGradGuard no_grad;
-  const auto code = layer.encode(batch.inputs);
-  add_code_statistics(layer, code_mean, std::get<0>(code.abs().max(0)), weight, metrics);
-  metrics.add("reconstruction", reconstruction_loss(kind, layer.decode(code), batch.inputs).item<double>(), weight);
-  return loss;
+  add_code_statistics(layer, loss.code, weight, metrics);
+  metrics.add("reconstruction", loss.reconstruction.item<double>(), weight);
+  return loss.total;
 }
 
 torch::Tensor GreedyLayerTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) { return layer_loss(batch, metrics); }

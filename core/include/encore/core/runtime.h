@@ -34,6 +34,11 @@ int configure_threads(int threads);
 /// Resolves "auto" / "cpu" / "cuda" to a device; "cuda" without a CUDA build or device is an error.
 torch::Device resolve_device(const std::string& name);
 
+/// Keeps glibc from returning and re-mapping the large tensor buffers of every training step (its
+/// default mmap and trim thresholds make each step pay page faults; about 4x on a 784-1000 layer).
+/// Call once at start-up, before tensors are allocated.
+void configure_allocator();
+
 /// Seeds LibTorch's global generators.
 void seed_everything(std::uint64_t seed);
 

@@ -89,9 +89,19 @@ class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
   /// Reconstruction of x; corrupted first in training mode.
   torch::Tensor forward(const torch::Tensor& x);
 
-  /// The loss of one batch: reconstruction of the clean input from the (corrupted) input, plus the
-  /// sparsity and contractive penalties. `code_mean` receives the batch-mean activation per unit.
-  torch::Tensor loss(const torch::Tensor& x, ReconstructionLoss kind, torch::Tensor* code_mean = nullptr);
+  /// The parts of one batch's loss, so that diagnostics need no second forward pass.
+  struct Loss {
+    /// reconstruction + penalty, with its graph.
+    torch::Tensor total;
+    /// Reconstruction error of the clean input from the (corrupted) input.
+    torch::Tensor reconstruction;
+    /// The batch's codes.
+    torch::Tensor code;
+  };
+
+  /// The loss of one batch: reconstruction of the clean input from the input (corrupted in
+  /// training mode), plus the sparsity and contractive penalties.
+  Loss loss(const torch::Tensor& x, ReconstructionLoss kind);
   /// Sparsity and contractive penalties of a batch, given its pre-activations and codes.
   torch::Tensor penalty(const torch::Tensor& pre_activation, const torch::Tensor& code);
 

@@ -1,0 +1,150 @@
+#include "cli.h"
+
+#include <torch/torch.h>
+
+#include <sstream>
+
+#include "encore/core/config.h"
+#include "support/support.h"
+
+using encore::apps::run_cli;
+using encore::core::Json;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result cli(const std::vector<std::string>& args) {
+  std::ostringstream out, err;
+  const int code = run_cli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+Json toy_config(const encore::testing::TempDir& dir) {
+  auto [images, labels] = encore::testing::write_toy_idx(dir.path(), "train", 3, 20, 6, true);
+  return Json{{"name", "cli"},
+              {"threads", 1},
+              {"data", {{"format", "idx"}, {"train_images", images.string()}, {"train_labels", labels.string()}}},
+              {"model", {{"hidden_dims", {8}}}},
+              {"pretrain", {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}}}}}};
+}
+
+std::string write_config(const encore::testing::TempDir& dir, const std::string& name, const std::string& text) {
+  encore::testing::write_text(dir / name, text);
+  return (dir / name).string();
+}
+
+}  // namespace
+
+TEST(Cli, HelpAndVersionExitZero) {
+  const auto help = cli({"--help"});
+  EXPECT_EQ(help.code, 0);
+  EXPECT_NE(help.out.find("check"), std::string::npos);
+  const auto version = cli({"--version"});
+  EXPECT_EQ(version.code, 0);
+  EXPECT_NE(version.out.find("encore 0.1.0"), std::string::npos);
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(cli({}).code, 2);
+  EXPECT_EQ(cli({"frobnicate"}).code, 2);
+  EXPECT_EQ(cli({"check"}).code, 2);
+}
+
+TEST(Cli, ListShowsRegisteredComponentsWithDescriptions) {
+  const auto r = cli({"list"});
+  EXPECT_EQ(r.code, 0);
+  for (const auto* name : {"stacked_autoencoder", "adamw", "sgd", "early_stopping", "checkpoint"}) {
+    EXPECT_NE(r.out.find(name), std::string::npos) << name;
+  }
+}
+
+TEST(Cli, CheckPrintsTheResolvedConfig) {
+  encore::testing::TempDir dir;
+  const auto file = write_config(dir, "ok.json", toy_config(dir).dump());
+  const auto r = cli({"check", file, "--set", "/pretrain/end_to_end/epochs=4"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto printed = Json::parse(r.out);
+  EXPECT_EQ(printed["pretrain"]["end_to_end"]["epochs"], 4);
+  EXPECT_EQ(printed["pretrain"]["end_to_end"]["optimizer"]["lr"], 0.001);
+}
+
+TEST(Cli, BadConfigsExitTwoNamingThePathAndWriteNothing) {
+  encore::testing::TempDir dir;
+  const Json good = toy_config(dir);
+  auto with = [&](const std::string& pointer, const Json& value) {
+    Json j = good;
+    j[Json::json_pointer(pointer)] = value;
+    return j.dump();
+  };
+  Json missing = good;
+  missing["data"].erase("train_images");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {with("/pretrain/end_to_end/epochs", "three"), "config error at /pretrain/end_to_end/epochs: must be an integer, got \"three\""},
+      {with("/model/hiden_dims", Json::array({4})), "unknown key \"hiden_dims\" (did you mean \"hidden_dims\"?)"},
+      {missing.dump(), "config error at /data/train_images: required key is missing"},
+      {with("/pretrain/end_to_end/optimizer", Json{{"lr", -0.001}}), "config error at /pretrain/end_to_end/optimizer/lr: must be > 0, got -0.001"},
+      {"{\n  \"name\": \"x\",\n  \"seed\": 1,,\n}", "at line 3, column 13"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto file = write_config(dir, "bad" + std::to_string(i) + ".json", cases[i].first);
+    const auto before = encore::testing::list_tree(dir.path());
+    for (const std::string command : {"check", "run"}) {
+      std::vector<std::string> args{command, file};
+      if (command == "run") args.insert(args.end(), {"--output-dir", (dir / "run").string()});
+      const auto r = cli(args);
+      EXPECT_EQ(r.code, 2) << command << " case " << i << ": " << r.err;
+      EXPECT_NE(r.err.find(cases[i].second), std::string::npos) << command << " case " << i << ": " << r.err;
+      EXPECT_NE(r.err.find(file), std::string::npos) << "the message names the file: " << r.err;
+      EXPECT_EQ(encore::testing::list_tree(dir.path()), before) << command << " case " << i << " wrote files";
+    }
+  }
+}
+
+TEST(Cli, RunWritesTheRunDirectoryAndItsConfigChecksBackToItself) {
+  encore::testing::TempDir dir;
+  const auto file = write_config(dir, "ok.json", toy_config(dir).dump());
+  const auto run_dir = dir / "out";
+  const auto r = cli({"run", file, "--output-dir", run_dir.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("intra-op threads"), std::string::npos);
+  EXPECT_NE(r.err.find("BLAS:"), std::string::npos);
+  for (const auto* name : {"config.json", "metrics.jsonl", "split.json", "pretrained.pt", "summary.json"}) {
+    EXPECT_TRUE(std::filesystem::exists(run_dir / name)) << name;
+  }
+  const auto check = cli({"check", (run_dir / "config.json").string()});
+  ASSERT_EQ(check.code, 0) << check.err;
+  EXPECT_EQ(Json::parse(check.out), encore::core::load_json_file((run_dir / "config.json").string()));
+}
+
+TEST(Cli, NonFiniteTrainingExitsThree) {
+  encore::testing::TempDir dir;
+  // Features near the float limit square to infinity in the reconstruction error.
+  std::string csv = "a,b,label\n";
+  for (int i = 0; i < 20; ++i) csv += "3e38," + std::to_string(i) + "," + std::to_string(i % 2) + "\n";
+  encore::testing::write_text(dir / "huge.csv", csv);
+  Json j = {{"threads", 1},
+            {"data", {{"format", "csv"}, {"train_csv", (dir / "huge.csv").string()}, {"scaling", "none"}}},
+            {"model", {{"hidden_dims", {2}}, {"output_activation", "linear"}}},
+            {"pretrain", {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 1}}}}}};
+  const auto file = write_config(dir, "nan.json", j.dump());
+  const auto r = cli({"run", file, "--output-dir", (dir / "run").string()});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_NE(r.err.find("non-finite training loss"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("epoch 1, step 1"), std::string::npos) << r.err;
+}
+
+TEST(Cli, BadDataFileExitsOneNamingFileAndOffsetAndLeavesNoRunDirectory) {
+  encore::testing::TempDir dir;
+  Json j = toy_config(dir);
+  encore::testing::write_bytes(dir / "broken.idx", encore::testing::idx_bytes(0x08, {60, 6, 6}, std::vector<unsigned char>(100, 1)));
+  j["data"]["train_images"] = (dir / "broken.idx").string();
+  const auto file = write_config(dir, "broken.json", j.dump());
+  const auto r = cli({"run", file, "--output-dir", (dir / "run").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("broken.idx: offset 16: header promises"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run"));
+}

@@ -1,0 +1,59 @@
+#include "encore/core/csv.h"
+
+#include <torch/torch.h>
+
+#include "encore/core/dataset.h"
+#include "encore/core/errors.h"
+#include "support/support.h"
+
+using encore::core::DataError;
+using encore::core::parse_csv;
+
+TEST(Csv, ParsesFeaturesAndNamedLabelColumnAnywhere) {
+  const auto table = parse_csv("a,species,b\n1.5,setosa,2\n-3,\"versicolor\",+4e1\n", "iris.csv", {"species"});
+  EXPECT_EQ(table.rows, 2u);
+  EXPECT_EQ(table.feature_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(table.features, (std::vector<float>{1.5f, 2.f, -3.f, 40.f}));
+  EXPECT_EQ(table.labels, (std::vector<std::string>{"setosa", "versicolor"}));
+}
+
+TEST(Csv, AcceptsCrlfAndTrailingBlankLines) {
+  const auto table = parse_csv("x,label\r\n1,0\r\n2,1\r\n\r\n", "w.csv");
+  EXPECT_EQ(table.rows, 2u);
+}
+
+TEST(Csv, RaggedRowIsRejectedWithRowAndColumn) {
+  EXPECT_THROW_WITH(parse_csv("x,y,label\n1,2,0\n3,1\n", "r.csv"), DataError, "r.csv:3:3: row has 2 fields, the header has 3");
+}
+
+TEST(Csv, NonNumericCellIsRejectedWithRowAndColumn) {
+  EXPECT_THROW_WITH(parse_csv("x,y,label\n1,2,0\n3,abc,1\n", "n.csv"), DataError, "n.csv:3:2: \"abc\" is not a number");
+  EXPECT_THROW_WITH(parse_csv("x,y,label\n1,,0\n", "e.csv"), DataError, "e.csv:2:2: \"\" is not a number");
+}
+
+TEST(Csv, NanAndInfAreRejected) {
+  EXPECT_THROW_WITH(parse_csv("x,label\nnan,0\n", "nan.csv"), DataError, "nan.csv:2:1: \"nan\" is not a finite number");
+  EXPECT_THROW_WITH(parse_csv("label,x\n0,1\n1,-inf\n", "inf.csv"), DataError, "inf.csv:3:2: \"-inf\" is not a finite number");
+}
+
+TEST(Csv, MissingLabelColumnIsRejectedListingColumns) {
+  EXPECT_THROW_WITH(parse_csv("x,y,class\n1,2,0\n", "m.csv"), DataError, "m.csv:1:1: no label column \"label\" in the header (columns: x, y, class)");
+}
+
+TEST(Csv, DatasetMapsTextLabelsAndKeepsTrainingClassesForTest) {
+  encore::testing::TempDir dir;
+  encore::testing::write_text(dir / "train.csv", "f,label\n1,b\n2,a\n3,b\n");
+  encore::testing::write_text(dir / "test.csv", "f,label\n1,a\n2,c\n");
+  const auto train = encore::core::load_csv_dataset((dir / "train.csv").string(), "label");
+  EXPECT_EQ(train.class_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(train.labels[0].item<std::int64_t>(), 1);
+  EXPECT_THROW_WITH(encore::core::load_csv_dataset((dir / "test.csv").string(), "label", train.class_names), DataError,
+                    "row 3: label \"c\" is not one of the training classes");
+}
+
+TEST(Csv, IntegerLabelsKeepNumericOrder) {
+  encore::testing::TempDir dir;
+  encore::testing::write_text(dir / "d.csv", "f,label\n1,10\n2,9\n3,2\n");
+  const auto data = encore::core::load_csv_dataset((dir / "d.csv").string(), "label");
+  EXPECT_EQ(data.class_names, (std::vector<std::string>{"2", "9", "10"}));
+}

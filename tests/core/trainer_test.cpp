@@ -1,0 +1,255 @@
+#include "encore/core/trainer.h"
+
+#include <torch/torch.h>
+
+#include "encore/core/callbacks.h"
+#include "encore/core/errors.h"
+#include "support/support.h"
+
+using namespace encore::core;
+
+namespace {
+
+/// A softmax classifier with dropout, so that resuming depends on the restored RNG state.
+struct ToyNet : torch::nn::Module {
+  ToyNet() : linear(register_module("linear", torch::nn::Linear(4, 3))), dropout(register_module("dropout", torch::nn::Dropout(0.1))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return linear(dropout(x)); }
+  torch::nn::Linear linear;
+  torch::nn::Dropout dropout;
+};
+
+class ToyTask : public TrainTask {
+ public:
+  ToyTask() { net = std::make_shared<ToyNet>(); }
+  torch::nn::Module& module() override { return *net; }
+  torch::Tensor training_loss(const Batch& batch, MetricSums&) override {
+    return torch::cross_entropy_loss(net->forward(batch.inputs), batch.labels);
+  }
+  std::shared_ptr<ToyNet> net;
+};
+
+Dataset toy_data(int n = 120) {
+  torch::manual_seed(5);
+  Dataset d;
+  d.labels = torch::arange(n, torch::kInt64).remainder(3);
+  d.features = torch::randn({n, 4}) * 0.5 + torch::nn::functional::one_hot(d.labels, 4).to(torch::kFloat32) * 2;
+  d.class_names = {"a", "b", "c"};
+  return d;
+}
+
+OptimizerRegistry optimizers() {
+  OptimizerRegistry r("optimizer");
+  register_builtin_optimizers(r);
+  return r;
+}
+
+TrainConfig adam_config(int epochs) {
+  const auto registry = optimizers();
+  Json j = {{"epochs", epochs}, {"batch_size", 16}, {"optimizer", {{"type", "adam"}, {"lr", 0.05}}}, {"schedule", {{"type", "cosine"}}}};
+  return parse_train_config(JsonReader(j), registry, TrainConfig{});
+}
+
+/// Requests a stop after a given epoch, as an interruption would.
+struct StopAfter : Callback {
+  explicit StopAfter(int epoch) : epoch(epoch) {}
+  void on_epoch_end(Trainer& trainer, const Metrics&) override {
+    if (trainer.state().epoch == epoch) trainer.request_stop("interrupted");
+  }
+  int epoch;
+};
+
+std::vector<torch::Tensor> weights(torch::nn::Module& m) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : m.parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+}  // namespace
+
+TEST(Trainer, LossFallsOnAToyTask) {
+  struct RecordLoss : Callback {
+    void on_epoch_end(Trainer&, const Metrics& metrics) override { losses.push_back(metrics.at("train/loss")); }
+    std::vector<double> losses;
+  };
+  const auto data = toy_data();
+  const auto registry = optimizers();
+  torch::manual_seed(1);
+  ToyTask task;
+  BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
+  Trainer trainer(task, adam_config(8), "toy", registry);
+  auto recorder = std::make_shared<RecordLoss>();
+  trainer.add_callback(recorder);
+  trainer.fit(train, nullptr);
+  ASSERT_EQ(recorder->losses.size(), 8u);
+  EXPECT_LT(recorder->losses.back(), 0.6 * recorder->losses.front());
+}
+
+TEST(Trainer, ResumedFromACheckpointMatchesAnUninterruptedRunBitwise) {
+  const auto data = toy_data();
+  const auto registry = optimizers();
+  const auto scaler = Scaler::fit(Scaling::kNone, data, torch::arange(120));
+  BatchSource train(data, torch::arange(120), scaler, 16, true, 9);
+  encore::testing::TempDir dir;
+
+  torch::manual_seed(3);
+  ToyTask uninterrupted;
+  Trainer full(uninterrupted, adam_config(6), "toy", registry);
+  full.fit(train, nullptr);
+
+  torch::manual_seed(3);
+  ToyTask first_half;
+  Trainer interrupted(first_half, adam_config(6), "toy", registry);
+  interrupted.add_callback(std::make_shared<StopAfter>(3));
+  interrupted.fit(train, nullptr);
+  interrupted.save_checkpoint((dir / "ckpt.pt").string());
+  torch::manual_seed(12345);  // the resumed process starts with other weights and RNG state
+
+  ToyTask resumed_task;
+  Trainer resumed(resumed_task, adam_config(6), "toy", registry);
+  resumed.load_checkpoint((dir / "ckpt.pt").string());
+  EXPECT_EQ(resumed.state().epoch, 3);
+  resumed.fit(train, nullptr);
+  EXPECT_EQ(resumed.state().epoch, 6);
+  const auto a = weights(*uninterrupted.net);
+  const auto b = weights(*resumed_task.net);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(encore::testing::bitwise_equal(a[i], b[i])) << "parameter " << i;
+}
+
+TEST(Trainer, CheckpointOfAnotherStageIsRefused) {
+  const auto registry = optimizers();
+  encore::testing::TempDir dir;
+  ToyTask task;
+  Trainer a(task, adam_config(1), "stage-a", registry);
+  a.save_checkpoint((dir / "a.pt").string());
+  Trainer b(task, adam_config(1), "stage-b", registry);
+  EXPECT_THROW_WITH(b.load_checkpoint((dir / "a.pt").string()), DataError, "checkpoint is of stage \"stage-a\", expected \"stage-b\"");
+  encore::testing::write_text(dir / "junk.pt", "not a checkpoint");
+  EXPECT_THROW_WITH(b.load_checkpoint((dir / "junk.pt").string()), DataError, "junk.pt: not a readable checkpoint");
+}
+
+TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
+  struct ExplodingTask : ToyTask {
+    torch::Tensor training_loss(const Batch& batch, MetricSums& m) override {
+      auto loss = ToyTask::training_loss(batch, m);
+      return ++calls == 3 ? loss * std::numeric_limits<float>::infinity() : loss;
+    }
+    int calls = 0;
+  };
+  const auto data = toy_data();
+  const auto registry = optimizers();
+  ExplodingTask task;
+  BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
+  Trainer trainer(task, adam_config(2), "toy", registry);
+  EXPECT_THROW_WITH(trainer.fit(train, nullptr), NonFiniteError, "non-finite training loss (inf) in stage toy, epoch 1, step 3");
+}
+
+namespace {
+
+/// Reports a scripted validation loss, one value per epoch (the validation set is one batch).
+class ScriptedTask : public ToyTask {
+ public:
+  explicit ScriptedTask(std::vector<double> script) : script_(std::move(script)) {}
+  torch::Tensor validation_loss(const Batch&, MetricSums&) override { return torch::tensor(script_.at(calls_++)); }
+
+ private:
+  std::vector<double> script_;
+  std::size_t calls_ = 0;
+};
+
+struct RecordWeights : Callback {
+  void on_epoch_end(Trainer& trainer, const Metrics&) override { history.push_back(weights(trainer.task().module())); }
+  std::vector<std::vector<torch::Tensor>> history;
+};
+
+}  // namespace
+
+TEST(EarlyStopping, StopsAtTheExpectedEpochAndRestoresTheBestWeights) {
+  const auto data = toy_data();
+  const auto registry = optimizers();
+  const auto scaler = Scaler::fit(Scaling::kNone, data, torch::arange(120));
+  BatchSource train(data, torch::arange(100), scaler, 16, true, 1);
+  BatchSource validation(data, torch::arange(100, 120), scaler, 20, false, 1);
+  ScriptedTask task({5, 4, 3, 3.5, 3.2, 3.1, 2.0, 1.0});
+  auto config = adam_config(8);
+  config.early_stopping = EarlyStoppingConfig{"val/loss", "min", 3, 0.0, true};
+  Trainer trainer(task, config, "toy", registry);
+  auto stopper = std::make_shared<EarlyStopping>(*config.early_stopping);
+  auto recorder = std::make_shared<RecordWeights>();
+  trainer.add_callback(stopper);
+  trainer.add_callback(recorder);
+  trainer.fit(train, &validation);
+  // Best 3.0 at epoch 3; epochs 4, 5, 6 do not improve; patience 3 stops after epoch 6.
+  EXPECT_EQ(trainer.state().epoch, 6);
+  EXPECT_EQ(stopper->best_epoch(), 3);
+  EXPECT_NE(trainer.stop_reason().find("val/loss has not improved for 3 epochs"), std::string::npos);
+  const auto now = weights(*task.net);
+  for (std::size_t i = 0; i < now.size(); ++i) EXPECT_TRUE(encore::testing::bitwise_equal(now[i], recorder->history[2][i]));
+}
+
+TEST(EarlyStopping, MinDeltaIgnoresTinyImprovements) {
+  EarlyStopping stopper(EarlyStoppingConfig{"val/loss", "min", 2, 0.1, false});
+  EXPECT_FALSE(stopper.update(1.0));
+  EXPECT_FALSE(stopper.update(0.95));
+  EXPECT_TRUE(stopper.update(0.92));
+  EarlyStopping maximise(EarlyStoppingConfig{"val/accuracy", "max", 1, 0.0, false});
+  EXPECT_FALSE(maximise.update(0.5));
+  EXPECT_FALSE(maximise.update(0.6));
+  EXPECT_TRUE(maximise.update(0.6));
+}
+
+TEST(Optimizers, ConfigSelectsTypeAndRejectsOptionsOfOtherTypes) {
+  const auto registry = optimizers();
+  Json sgd = {{"type", "sgd"}, {"lr", 0.1}, {"momentum", 0.9}, {"nesterov", true}};
+  const auto config = parse_optimizer(JsonReader(sgd, "/optimizer"), registry);
+  EXPECT_EQ(config.options["nesterov"], true);
+  auto p = torch::zeros({2}, torch::requires_grad());
+  EXPECT_NE(dynamic_cast<torch::optim::SGD*>(make_optimizer(config, registry, {p}).get()), nullptr);
+  Json adam_with_momentum = {{"type", "adam"}, {"momentum", 0.9}};
+  EXPECT_THROW_WITH(parse_optimizer(JsonReader(adam_with_momentum, "/optimizer"), registry), ConfigError,
+                    "config error at /optimizer: unknown key \"momentum\"");
+  Json unknown = {{"type", "adamx"}};
+  EXPECT_THROW_WITH(parse_optimizer(JsonReader(unknown, "/optimizer"), registry), ConfigError,
+                    "must be one of adam, adamw, sgd, got \"adamx\" (did you mean \"adam\"?)");
+  Json bad_nesterov = {{"type", "sgd"}, {"momentum", 0.0}, {"nesterov", true}};
+  EXPECT_THROW_WITH(parse_optimizer(JsonReader(bad_nesterov, "/optimizer"), registry), ConfigError, "/optimizer/nesterov: needs momentum > 0");
+}
+
+TEST(Schedules, StepAndCosineFollowTheirFormulas) {
+  ScheduleConfig step;
+  step.type = "step";
+  step.step_epochs = 2;
+  step.gamma = 0.5;
+  EXPECT_DOUBLE_EQ(scheduled_lr(step, 1.0, 0, 10), 1.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(step, 1.0, 3, 10), 0.5);
+  EXPECT_DOUBLE_EQ(scheduled_lr(step, 1.0, 4, 10), 0.25);
+  ScheduleConfig cosine;
+  cosine.type = "cosine";
+  cosine.min_lr = 0.1;
+  EXPECT_DOUBLE_EQ(scheduled_lr(cosine, 1.0, 0, 5), 1.0);
+  EXPECT_NEAR(scheduled_lr(cosine, 1.0, 2, 5), 0.55, 1e-12);
+  EXPECT_NEAR(scheduled_lr(cosine, 1.0, 4, 5), 0.1, 1e-12);
+  cosine.warmup_epochs = 2;
+  EXPECT_DOUBLE_EQ(scheduled_lr(cosine, 1.0, 0, 5), 0.5);
+}
+
+TEST(MetricsWriter, AppendsOneParseableLinePerEpoch) {
+  const auto data = toy_data();
+  const auto registry = optimizers();
+  encore::testing::TempDir dir;
+  ToyTask task;
+  BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
+  Trainer trainer(task, adam_config(3), "toy", registry);
+  trainer.add_callback(std::make_shared<MetricsWriter>(dir / "metrics.jsonl"));
+  trainer.fit(train, nullptr);
+  std::ifstream in(dir / "metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    const auto record = Json::parse(line);
+    EXPECT_EQ(record["stage"], "toy");
+    EXPECT_EQ(record["epoch"], ++lines);
+    EXPECT_TRUE(record["train/loss"].is_number());
+  }
+  EXPECT_EQ(lines, 3);
+}

@@ -1,0 +1,107 @@
+#include "encore/models/pretrain.h"
+
+#include <torch/torch.h>
+
+#include "encore/models/registry.h"
+#include "support/support.h"
+
+using namespace encore;
+
+namespace {
+
+core::Dataset image_data() {
+  torch::manual_seed(8);
+  core::Dataset d;
+  d.labels = torch::arange(200, torch::kInt64).remainder(4);
+  const auto pattern = torch::rand({4, 36});
+  d.features = (pattern.index_select(0, d.labels) * 200 + torch::rand({200, 36}) * 55).to(torch::kUInt8);
+  d.class_names = {"0", "1", "2", "3"};
+  return d;
+}
+
+core::OptimizerRegistry optimizers() {
+  core::OptimizerRegistry r("optimizer");
+  core::register_builtin_optimizers(r);
+  return r;
+}
+
+struct StageLosses : core::Callback {
+  void on_epoch_end(core::Trainer& trainer, const core::Metrics& metrics) override {
+    losses[trainer.state().stage].push_back(metrics.at("val/loss"));
+  }
+  std::map<std::string, std::vector<double>> losses;
+};
+
+}  // namespace
+
+TEST(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
+  const auto data = image_data();
+  const auto registry = optimizers();
+  const auto scaler = core::Scaler::fit(core::Scaling::kUnit, data, torch::arange(200));
+  core::BatchSource train(data, torch::arange(160), scaler, 32, true, 1);
+  torch::manual_seed(1);
+  models::StackedAutoencoder stack(models::StackedAutoencoderOptions(36, {16, 8}));
+  std::map<std::string, torch::Tensor> layer0_before;
+  for (const auto& item : stack->layer(0)->named_parameters()) layer0_before[item.key()] = item.value().detach().clone();
+  const auto codes = models::encode_dataset(stack, train, 1);
+  const auto identity = core::Scaler::fit(core::Scaling::kNone, codes, torch::arange(1));
+  core::BatchSource coded(codes, torch::arange(codes.size()), identity, 32, true, 1);
+  models::GreedyLayerTask task(stack, 1, models::ReconstructionLoss::kMse);
+  core::Json j = {{"epochs", 3}};
+  core::Trainer trainer(task, core::parse_train_config(core::JsonReader(j), registry, core::TrainConfig{}), "layer1", registry);
+  const auto layer1_before = stack->layer(1)->encoder_weight.detach().clone();
+  trainer.fit(coded, nullptr);
+  for (const auto& item : stack->layer(0)->named_parameters()) {
+    EXPECT_TRUE(encore::testing::bitwise_equal(item.value(), layer0_before.at(item.key()))) << item.key();
+  }
+  EXPECT_FALSE(encore::testing::bitwise_equal(stack->layer(1)->encoder_weight, layer1_before));
+}
+
+TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
+  const auto data = image_data();
+  const auto registry = optimizers();
+  const auto scaler = core::Scaler::fit(core::Scaling::kUnit, data, torch::arange(200));
+  core::BatchSource train(data, torch::arange(160), scaler, 32, true, 1);
+  core::BatchSource validation(data, torch::arange(160, 200), scaler, 40, false, 1);
+  core::Json j = {{"mode", "greedy_then_end_to_end"},
+                  {"greedy", {{"epochs", 4}, {"optimizer", {{"lr", 0.01}}}, {"layers", {core::Json::object(), {{"epochs", 6}}}}}},
+                  {"end_to_end", {{"epochs", 4}, {"optimizer", {{"lr", 0.003}}}}}};
+  const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry, 2);
+  EXPECT_EQ(config.greedy_layers[1].epochs, 6);
+  torch::manual_seed(1);
+  models::StackedAutoencoder stack(models::StackedAutoencoderOptions(36, {16, 8}));
+  auto recorder = std::make_shared<StageLosses>();
+  models::PretrainContext context;
+  context.optimizers = &registry;
+  context.attach_callbacks = [&](core::Trainer& t) { t.add_callback(recorder); };
+  const auto results = models::pretrain(stack, config, train, validation, context);
+  EXPECT_EQ(results.size(), 3u);
+  for (const auto& stage : {"pretrain/layer0", "pretrain/layer1", "pretrain/end_to_end"}) {
+    const auto& losses = recorder->losses.at(stage);
+    EXPECT_LT(losses.back(), losses.front()) << stage;
+  }
+  EXPECT_EQ(recorder->losses.at("pretrain/layer1").size(), 6u);
+}
+
+TEST(Pretrain, PerLayerSettingsMustMatchTheDepth) {
+  const auto registry = optimizers();
+  core::Json j = {{"greedy", {{"layers", {core::Json::object()}}}}};
+  EXPECT_THROW_WITH(models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry, 3), core::ConfigError,
+                    "/pretrain/greedy/layers: has 1 entries, but the model has 3 layers");
+}
+
+TEST(ModelRegistry, BuildsByTypeNameAndRejectsBadOptions) {
+  models::ModelRegistry registry("model");
+  models::register_builtin_models(registry);
+  core::Json j = {{"type", "stacked_autoencoder"}, {"hidden_dims", {5, 3}}, {"activation", "relu"}, {"tied", true}};
+  const auto config = models::parse_model_config(core::JsonReader(j, "/model"), registry);
+  EXPECT_EQ(config.depth, 2);
+  auto stack = models::build_model(config, registry, 10);
+  EXPECT_EQ(stack->encode(torch::rand({2, 10})).size(1), 3);
+  core::Json bad = {{"hidden_dims", {5}}, {"activation", "relu"}, {"sparsity", "kl"}};
+  EXPECT_THROW_WITH(models::parse_model_config(core::JsonReader(bad, "/model"), registry), core::ConfigError,
+                    "/model/sparsity: \"kl\" needs sigmoid codes");
+  core::Json unknown = {{"type", "stacked_autoencodr"}, {"hidden_dims", {5}}};
+  EXPECT_THROW_WITH(models::parse_model_config(core::JsonReader(unknown, "/model"), registry), core::ConfigError,
+                    "(did you mean \"stacked_autoencoder\"?)");
+}

@@ -1,0 +1,104 @@
+#include "support/support.h"
+
+#include <zlib.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+
+namespace encore::testing {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::random_device device;
+  const auto base = fs::temp_directory_path() / ("encore-test-" + std::to_string(device()) + "-" + std::to_string(device()));
+  fs::create_directories(base);
+  path_ = base;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  fs::remove_all(path_, ignored);
+}
+
+void write_bytes(const fs::path& file, const std::vector<unsigned char>& bytes) {
+  std::ofstream out(file, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+void write_text(const fs::path& file, const std::string& text) {
+  std::ofstream out(file, std::ios::binary);
+  out << text;
+}
+
+std::vector<unsigned char> read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_gzip(const fs::path& file, const std::vector<unsigned char>& bytes) {
+  gzFile out = gzopen(file.c_str(), "wb");
+  gzwrite(out, bytes.data(), static_cast<unsigned>(bytes.size()));
+  gzclose(out);
+}
+
+std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::uint32_t>& dims, const std::vector<unsigned char>& payload) {
+  std::vector<unsigned char> out{0, 0, type, static_cast<unsigned char>(dims.size())};
+  for (auto d : dims) {
+    out.push_back(static_cast<unsigned char>(d >> 24));
+    out.push_back(static_cast<unsigned char>(d >> 16));
+    out.push_back(static_cast<unsigned char>(d >> 8));
+    out.push_back(static_cast<unsigned char>(d));
+  }
+  out.insert(out.end(), payload.begin(), payload.end());
+  return out;
+}
+
+std::pair<fs::path, fs::path> write_toy_idx(const fs::path& dir, const std::string& prefix, int classes, int per_class, int side, bool gzip) {
+  std::mt19937 rng(static_cast<unsigned>(classes * 131 + per_class * 7 + side));
+  std::uniform_int_distribution<int> noise(0, 40);
+  const int count = classes * per_class;
+  std::vector<unsigned char> pixels, labels;
+  for (int i = 0; i < count; ++i) {
+    const int label = i % classes;
+    labels.push_back(static_cast<unsigned char>(label));
+    for (int r = 0; r < side; ++r) {
+      for (int c = 0; c < side; ++c) {
+        const bool stripe = (r * classes / side) == label;
+        pixels.push_back(static_cast<unsigned char>(stripe ? 200 + noise(rng) : noise(rng)));
+      }
+    }
+  }
+  const auto images = idx_bytes(0x08, {static_cast<std::uint32_t>(count), static_cast<std::uint32_t>(side), static_cast<std::uint32_t>(side)}, pixels);
+  const auto label_file = idx_bytes(0x08, {static_cast<std::uint32_t>(count)}, labels);
+  const std::string suffix = gzip ? ".gz" : "";
+  const auto images_path = dir / (prefix + "-images-idx3-ubyte" + suffix);
+  const auto labels_path = dir / (prefix + "-labels-idx1-ubyte" + suffix);
+  if (gzip) {
+    write_gzip(images_path, images);
+    write_gzip(labels_path, label_file);
+  } else {
+    write_bytes(images_path, images);
+    write_bytes(labels_path, label_file);
+  }
+  return {images_path, labels_path};
+}
+
+std::vector<std::string> list_tree(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) out.push_back(fs::relative(entry.path(), dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
+  const auto ca = a.contiguous().cpu();
+  const auto cb = b.contiguous().cpu();
+  return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.numel() * ca.element_size()) == 0;
+}
+
+}  // namespace encore::testing

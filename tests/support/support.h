@@ -1,0 +1,64 @@
+#pragma once
+/// Helpers shared by the test binaries: scratch directories, tiny generated data files, and
+/// assertions on error text.
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+/// Asserts that `statement` throws `exception_type` whose what() contains `substring`.
+#define EXPECT_THROW_WITH(statement, exception_type, substring)                                       \
+  do {                                                                                                 \
+    try {                                                                                              \
+      statement;                                                                                       \
+      ADD_FAILURE() << "expected " #exception_type " containing \"" << (substring) << "\", nothing thrown"; \
+    } catch (const exception_type& e) {                                                                \
+      EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)                              \
+          << "message \"" << e.what() << "\" lacks \"" << (substring) << "\"";                      \
+    }                                                                                                  \
+  } while (0)
+
+namespace encore::testing {
+
+/// A fresh directory removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void write_bytes(const std::filesystem::path& file, const std::vector<unsigned char>& bytes);
+void write_text(const std::filesystem::path& file, const std::string& text);
+std::vector<unsigned char> read_bytes(const std::filesystem::path& file);
+/// Writes bytes gzip-compressed.
+void write_gzip(const std::filesystem::path& file, const std::vector<unsigned char>& bytes);
+
+/// An IDX file's bytes: header for `type` and `dims`, then `payload` as given.
+std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::uint32_t>& dims,
+                                     const std::vector<unsigned char>& payload);
+
+/// A small labelled image set: `per_class` examples of each of `classes` classes, `side` x `side`
+/// uint8 pixels, each class a distinct bright stripe. Writes images and labels as IDX (gzip when
+/// `gzip`), returns their paths.
+std::pair<std::filesystem::path, std::filesystem::path> write_toy_idx(const std::filesystem::path& dir, const std::string& prefix,
+                                                                      int classes, int per_class, int side, bool gzip);
+
+/// Every file and directory below `dir`, relative, sorted.
+std::vector<std::string> list_tree(const std::filesystem::path& dir);
+
+/// Bitwise equality of two tensors (dtype, shape and bytes).
+bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b);
+
+}  // namespace encore::testing
