@@ -37,7 +37,7 @@ ExperimentConfig parse_experiment(const core::Json& json, const Components& comp
   c.model = models::parse_model_config(r.object("model"), components.models);
   const core::Json empty = core::Json::object();
   c.pretrain = models::parse_pretrain_config(r.has("pretrain") ? r.object("pretrain") : core::JsonReader(empty, "/pretrain"),
-                                             components.optimizers, c.model.depth);
+                                             components.optimizers);
   r.finish();
   return c;
 }
@@ -63,22 +63,22 @@ ExperimentConfig load_experiment(const std::string& file, const std::vector<std:
 
 namespace {
 
-void save_module(const std::shared_ptr<torch::nn::Module>& module, const fs::path& file) {
+void save_module(const torch::nn::Module& module, const fs::path& file) {
   core::write_file_atomically(file, [&](const fs::path& temporary) {
     torch::serialize::OutputArchive archive;
-    module->save(archive);
+    module.save(archive);
     archive.save_to(temporary.string());
   });
 }
 
-double mean_reconstruction_mse(models::StackedAutoencoder& stack, const core::BatchSource& source, torch::Device device) {
+double mean_reconstruction_mse(models::AutoencoderModel& model, const core::BatchSource& source, torch::Device device) {
   torch::NoGradGuard no_grad;
-  stack->eval();
+  model.module().eval();
   double total = 0;
   const auto order = source.epoch_order(0);
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
     const auto inputs = source.batch(order, b).inputs.to(device);
-    total += torch::mse_loss(stack->forward(inputs), inputs, at::Reduction::Sum).item<double>();
+    total += torch::mse_loss(model.forward(inputs), inputs, at::Reduction::Sum).item<double>();
   }
   return total / static_cast<double>(source.size() * source.data().feature_dim());
 }
@@ -99,12 +99,15 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
                      data.train.feature_dim(), data.train.num_classes(),
                      data.test ? fmt::format(", {} test examples", data.test->size()) : std::string());
 
+  // The model is built and checked against the pretraining settings before anything is written.
+  auto model = models::build_model(config.model, components.models, data.train.feature_dim());
+  models::check_pretrain_fits_model(config.pretrain, *model);
+  model->module().to(device);
+
   core::create_run_directory(options.run_dir);
   core::write_text_atomically(options.run_dir / "config.json", to_json(config).dump(2) + "\n");
   core::write_text_atomically(options.run_dir / "split.json", core::to_json(split, config.runtime.seed).dump() + "\n");
 
-  auto stack = models::build_model(config.model, components.models, data.train.feature_dim());
-  stack->to(device);
   auto metrics_writer = std::make_shared<core::MetricsWriter>(options.run_dir / "metrics.jsonl");
   auto progress = std::make_shared<core::ProgressReporter>(log, options.interactive);
   models::PretrainContext context;
@@ -122,16 +125,16 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   const std::int64_t batch = 256;
   core::BatchSource train(data.train, split.all_training, scaler, batch, true, config.runtime.seed);
   core::BatchSource validation(data.train, split.validation, scaler, batch, false, config.runtime.seed);
-  const auto stage_metrics = models::pretrain(stack, config.pretrain, train, validation, context);
-  save_module(stack.ptr(), options.run_dir / "pretrained.pt");
+  const auto stage_metrics = models::pretrain(model, config.pretrain, train, validation, context);
+  save_module(model->module(), options.run_dir / "pretrained.pt");
 
   core::Json summary{{"name", config.name}};
   for (const auto& [stage, metrics] : stage_metrics) summary["stages"][stage] = metrics;
-  summary["validation"] = {{"reconstruction_mse", mean_reconstruction_mse(stack, validation, device)}};
+  summary["validation"] = {{"reconstruction_mse", mean_reconstruction_mse(*model, validation, device)}};
   if (data.test) {
     const auto test_indices = torch::arange(data.test->size(), torch::kInt64);
     core::BatchSource test(*data.test, test_indices, scaler, batch, false, config.runtime.seed);
-    summary["test"] = {{"reconstruction_mse", mean_reconstruction_mse(stack, test, device)}};
+    summary["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model, test, device)}};
   }
   core::write_text_atomically(options.run_dir / "summary.json", summary.dump(2) + "\n");
   return summary;

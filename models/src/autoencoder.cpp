@@ -1,5 +1,7 @@
 #include "encore/models/autoencoder.h"
 
+#include "encore/models/model.h"
+
 #include <torch/torch.h>
 
 #include <cmath>
@@ -196,25 +198,23 @@ void StackedAutoencoderImpl::pretty_print(std::ostream& stream) const {
 }
 
 torch::Tensor StackedAutoencoderImpl::encode(const torch::Tensor& x, int depth) {
-  const int n = depth < 0 ? this->depth() : depth;
-  TORCH_CHECK(n <= this->depth(), "encode depth ", n, " exceeds the ", this->depth(), " layers");
+  TORCH_CHECK(depth >= 0 && depth <= this->depth(), "encode depth ", depth, " is not in [0, ", this->depth(), "]");
   auto h = x;
-  for (int k = 0; k < n; ++k) h = layers_[k]->encode(h);
+  for (int k = 0; k < depth; ++k) h = layers_[k]->encode(h);
   return h;
 }
 
 torch::Tensor StackedAutoencoderImpl::decode(const torch::Tensor& code, int depth) {
-  const int n = depth < 0 ? this->depth() : depth;
-  TORCH_CHECK(n <= this->depth(), "decode depth ", n, " exceeds the ", this->depth(), " layers");
+  TORCH_CHECK(depth >= 0 && depth <= this->depth(), "decode depth ", depth, " is not in [0, ", this->depth(), "]");
   auto h = code;
-  for (int k = n - 1; k >= 0; --k) h = layers_[k]->decode(h);
+  for (int k = depth - 1; k >= 0; --k) h = layers_[k]->decode(h);
   return h;
 }
 
 torch::Tensor StackedAutoencoderImpl::forward(const torch::Tensor& x) {
   const auto& first = layers_.front()->options;
   const auto input = is_training() ? corrupt(first.corruption(), first.corruption_level(), x) : x;
-  return decode(encode(input));
+  return decode(encode(input), depth());
 }
 
 }  // namespace encore::models

@@ -66,10 +66,10 @@ core::Json stack_json(const StackedAutoencoderOptions& o) {
 void register_builtin_models(ModelRegistry& registry) {
   registry.add("stacked_autoencoder", "dense stacked autoencoder (plain, denoising, sparse or contractive; tied or untied)",
                {[](core::JsonReader& r) { return stack_json(read_stack_options(r, 1)); },
-                [](const core::Json& resolved, std::int64_t input_dim) {
+                [](const core::Json& resolved, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
                   core::JsonReader r(resolved);
                   r.has("type");
-                  return StackedAutoencoder(read_stack_options(r, input_dim));
+                  return StackedAutoencoder(read_stack_options(r, input_dim)).ptr();
                 }});
 }
 
@@ -77,11 +77,12 @@ ModelConfig parse_model_config(core::JsonReader reader, const ModelRegistry& reg
   ModelConfig c;
   c.type = reader.choice("type", registry.names(), "stacked_autoencoder");
   c.options = registry.at(c.type).factory.parse(reader);
-  c.depth = c.options.contains("hidden_dims") ? static_cast<int>(c.options["hidden_dims"].size()) : 1;
+  // A user's parse need not spell the type; the resolved config always does.
+  c.options["type"] = c.type;
   return c;
 }
 
-StackedAutoencoder build_model(const ModelConfig& config, const ModelRegistry& registry, std::int64_t input_dim) {
+std::shared_ptr<AutoencoderModel> build_model(const ModelConfig& config, const ModelRegistry& registry, std::int64_t input_dim) {
   return registry.at(config.type).factory.build(config.options, input_dim);
 }
 

@@ -253,3 +253,35 @@ TEST(MetricsWriter, AppendsOneParseableLinePerEpoch) {
   }
   EXPECT_EQ(lines, 3);
 }
+
+TEST(Trainer, GradientClippingBoundsTheUpdate) {
+  struct FirstStep : Callback {
+    void on_fit_start(Trainer& trainer) override { before = weights(trainer.task().module()); }
+    void on_batch_end(Trainer& trainer, double, std::int64_t) override {
+      if (!after.empty()) return;
+      after = weights(trainer.task().module());
+      trainer.request_stop("one step is enough");
+    }
+    double update_norm() const {
+      double sum = 0;
+      for (std::size_t i = 0; i < before.size(); ++i) sum += (after[i] - before[i]).pow(2).sum().item<double>();
+      return std::sqrt(sum);
+    }
+    std::vector<torch::Tensor> before, after;
+  };
+  const auto data = toy_data();
+  const auto registry = optimizers();
+  BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
+  auto update_norm = [&](double clip) {
+    torch::manual_seed(1);
+    ToyTask task;
+    Json j = {{"epochs", 1}, {"optimizer", {{"type", "sgd"}, {"lr", 1.0}, {"momentum", 0.0}}}, {"grad_clip_norm", clip}};
+    Trainer trainer(task, parse_train_config(JsonReader(j), registry, TrainConfig{}), "toy", registry);
+    auto probe = std::make_shared<FirstStep>();
+    trainer.add_callback(probe);
+    trainer.fit(train, nullptr);
+    return probe->update_norm();
+  };
+  EXPECT_GT(update_norm(0.0), 0.01);
+  EXPECT_NEAR(update_norm(0.001), 0.001, 1e-5);
+}

@@ -46,7 +46,7 @@ TEST(Experiment, OverridesReachSharedSettingsAndRejectUnknownPaths) {
   const auto components = finetune::builtin_components();
   core::write_text_atomically(dir / "c.json", toy_config(dir).dump());
   const auto config = finetune::load_experiment((dir / "c.json").string(), {"/pretrain/greedy/epochs=7", "/model/tied=true"}, components);
-  EXPECT_EQ(config.pretrain.greedy_layers.at(1).epochs, 7);
+  EXPECT_EQ(config.pretrain.greedy_layer(1).epochs, 7);
   EXPECT_EQ(config.model.options["tied"], true);
   EXPECT_THROW_WITH(finetune::load_experiment((dir / "c.json").string(), {"/pretrain/greedy/epoch=7"}, components), core::ConfigError,
                     "/pretrain/greedy/epoch: --set path does not exist");

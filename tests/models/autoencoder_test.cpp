@@ -1,4 +1,5 @@
 #include "encore/models/autoencoder.h"
+#include "encore/models/model.h"
 
 #include <torch/torch.h>
 

@@ -43,10 +43,10 @@ TEST(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(36, {16, 8}));
   std::map<std::string, torch::Tensor> layer0_before;
   for (const auto& item : stack->layer(0)->named_parameters()) layer0_before[item.key()] = item.value().detach().clone();
-  const auto codes = models::encode_dataset(stack, train, 1);
+  const auto codes = models::encode_dataset([&](const torch::Tensor& x) { return stack->encode(x, 1); }, train);
   const auto identity = core::Scaler::fit(core::Scaling::kNone, codes, torch::arange(1));
   core::BatchSource coded(codes, torch::arange(codes.size()), identity, 32, true, 1);
-  models::GreedyLayerTask task(stack, 1, models::ReconstructionLoss::kMse);
+  models::GreedyLayerTask task(stack.ptr(), 1, models::ReconstructionLoss::kMse);
   core::Json j = {{"epochs", 3}};
   core::Trainer trainer(task, core::parse_train_config(core::JsonReader(j), registry, core::TrainConfig{}), "layer1", registry);
   const auto layer1_before = stack->layer(1)->encoder_weight.detach().clone();
@@ -66,15 +66,16 @@ TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
   core::Json j = {{"mode", "greedy_then_end_to_end"},
                   {"greedy", {{"epochs", 4}, {"optimizer", {{"lr", 0.01}}}, {"layers", {core::Json::object(), {{"epochs", 6}}}}}},
                   {"end_to_end", {{"epochs", 4}, {"optimizer", {{"lr", 0.003}}}}}};
-  const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry, 2);
-  EXPECT_EQ(config.greedy_layers[1].epochs, 6);
+  const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry);
+  EXPECT_EQ(config.greedy_layer(1).epochs, 6);
+  EXPECT_EQ(config.greedy_layer(0).epochs, 4);
   torch::manual_seed(1);
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(36, {16, 8}));
   auto recorder = std::make_shared<StageLosses>();
   models::PretrainContext context;
   context.optimizers = &registry;
   context.attach_callbacks = [&](core::Trainer& t) { t.add_callback(recorder); };
-  const auto results = models::pretrain(stack, config, train, validation, context);
+  const auto results = models::pretrain(stack.ptr(), config, train, validation, context);
   EXPECT_EQ(results.size(), 3u);
   for (const auto& stage : {"pretrain/layer0", "pretrain/layer1", "pretrain/end_to_end"}) {
     const auto& losses = recorder->losses.at(stage);
@@ -86,8 +87,10 @@ TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
 TEST(Pretrain, PerLayerSettingsMustMatchTheDepth) {
   const auto registry = optimizers();
   core::Json j = {{"greedy", {{"layers", {core::Json::object()}}}}};
-  EXPECT_THROW_WITH(models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry, 3), core::ConfigError,
-                    "/pretrain/greedy/layers: has 1 entries, but the model has 3 layers");
+  const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry);
+  models::StackedAutoencoder stack(models::StackedAutoencoderOptions(10, {6, 4, 2}));
+  EXPECT_THROW_WITH(models::check_pretrain_fits_model(config, *stack), core::ConfigError,
+                    "config error at /pretrain/greedy/layers: has 1 entries, but the model has 3 layers");
 }
 
 TEST(ModelRegistry, BuildsByTypeNameAndRejectsBadOptions) {
@@ -95,9 +98,9 @@ TEST(ModelRegistry, BuildsByTypeNameAndRejectsBadOptions) {
   models::register_builtin_models(registry);
   core::Json j = {{"type", "stacked_autoencoder"}, {"hidden_dims", {5, 3}}, {"activation", "relu"}, {"tied", true}};
   const auto config = models::parse_model_config(core::JsonReader(j, "/model"), registry);
-  EXPECT_EQ(config.depth, 2);
-  auto stack = models::build_model(config, registry, 10);
-  EXPECT_EQ(stack->encode(torch::rand({2, 10})).size(1), 3);
+  auto model = models::build_model(config, registry, 10);
+  EXPECT_EQ(model->greedy_layers().size(), 2u);
+  EXPECT_EQ(model->encode(torch::rand({2, 10})).size(1), 3);
   core::Json bad = {{"hidden_dims", {5}}, {"activation", "relu"}, {"sparsity", "kl"}};
   EXPECT_THROW_WITH(models::parse_model_config(core::JsonReader(bad, "/model"), registry), core::ConfigError,
                     "/model/sparsity: \"kl\" needs sigmoid codes");

@@ -132,29 +132,4 @@ struct StackedAutoencoderOptions {
   TORCH_ARG(double, contractive_weight) = 0.0;
 };
 
-/// Layers held by stable names (layer0, layer1, ...) so parameter names survive save and load.
-class StackedAutoencoderImpl : public torch::nn::Cloneable<StackedAutoencoderImpl> {
- public:
-  explicit StackedAutoencoderImpl(const StackedAutoencoderOptions& options_);
-  void reset() override;
-  void pretty_print(std::ostream& stream) const override;
-
-  /// Code after the first `depth` layers (all layers when depth < 0). Inputs are not corrupted.
-  torch::Tensor encode(const torch::Tensor& x, int depth = -1);
-  /// Reconstruction of codes of layer `depth - 1` (all layers when depth < 0) back to the input.
-  torch::Tensor decode(const torch::Tensor& code, int depth = -1);
-  /// End-to-end reconstruction; the input is corrupted in training mode with the first layer's level.
-  torch::Tensor forward(const torch::Tensor& x);
-
-  int depth() const { return static_cast<int>(layers_.size()); }
-  AutoencoderLayer& layer(int k) { return layers_.at(static_cast<std::size_t>(k)); }
-  std::int64_t code_dim() const { return options.hidden_dims().back(); }
-
-  StackedAutoencoderOptions options;
-
- private:
-  std::vector<AutoencoderLayer> layers_;
-};
-TORCH_MODULE(StackedAutoencoder);
-
 }  // namespace encore::models

@@ -10,6 +10,7 @@
 #include "encore/core/dataset.h"
 #include "encore/core/trainer.h"
 #include "encore/models/autoencoder.h"
+#include "encore/models/model.h"
 
 namespace encore::models {
 
@@ -18,54 +19,65 @@ struct PretrainConfig {
   /// "greedy", "end_to_end" or "greedy_then_end_to_end".
   std::string mode = "greedy";
   ReconstructionLoss loss = ReconstructionLoss::kMse;
-  /// Greedy training of each layer; `greedy_layers[k]` is layer k's config.
+  /// Greedy training settings shared by every layer.
   core::TrainConfig greedy;
+  /// Per-layer settings when `greedy.layers` is given: one per layer, each `greedy` overridden by
+  /// that layer's keys. Empty when every layer uses `greedy`.
   std::vector<core::TrainConfig> greedy_layers;
-  /// Per-layer settings as written (only the keys that differ from `greedy`), kept for the
+  /// The per-layer objects as written (only the keys that differ from `greedy`), kept for the
   /// resolved config so that `--set` on the shared settings still reaches every layer.
   std::vector<core::Json> greedy_layer_overrides;
   core::TrainConfig end_to_end;
 
   bool runs_greedy() const { return mode != "end_to_end"; }
   bool runs_end_to_end() const { return mode != "greedy"; }
+  /// The settings of greedy layer k.
+  const core::TrainConfig& greedy_layer(std::size_t k) const { return greedy_layers.empty() ? greedy : greedy_layers.at(k); }
 };
 
-/// Reads the section for a stack of `depth` layers.
-PretrainConfig parse_pretrain_config(core::JsonReader reader, const core::OptimizerRegistry& optimizers, int depth);
+PretrainConfig parse_pretrain_config(core::JsonReader reader, const core::OptimizerRegistry& optimizers);
 core::Json to_json(const PretrainConfig& config);
 
-/// Trains layer k of a stack to reconstruct its input codes (the codes of the frozen layers below,
-/// cached once as a dataset). Only layer k's parameters are optimised.
+/// Checks the config against the model it will train: greedy modes need greedy layers, and per-layer
+/// settings must match their number. Throws ConfigError at /pretrain/...
+void check_pretrain_fits_model(const PretrainConfig& config, AutoencoderModel& model);
+
+/// Trains greedy layer k of a model to reconstruct its inputs, which are the codes of the frozen
+/// layers below (cached once as a dataset). Only layer k's parameters are optimised.
 class GreedyLayerTask : public core::TrainTask {
  public:
-  GreedyLayerTask(StackedAutoencoder stack, int layer, ReconstructionLoss loss);
-  torch::nn::Module& module() override { return *stack_; }
+  GreedyLayerTask(std::shared_ptr<AutoencoderModel> model, int layer, ReconstructionLoss loss);
+  torch::nn::Module& module() override { return model_->module(); }
   std::vector<torch::Tensor> trainable_parameters() override;
   torch::Tensor training_loss(const core::Batch& batch, core::MetricSums& metrics) override;
   torch::Tensor validation_loss(const core::Batch& batch, core::MetricSums& metrics) override;
 
  private:
   torch::Tensor layer_loss(const core::Batch& batch, core::MetricSums& metrics);
-  StackedAutoencoder stack_;
-  int layer_;
+  std::shared_ptr<AutoencoderModel> model_;
+  AutoencoderLayer layer_ = nullptr;
+  bool first_layer_;
   ReconstructionLoss loss_;
 };
 
-/// Trains the whole stack to reconstruct its input.
+/// Trains the whole model to reconstruct its input.
 class EndToEndTask : public core::TrainTask {
  public:
-  EndToEndTask(StackedAutoencoder stack, ReconstructionLoss loss);
-  torch::nn::Module& module() override { return *stack_; }
+  EndToEndTask(std::shared_ptr<AutoencoderModel> model, ReconstructionLoss loss);
+  torch::nn::Module& module() override { return model_->module(); }
   torch::Tensor training_loss(const core::Batch& batch, core::MetricSums& metrics) override;
 
  private:
-  StackedAutoencoder stack_;
+  std::shared_ptr<AutoencoderModel> model_;
   ReconstructionLoss loss_;
 };
 
-/// The codes of the first `depth` layers for every row of a source, as a float dataset with the
-/// source's labels (rows in the source's index order).
-core::Dataset encode_dataset(StackedAutoencoder& stack, const core::BatchSource& source, int depth);
+/// Maps model inputs to codes.
+using Encoder = std::function<torch::Tensor(const torch::Tensor&)>;
+
+/// The codes of every row of a source (in its index order) as a float dataset with the source's
+/// labels, computed without gradients in batches on `device`.
+core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& source, torch::Device device = torch::kCPU);
 
 /// What a pretraining run needs from its caller: optimizers, device, seed, and a hook that attaches
 /// callbacks (metrics, progress, checkpoints) to each stage's Trainer.
@@ -78,7 +90,7 @@ struct PretrainContext {
 
 /// Runs every configured stage on `train` (validated on `validation`). Returns each stage's final
 /// metrics, keyed by stage name ("pretrain/layer0", ..., "pretrain/end_to_end").
-std::map<std::string, core::Metrics> pretrain(StackedAutoencoder& stack, const PretrainConfig& config,
+std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
                                               const core::BatchSource& train, const core::BatchSource& validation,
                                               const PretrainContext& context);
 

@@ -6,15 +6,15 @@
 
 #include "encore/core/config.h"
 #include "encore/core/registry.h"
-#include "encore/models/autoencoder.h"
+#include "encore/models/model.h"
 
 namespace encore::models {
 
 /// How a model type is read from config and built. `parse` validates the `model` object and returns
-/// it resolved; `build` makes the module for inputs of `input_dim` features.
+/// it resolved (with its "type"); `build` makes the module for inputs of `input_dim` features.
 struct ModelFactory {
   std::function<core::Json(core::JsonReader&)> parse;
-  std::function<StackedAutoencoder(const core::Json& resolved, std::int64_t input_dim)> build;
+  std::function<std::shared_ptr<AutoencoderModel>(const core::Json& resolved, std::int64_t input_dim)> build;
 };
 
 using ModelRegistry = core::Registry<ModelFactory>;
@@ -26,11 +26,9 @@ void register_builtin_models(ModelRegistry& registry);
 struct ModelConfig {
   std::string type;
   core::Json options;  // resolved, including "type"
-  /// Number of layers (for per-layer pretraining settings).
-  int depth = 0;
 };
 
 ModelConfig parse_model_config(core::JsonReader reader, const ModelRegistry& registry);
-StackedAutoencoder build_model(const ModelConfig& config, const ModelRegistry& registry, std::int64_t input_dim);
+std::shared_ptr<AutoencoderModel> build_model(const ModelConfig& config, const ModelRegistry& registry, std::int64_t input_dim);
 
 }  // namespace encore::models

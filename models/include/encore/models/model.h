@@ -1,0 +1,65 @@
+#pragma once
+/// What pretraining, the registry and fine-tuning need of an autoencoder. StackedAutoencoder
+/// implements it; a user's own torch::nn module implements it to reuse the same machinery.
+
+#include <cstdint>
+#include <vector>
+
+#include <torch/nn/module.h>
+
+#include "encore/models/autoencoder.h"
+
+namespace encore::models {
+
+/// An autoencoder usable by encore. Implement it beside torch::nn::Module (or Cloneable):
+///
+///   class MyAutoencoderImpl : public torch::nn::Cloneable<MyAutoencoderImpl>, public AutoencoderModel {
+///     torch::nn::Module& module() override { return *this; }
+///     ...
+///   };
+class AutoencoderModel {
+ public:
+  virtual ~AutoencoderModel() = default;
+  /// The module itself: parameters, train/eval mode, save and load.
+  virtual torch::nn::Module& module() = 0;
+  /// The full-depth code of clean (uncorrupted) inputs [B, D] -> [B, code_dim()].
+  virtual torch::Tensor encode(const torch::Tensor& x) = 0;
+  /// The reconstruction of x; corrupted first in training mode.
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+  /// Width of the code.
+  virtual std::int64_t code_dim() const = 0;
+  /// Layers that greedy pretraining trains one at a time, bottom first; layer k must accept the
+  /// codes of layer k-1. Empty for models that only train end to end.
+  virtual std::vector<AutoencoderLayer> greedy_layers() { return {}; }
+};
+
+/// Layers held by stable names (layer0, layer1, ...) so parameter names survive save and load.
+class StackedAutoencoderImpl : public torch::nn::Cloneable<StackedAutoencoderImpl>, public AutoencoderModel {
+ public:
+  explicit StackedAutoencoderImpl(const StackedAutoencoderOptions& options_);
+  void reset() override;
+  void pretty_print(std::ostream& stream) const override;
+
+  torch::nn::Module& module() override { return *this; }
+  /// Code after all layers. Inputs are not corrupted.
+  torch::Tensor encode(const torch::Tensor& x) override { return encode(x, depth()); }
+  /// Code after the first `depth` layers.
+  torch::Tensor encode(const torch::Tensor& x, int depth);
+  /// Reconstruction of the codes of layer `depth - 1` back to the input.
+  torch::Tensor decode(const torch::Tensor& code, int depth);
+  /// End-to-end reconstruction; the input is corrupted in training mode with the first layer's level.
+  torch::Tensor forward(const torch::Tensor& x) override;
+  std::int64_t code_dim() const override { return options.hidden_dims().back(); }
+  std::vector<AutoencoderLayer> greedy_layers() override { return layers_; }
+
+  int depth() const { return static_cast<int>(layers_.size()); }
+  AutoencoderLayer& layer(int k) { return layers_.at(static_cast<std::size_t>(k)); }
+
+  StackedAutoencoderOptions options;
+
+ private:
+  std::vector<AutoencoderLayer> layers_;
+};
+TORCH_MODULE(StackedAutoencoder);
+
+}  // namespace encore::models
