@@ -247,10 +247,13 @@ torch::Tensor BatchSource::epoch_order(std::int64_t epoch) const {
 Batch BatchSource::batch(const torch::Tensor& order, std::int64_t position) const {
   const auto start = position * batch_size_;
   TORCH_CHECK(start < size(), "batch position ", position, " is past the end of the epoch");
-  const auto rows = order.narrow(0, start, std::min(batch_size_, size() - start));
+  return rows(order.narrow(0, start, std::min(batch_size_, size() - start)));
+}
+
+Batch BatchSource::rows(const torch::Tensor& row_indices) const {
   Batch out;
-  out.inputs = scaler_.apply(data_->features.index_select(0, rows));
-  if (data_->labels.defined()) out.labels = data_->labels.index_select(0, rows);
+  out.inputs = scaler_.apply(data_->features.index_select(0, row_indices));
+  if (data_->labels.defined()) out.labels = data_->labels.index_select(0, row_indices);
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include "encore/core/callbacks.h"
 #include "encore/core/files.h"
+#include "encore/models/pictures.h"
 
 namespace encore::finetune {
 
@@ -127,6 +128,11 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   core::BatchSource validation(data.train, split.validation, scaler, batch, false, config.runtime.seed);
   const auto stage_metrics = models::pretrain(model, config.pretrain, train, validation, context);
   save_module(model->module(), options.run_dir / "pretrained.pt");
+  const auto image_shape = data.train.example_shape();
+  if (image_shape.size() == 2) {
+    models::write_reconstructions_png(options.run_dir / "reconstructions.png", *model, validation, image_shape);
+    if (!model->greedy_layers().empty()) models::write_filters_png(options.run_dir / "filters.png", *model, image_shape);
+  }
 
   core::Json summary{{"name", config.name}};
   for (const auto& [stage, metrics] : stage_metrics) summary["stages"][stage] = metrics;

@@ -74,6 +74,10 @@ TEST(Experiment, RunLeavesTheRunDirectory) {
   for (const auto* file : {"config.json", "split.json", "metrics.jsonl", "pretrained.pt", "summary.json", "checkpoints/pretrain_layer1.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(options.run_dir / file)) << file;
   }
+  // 10 validation inputs above their reconstructions: 8x8 tiles, 1 px gaps, drawn 3x.
+  EXPECT_EQ(encore::testing::png_size(options.run_dir / "reconstructions.png"), std::make_pair(3 * (10 * 9 + 1), 3 * (2 * 9 + 1)));
+  // 16 first-layer units as a 4x4 grid of 8x8 tiles.
+  EXPECT_EQ(encore::testing::png_size(options.run_dir / "filters.png"), std::make_pair(4 * 9 + 1, 4 * 9 + 1));
   const auto written = core::load_json_file((options.run_dir / "config.json").string());
   EXPECT_EQ(finetune::to_json(finetune::parse_experiment(written, components)), written);
   EXPECT_TRUE(summary["test"]["reconstruction_mse"].is_number());

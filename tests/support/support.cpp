@@ -1,5 +1,6 @@
 #include "support/support.h"
 
+#include <stb/stb_image.h>
 #include <zlib.h>
 
 #include <torch/torch.h>
@@ -92,6 +93,14 @@ std::vector<std::string> list_tree(const fs::path& dir) {
   for (const auto& entry : fs::recursive_directory_iterator(dir)) out.push_back(fs::relative(entry.path(), dir).string());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::pair<int, int> png_size(const fs::path& file) {
+  int width = 0, height = 0, channels = 0;
+  unsigned char* pixels = stbi_load(file.c_str(), &width, &height, &channels, 1);
+  if (!pixels) return {0, 0};
+  stbi_image_free(pixels);
+  return {width, height};
 }
 
 bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b) {

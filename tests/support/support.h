@@ -58,6 +58,9 @@ std::pair<std::filesystem::path, std::filesystem::path> write_toy_idx(const std:
 /// Every file and directory below `dir`, relative, sorted.
 std::vector<std::string> list_tree(const std::filesystem::path& dir);
 
+/// Width and height of a PNG file as decoded (0, 0 when it does not decode).
+std::pair<int, int> png_size(const std::filesystem::path& file);
+
 /// Bitwise equality of two tensors (dtype, shape and bytes).
 bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b);
 

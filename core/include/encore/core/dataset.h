@@ -104,6 +104,8 @@ class BatchSource {
   torch::Tensor epoch_order(std::int64_t epoch) const;
   /// Batch `position` of an epoch whose order is `order`.
   Batch batch(const torch::Tensor& order, std::int64_t position) const;
+  /// The given rows of the dataset as one batch.
+  Batch rows(const torch::Tensor& row_indices) const;
   const Dataset& data() const { return *data_; }
   const torch::Tensor& indices() const { return indices_; }
   const Scaler& scaler() const { return scaler_; }

@@ -1,0 +1,22 @@
+#pragma once
+/// Pictures a person would rather look at than read: reconstructions and first-layer filters.
+
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include "encore/core/dataset.h"
+#include "encore/models/model.h"
+
+namespace encore::models {
+
+/// Writes `count` examples of `source` (its first rows) above their reconstructions, as
+/// `image_shape` [H, W] tiles. The model is evaluated in eval mode.
+void write_reconstructions_png(const std::filesystem::path& file, AutoencoderModel& model, const core::BatchSource& source,
+                               const std::vector<std::int64_t>& image_shape, std::int64_t count = 10);
+
+/// Writes each first-layer unit's input weights as an [H, W] tile, each scaled to its own range.
+/// Needs a model with greedy layers.
+void write_filters_png(const std::filesystem::path& file, AutoencoderModel& model, const std::vector<std::int64_t>& image_shape);
+
+}  // namespace encore::models
