@@ -38,8 +38,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
   RunArgs run_args;
   auto* run = app.add_subcommand("run", "run an experiment (pretrain, evaluate) into a run directory");
-  add_config_options(*run, run_args.config);
-  run->add_option("--output-dir", run_args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
+  auto* pretrain = app.add_subcommand("pretrain", "pretrain the autoencoder of an experiment into a run directory");
+  for (auto* command : {run, pretrain}) {
+    add_config_options(*command, run_args.config);
+    command->add_option("--output-dir", run_args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
+  }
 
   auto* list = app.add_subcommand("list", "list registered models, optimizers and callbacks");
 
@@ -53,7 +56,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   try {
     if (check->parsed()) return check_command(check_args, out, err);
     if (list->parsed()) return list_command(out);
-    if (run->parsed()) {
+    if (run->parsed() || pretrain->parsed()) {
       run_args.interactive = core::is_terminal(2);
       return run_command(run_args, out, err);
     }
