@@ -37,14 +37,26 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   add_config_options(*check, check_args);
 
   RunArgs run_args;
-  auto* run = app.add_subcommand("run", "run an experiment (pretrain, evaluate) into a run directory");
+  auto* run = app.add_subcommand("run", "run an experiment (pretrain, fine-tune, evaluate) into a run directory");
   auto* pretrain = app.add_subcommand("pretrain", "pretrain the autoencoder of an experiment into a run directory");
-  for (auto* command : {run, pretrain}) {
+  auto* finetune = app.add_subcommand("finetune", "fine-tune and evaluate an existing pretrained encoder into a run directory");
+  for (auto* command : {run, pretrain, finetune}) {
     add_config_options(*command, run_args.config);
     command->add_option("--output-dir", run_args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
   }
+  finetune->add_option("--from", run_args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
 
-  auto* list = app.add_subcommand("list", "list registered models, optimizers and callbacks");
+  std::string evaluate_dir;
+  auto* evaluate = app.add_subcommand("evaluate", "evaluate a run's model.pt on its config's test data; metrics JSON on stdout");
+  evaluate->add_option("run_dir", evaluate_dir, "run directory holding model.pt")->required();
+
+  PredictArgs predict_args;
+  auto* predict = app.add_subcommand("predict", "predict classes and per-class probabilities of new data, as CSV");
+  predict->add_option("--model", predict_args.model_file, "model.pt of a run")->required();
+  predict->add_option("--input", predict_args.input_file, "IDX images or CSV rows in the format the model was trained on")->required();
+  predict->add_option("--output", predict_args.output_file, "CSV to write: prediction,p_<class>...")->required();
+
+  auto* list = app.add_subcommand("list", "list registered models, heads, optimizers and callbacks");
 
   try {
     app.parse(argc, argv);
@@ -56,10 +68,13 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   try {
     if (check->parsed()) return check_command(check_args, out, err);
     if (list->parsed()) return list_command(out);
-    if (run->parsed() || pretrain->parsed()) {
+    if (run->parsed() || pretrain->parsed() || finetune->parsed()) {
       run_args.interactive = core::is_terminal(2);
+      run_args.pretrain_only = pretrain->parsed();
       return run_command(run_args, out, err);
     }
+    if (evaluate->parsed()) return evaluate_command(evaluate_dir, out, err);
+    if (predict->parsed()) return predict_command(predict_args, out, err);
   } catch (const core::ConfigError& e) {
     const auto& file = check->parsed() ? check_args.config_file : run_args.config.config_file;
     const std::string what = e.what();

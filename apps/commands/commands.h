@@ -15,6 +15,10 @@ struct ConfigArgs {
 struct RunArgs {
   ConfigArgs config;
   std::string output_dir;
+  /// `encore pretrain`: stop after pretraining.
+  bool pretrain_only = false;
+  /// `encore finetune --from`: the pretrained encoder to fine-tune.
+  std::string pretrained_file;
   /// Draw a redrawn progress bar (stderr is a terminal).
   bool interactive = false;
 };
@@ -23,7 +27,15 @@ struct RunArgs {
 int check_command(const ConfigArgs& args, std::ostream& out, std::ostream& err);
 /// `encore list`: registered components with one-line descriptions.
 int list_command(std::ostream& out);
-/// `encore run`: the experiment into a run directory.
+struct PredictArgs {
+  std::string model_file, input_file, output_file;
+};
+
+/// `encore run`, `encore pretrain`, `encore finetune`: an experiment (or part of it) into a run directory.
 int run_command(const RunArgs& args, std::ostream& out, std::ostream& err);
+/// `encore evaluate RUN_DIR`: the run's model on its test data; metrics JSON on stdout.
+int evaluate_command(const std::string& run_dir, std::ostream& out, std::ostream& err);
+/// `encore predict`: classes and the K probabilities of every input row, as CSV.
+int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace encore::apps

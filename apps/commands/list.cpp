@@ -18,6 +18,7 @@ void print_registry(std::ostream& out, const std::string& title, const Registry&
 int list_command(std::ostream& out) {
   const auto components = finetune::builtin_components();
   print_registry(out, "models", components.models);
+  print_registry(out, "heads", components.heads);
   print_registry(out, "optimizers", components.optimizers);
   out << "callbacks:\n";
   for (const auto& [name, description] : finetune::builtin_callbacks()) out << fmt::format("  {:<22} {}\n", name, description);

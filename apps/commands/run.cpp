@@ -18,10 +18,11 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
   options.run_dir = args.output_dir.empty() ? core::default_run_directory("runs", config.name) : std::filesystem::path(args.output_dir);
   options.log = &err;
   options.interactive = args.interactive;
-  const auto summary = finetune::run_experiment(config, components, options);
+  options.pretrain_only = args.pretrain_only;
+  if (!args.pretrained_file.empty()) options.pretrained_file = args.pretrained_file;
+  finetune::run_experiment(config, components, options);
   err << fmt::format("run directory: {}\n", options.run_dir.string());
   out << options.run_dir.string() << '\n';
-  (void)summary;
   return 0;
 }
 

@@ -104,7 +104,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
     }
   }
   const std::size_t header_line = scanner.record_line();
-  if (label_index == fields.size()) {
+  if (label_index == fields.size() && options.label_required) {
     std::string columns;
     for (const auto& f : fields) columns += (columns.empty() ? "" : ", ") + trim(f);
     fail(source, header_line, 1, fmt::format("no label column \"{}\" in the header (columns: {})", options.label_column, columns));

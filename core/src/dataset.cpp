@@ -167,6 +167,12 @@ Scaler Scaler::fit(Scaling scaling, const Dataset& data, const torch::Tensor& in
   return Scaler(mean.to(torch::kFloat32), multiplier.to(torch::kFloat32));
 }
 
+Scaler Scaler::from_tensors(torch::Tensor offset, torch::Tensor multiplier) {
+  TORCH_CHECK(offset.dim() == 1 && offset.sizes() == multiplier.sizes(), "a scaler needs two equal-length vectors, got ", offset.sizes(),
+              " and ", multiplier.sizes());
+  return Scaler(offset.to(torch::kFloat32), multiplier.to(torch::kFloat32));
+}
+
 torch::Tensor Scaler::apply(const torch::Tensor& raw) const {
   auto flat = raw.reshape({raw.size(0), -1}).to(torch::kFloat32);
   return (flat - offset_) * multiplier_;

@@ -100,7 +100,6 @@ OptimizerConfig parse_optimizer(JsonReader reader, const OptimizerRegistry& regi
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& config, const OptimizerRegistry& registry,
                                                         std::vector<torch::Tensor> parameters) {
-  TORCH_CHECK(!parameters.empty(), "no trainable parameters to optimize");
   return registry.at(config.type).factory.build(std::move(parameters), config.options);
 }
 

@@ -75,12 +75,28 @@ Json to_json(const TrainConfig& c) {
 Trainer::Trainer(TrainTask& task, TrainConfig config, std::string stage, const OptimizerRegistry& optimizers, torch::Device device)
     : task_(task), config_(std::move(config)), device_(device) {
   state_.stage = std::move(stage);
-  parameters_ = task_.trainable_parameters();
-  optimizer_ = make_optimizer(config_.optimizer, optimizers, parameters_);
-  base_lr_ = optimizer_->param_groups().at(0).options().get_lr();
+  auto groups = task_.parameter_groups();
+  groups.erase(std::remove_if(groups.begin(), groups.end(), [](const ParameterGroup& g) { return g.parameters.empty(); }), groups.end());
+  TORCH_CHECK(!groups.empty(), "stage ", state_.stage, " has no trainable parameters");
+  // The configured learning rate applies at scale 1; each group is scaled from it.
+  parameters_ = groups.front().parameters;
+  optimizer_ = make_optimizer(config_.optimizer, optimizers, groups.front().parameters);
+  auto& first = optimizer_->param_groups().front().options();
+  first.set_lr(optimizer_->defaults().get_lr() * groups.front().lr_scale);
+  base_lrs_.push_back(first.get_lr());
+  for (std::size_t g = 1; g < groups.size(); ++g) add_parameter_group(std::move(groups[g].parameters), groups[g].lr_scale);
 }
 
 void Trainer::add_callback(std::shared_ptr<Callback> callback) { callbacks_.push_back(std::move(callback)); }
+
+void Trainer::add_parameter_group(std::vector<torch::Tensor> parameters, double lr_scale) {
+  auto options = optimizer_->defaults().clone();
+  const double lr = options->get_lr() * lr_scale;
+  options->set_lr(lr);
+  parameters_.insert(parameters_.end(), parameters.begin(), parameters.end());
+  optimizer_->add_param_group(torch::optim::OptimizerParamGroup(std::move(parameters), std::move(options)));
+  base_lrs_.push_back(lr);
+}
 
 void Trainer::request_stop(std::string reason) {
   stop_requested_ = true;
@@ -140,8 +156,11 @@ Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
   for (auto& callback : callbacks_) callback->on_fit_start(*this);
   Metrics metrics;
   while (state_.epoch < config_.epochs && !stop_requested_) {
-    const double lr = scheduled_lr(config_.schedule, base_lr_, static_cast<int>(state_.epoch), config_.epochs);
-    set_learning_rate(*optimizer_, lr);
+    auto& groups = optimizer_->param_groups();
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      groups[g].options().set_lr(scheduled_lr(config_.schedule, base_lrs_.at(g), static_cast<int>(state_.epoch), config_.epochs));
+    }
+    const double lr = groups.front().options().get_lr();
     const auto started = std::chrono::steady_clock::now();
     set_train_mode();
     MetricSums sums;

@@ -78,7 +78,7 @@ int main(int argc, char** argv) {
     options.run_dir = argv[2];
     options.log = &std::cerr;
     const auto summary = encore::finetune::run_experiment(config, components, options);
-    std::cout << "validation reconstruction MSE " << summary["validation"]["reconstruction_mse"] << "\n";
+    std::cout << "validation reconstruction MSE " << summary["pretrain"]["validation"]["reconstruction_mse"] << "\n";
   } catch (const encore::core::ConfigError& e) {
     std::cerr << argv[1] << ": " << e.what() << "\n";
     return 2;

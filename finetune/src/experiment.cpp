@@ -3,9 +3,12 @@
 #include <torch/torch.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "encore/core/callbacks.h"
+#include "encore/core/errors.h"
 #include "encore/core/files.h"
+#include "encore/core/image.h"
 #include "encore/models/pictures.h"
 
 namespace encore::finetune {
@@ -16,6 +19,7 @@ Components builtin_components() {
   Components c;
   core::register_builtin_optimizers(c.optimizers);
   models::register_builtin_models(c.models);
+  register_builtin_heads(c.heads);
   return c;
 }
 
@@ -23,7 +27,8 @@ std::vector<std::pair<std::string, std::string>> builtin_callbacks() {
   return {{"early_stopping", "stops a stage when a monitored metric stops improving; restores the best weights"},
           {"metrics", "appends each epoch's metrics to metrics.jsonl"},
           {"checkpoint", "saves model, optimizer and trainer state to checkpoints/<stage>.pt after each epoch"},
-          {"progress", "reports progress on stderr: a bar on a terminal, a line per epoch otherwise"}};
+          {"progress", "reports progress on stderr: a bar on a terminal, a line per epoch otherwise"},
+          {"gradual_unfreezing", "makes one more block trainable every n epochs of a fine-tuning phase"}};
 }
 
 ExperimentConfig parse_experiment(const core::Json& json, const Components& components) {
@@ -39,6 +44,7 @@ ExperimentConfig parse_experiment(const core::Json& json, const Components& comp
   const core::Json empty = core::Json::object();
   c.pretrain = models::parse_pretrain_config(r.has("pretrain") ? r.object("pretrain") : core::JsonReader(empty, "/pretrain"),
                                              components.optimizers);
+  if (auto f = r.optional_object("finetune")) c.finetune = parse_finetune_config(*f, components.optimizers, components.heads);
   r.finish();
   return c;
 }
@@ -49,6 +55,7 @@ core::Json to_json(const ExperimentConfig& c) {
   out["data"] = core::to_json(c.data);
   out["model"] = c.model.options;
   out["pretrain"] = models::to_json(c.pretrain);
+  out["finetune"] = c.finetune ? to_json(*c.finetune) : core::Json(nullptr);
   return out;
 }
 
@@ -63,6 +70,8 @@ ExperimentConfig load_experiment(const std::string& file, const std::vector<std:
 }
 
 namespace {
+
+constexpr std::int64_t kEvaluationBatch = 512;
 
 void save_module(const torch::nn::Module& module, const fs::path& file) {
   core::write_file_atomically(file, [&](const fs::path& temporary) {
@@ -84,6 +93,51 @@ double mean_reconstruction_mse(models::AutoencoderModel& model, const core::Batc
   return total / static_cast<double>(source.size() * source.data().feature_dim());
 }
 
+// Scores and predictions of every row of a source, in its index order.
+std::pair<torch::Tensor, torch::Tensor> classify(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  classifier.eval();
+  std::vector<torch::Tensor> scores, predictions;
+  const auto order = source.indices();
+  for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
+    const auto s = classifier.forward(source.batch(order, b).inputs.to(device));
+    scores.push_back(classifier.head().probabilities(s).cpu());
+    predictions.push_back(classifier.head().predict(s).cpu());
+  }
+  return {torch::cat(scores), torch::cat(predictions)};
+}
+
+Evaluation evaluate_source(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
+  const auto [scores, predictions] = classify(classifier, source, device);
+  return evaluate_predictions(source.data().labels.index_select(0, source.indices()), predictions, scores, source.data().num_classes());
+}
+
+void write_confusion_png(const fs::path& file, const torch::Tensor& confusion) {
+  // Rows normalised to their class size, so that every class's errors show at the same scale.
+  const auto rows = confusion.to(torch::kFloat32);
+  const auto normalised = rows / rows.sum(1, true).clamp_min(1);
+  const auto tile = core::image_grid(normalised.unsqueeze(0), 1, 0, false);
+  constexpr std::int64_t kCellPixels = 24;
+  core::write_png(file, tile, kCellPixels);
+}
+
+void check_load(const LoadReport& report, const fs::path& file, bool allow_partial) {
+  if (report.matched.empty()) {
+    throw core::DataError(fmt::format("{}: none of its tensors match the model's parameters (unexpected: {})", file.string(),
+                                      report.unexpected.empty() ? "none" : report.unexpected.front() + ", ..."));
+  }
+  if (allow_partial || report.complete()) return;
+  if (!report.mismatched.empty()) {
+    const auto& m = report.mismatched.front();
+    throw core::DataError(fmt::format("{}: tensor \"{}\" has shape [{}], the model expects [{}] (set /finetune/allow_partial_load to "
+                                      "fine-tune anyway; load_report.json lists every tensor)",
+                                      file.string(), m.name, fmt::join(m.found, ", "), fmt::join(m.expected, ", ")));
+  }
+  throw core::DataError(fmt::format("{}: has no tensor \"{}\" that the model needs ({} missing; set /finetune/allow_partial_load to "
+                                    "fine-tune anyway)",
+                                    file.string(), report.missing.front(), report.missing.size()));
+}
+
 }  // namespace
 
 core::Json run_experiment(const ExperimentConfig& config, const Components& components, const RunOptions& options) {
@@ -100,9 +154,24 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
                      data.train.feature_dim(), data.train.num_classes(),
                      data.test ? fmt::format(", {} test examples", data.test->size()) : std::string());
 
-  // The model is built and checked against the pretraining settings before anything is written.
+  // The model is built and checked against the stage settings before anything is written.
+  const bool pretrains = config.pretrain.runs() && !options.pretrained_file;
+  const bool finetunes = config.finetune && !options.pretrain_only;
+  if (options.pretrained_file && !finetunes) throw core::ConfigError("/finetune", "fine-tuning from a pretrained file needs a finetune section");
   auto model = models::build_model(config.model, components.models, data.train.feature_dim());
-  models::check_pretrain_fits_model(config.pretrain, *model);
+  if (pretrains) models::check_pretrain_fits_model(config.pretrain, *model);
+  Classifier classifier = nullptr;
+  if (finetunes) {
+    classifier = build_classifier(*config.finetune, model, components.heads, data.train.num_classes());
+    check_phases_fit_classifier(*config.finetune, *classifier);
+    classifier->to(device);
+  }
+  // An encoder given from a file is loaded and checked before anything is written.
+  std::optional<LoadReport> given_report;
+  if (options.pretrained_file) {
+    given_report = load_by_name(model->module(), options.pretrained_file->string());
+    check_load(*given_report, *options.pretrained_file, config.finetune->allow_partial_load);
+  }
   model->module().to(device);
 
   core::create_run_directory(options.run_dir);
@@ -111,7 +180,7 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
 
   auto metrics_writer = std::make_shared<core::MetricsWriter>(options.run_dir / "metrics.jsonl");
   auto progress = std::make_shared<core::ProgressReporter>(log, options.interactive);
-  models::PretrainContext context;
+  models::StageContext context;
   context.optimizers = &components.optimizers;
   context.device = device;
   context.seed = config.runtime.seed;
@@ -123,27 +192,118 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
     trainer.add_callback(std::make_shared<core::CheckpointSaver>(options.run_dir / "checkpoints" / (file + ".pt")));
     trainer.add_callback(progress);
   };
-  const std::int64_t batch = 256;
-  core::BatchSource train(data.train, split.all_training, scaler, batch, true, config.runtime.seed);
+  const std::int64_t batch = kEvaluationBatch;
   core::BatchSource validation(data.train, split.validation, scaler, batch, false, config.runtime.seed);
-  const auto stage_metrics = models::pretrain(model, config.pretrain, train, validation, context);
-  save_module(model->module(), options.run_dir / "pretrained.pt");
-  const auto image_shape = data.train.example_shape();
-  if (image_shape.size() == 2) {
-    models::write_reconstructions_png(options.run_dir / "reconstructions.png", *model, validation, image_shape);
-    if (!model->greedy_layers().empty()) models::write_filters_png(options.run_dir / "filters.png", *model, image_shape);
+  std::optional<core::BatchSource> test;
+  if (data.test) test.emplace(*data.test, torch::arange(data.test->size(), torch::kInt64), scaler, batch, false, config.runtime.seed);
+
+  core::Json summary{{"name", config.name}, {"stages", core::Json::object()}};
+  std::optional<fs::path> pretrained = options.pretrained_file;
+  if (pretrains) {
+    // Pretraining sees every training image, labelled or not; never the validation split.
+    core::BatchSource unlabelled(data.train, split.all_training, scaler, batch, true, config.runtime.seed);
+    for (const auto& [stage, metrics] : models::pretrain(model, config.pretrain, unlabelled, validation, context)) {
+      summary["stages"][stage] = metrics;
+    }
+    pretrained = options.run_dir / "pretrained.pt";
+    save_module(model->module(), *pretrained);
+    const auto image_shape = data.train.example_shape();
+    if (image_shape.size() == 2) {
+      models::write_reconstructions_png(options.run_dir / "reconstructions.png", *model, validation, image_shape);
+      if (!model->greedy_layers().empty()) models::write_filters_png(options.run_dir / "filters.png", *model, image_shape);
+    }
+    summary["pretrain"] = {{"validation", {{"reconstruction_mse", mean_reconstruction_mse(*model, validation, device)}}}};
+    if (test) summary["pretrain"]["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model, *test, device)}};
   }
 
-  core::Json summary{{"name", config.name}};
-  for (const auto& [stage, metrics] : stage_metrics) summary["stages"][stage] = metrics;
-  summary["validation"] = {{"reconstruction_mse", mean_reconstruction_mse(*model, validation, device)}};
-  if (data.test) {
-    const auto test_indices = torch::arange(data.test->size(), torch::kInt64);
-    core::BatchSource test(*data.test, test_indices, scaler, batch, false, config.runtime.seed);
-    summary["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model, test, device)}};
+  if (finetunes) {
+    if (pretrained) {
+      // Loading by name from the file, also right after pretraining, so that every fine-tuned
+      // encoder comes through the same checked path and leaves the same report.
+      const auto report = given_report ? *given_report : load_by_name(model->module(), pretrained->string());
+      core::write_text_atomically(options.run_dir / "load_report.json", report.to_json().dump(2) + "\n");
+      check_load(report, *pretrained, config.finetune->allow_partial_load);
+      log << fmt::format("loaded {}: {} tensors matched, {} missing, {} unexpected, {} mismatched\n", pretrained->string(),
+                         report.matched.size(), report.missing.size(), report.unexpected.size(), report.mismatched.size());
+    }
+    core::BatchSource labelled(data.train, split.labelled, scaler, batch, true, config.runtime.seed);
+    for (const auto& [stage, metrics] : finetune(classifier, *config.finetune, labelled, validation, context)) {
+      summary["stages"][stage] = metrics;
+    }
+    save_trained_model(options.run_dir / "model.pt", *classifier, config, scaler, data.train.class_names, data.train.example_shape());
+    summary["validation"] = evaluate_source(*classifier, validation, device).to_json(data.train.class_names);
+    if (test) {
+      const auto evaluation = evaluate_source(*classifier, *test, device);
+      summary["test"] = evaluation.to_json(data.train.class_names);
+      write_confusion_png(options.run_dir / "confusion.png", evaluation.confusion);
+      log << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test->size());
+    }
   }
   core::write_text_atomically(options.run_dir / "summary.json", summary.dump(2) + "\n");
   return summary;
+}
+
+void save_trained_model(const fs::path& file, ClassifierImpl& classifier, const ExperimentConfig& config, const core::Scaler& scaler,
+                        const std::vector<std::string>& class_names, const std::vector<std::int64_t>& example_shape) {
+  core::write_file_atomically(file, [&](const fs::path& temporary) {
+    torch::serialize::OutputArchive archive;
+    classifier.save(archive);
+    archive.write("encore_config", c10::IValue(to_json(config).dump()));
+    archive.write("encore_class_names", c10::IValue(core::Json(class_names).dump()));
+    archive.write("encore_example_shape", c10::IValue(core::Json(example_shape).dump()));
+    archive.write("encore_scaler_offset", scaler.offset().cpu(), /*is_buffer=*/true);
+    archive.write("encore_scaler_multiplier", scaler.multiplier().cpu(), /*is_buffer=*/true);
+    archive.save_to(temporary.string());
+  });
+}
+
+TrainedModel load_trained_model(const fs::path& file, const Components& components) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file.string());
+  } catch (const c10::Error& e) {
+    throw core::DataError(fmt::format("{}: not a readable model: {}", file.string(), e.what_without_backtrace()));
+  }
+  auto read_json = [&](const std::string& key) {
+    c10::IValue value;
+    if (!archive.try_read(key, value) || !value.isString()) {
+      throw core::DataError(fmt::format("{}: has no \"{}\"; is it a model.pt written by encore run?", file.string(), key));
+    }
+    return core::parse_json_text(value.toStringRef(), file.string() + ":" + key);
+  };
+  TrainedModel out;
+  out.config = parse_experiment(read_json("encore_config"), components);
+  if (!out.config.finetune) throw core::DataError(fmt::format("{}: its config has no finetune section", file.string()));
+  out.class_names = read_json("encore_class_names").get<std::vector<std::string>>();
+  out.example_shape = read_json("encore_example_shape").get<std::vector<std::int64_t>>();
+  torch::Tensor offset, multiplier;
+  if (!archive.try_read("encore_scaler_offset", offset, true) || !archive.try_read("encore_scaler_multiplier", multiplier, true)) {
+    throw core::DataError(fmt::format("{}: has no scaler", file.string()));
+  }
+  out.scaler = core::Scaler::from_tensors(offset, multiplier);
+  std::int64_t features = 1;
+  for (auto d : out.example_shape) features *= d;
+  auto autoencoder = models::build_model(out.config.model, components.models, features);
+  out.classifier = build_classifier(*out.config.finetune, autoencoder, components.heads, static_cast<std::int64_t>(out.class_names.size()));
+  const auto report = load_by_name(*out.classifier, file.string());
+  if (!report.complete()) {
+    throw core::DataError(fmt::format("{}: weights do not fit the model its config describes ({} missing, {} mismatched)", file.string(),
+                                      report.missing.size(), report.mismatched.size()));
+  }
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> predict(TrainedModel& model, const torch::Tensor& raw_features) {
+  torch::NoGradGuard no_grad;
+  model.classifier->eval();
+  std::vector<torch::Tensor> scores, predictions;
+  for (std::int64_t start = 0; start < raw_features.size(0); start += kEvaluationBatch) {
+    const auto rows = raw_features.narrow(0, start, std::min(kEvaluationBatch, raw_features.size(0) - start));
+    const auto s = model.classifier->forward(model.scaler.apply(rows));
+    scores.push_back(model.classifier->head().probabilities(s));
+    predictions.push_back(model.classifier->head().predict(s));
+  }
+  return {torch::cat(scores), torch::cat(predictions)};
 }
 
 }  // namespace encore::finetune

@@ -32,7 +32,7 @@ void add_code_statistics(const AutoencoderLayerImpl& layer, const torch::Tensor&
 
 PretrainConfig parse_pretrain_config(core::JsonReader r, const core::OptimizerRegistry& optimizers) {
   PretrainConfig c;
-  c.mode = r.choice("mode", {"greedy", "end_to_end", "greedy_then_end_to_end"}, c.mode);
+  c.mode = r.choice("mode", {"greedy", "end_to_end", "greedy_then_end_to_end", "none"}, c.mode);
   c.loss = parse_reconstruction_loss(r.choice("loss", {"mse", "bce"}, reconstruction_loss_name(c.loss)));
   const core::Json empty = core::Json::object();
   if (c.runs_greedy()) {
@@ -122,7 +122,7 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
 
 std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
                                               const core::BatchSource& train, const core::BatchSource& validation,
-                                              const PretrainContext& context) {
+                                              const StageContext& context) {
   TORCH_CHECK(context.optimizers, "pretraining needs an optimizer registry");
   check_pretrain_fits_model(config, *model);
   std::map<std::string, core::Metrics> results;

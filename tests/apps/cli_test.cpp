@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <fstream>
 #include <sstream>
 
 #include "encore/core/config.h"
@@ -104,20 +105,80 @@ TEST(Cli, BadConfigsExitTwoNamingThePathAndWriteNothing) {
   }
 }
 
-TEST(Cli, RunWritesTheRunDirectoryAndItsConfigChecksBackToItself) {
+TEST(Cli, RunWritesEveryRunDirectoryFileAndItsConfigChecksBackToItself) {
   encore::testing::TempDir dir;
-  const auto file = write_config(dir, "ok.json", toy_config(dir).dump());
+  Json j = toy_config(dir);
+  auto [test_images, test_labels] = encore::testing::write_toy_idx(dir.path(), "test", 3, 5, 6, false);
+  j["data"]["test_images"] = test_images.string();
+  j["data"]["test_labels"] = test_labels.string();
+  j["model"]["hidden_dims"] = {8, 4};
+  j["pretrain"] = {{"mode", "greedy_then_end_to_end"}, {"greedy", {{"epochs", 1}}}, {"end_to_end", {{"epochs", 1}}}};
+  j["finetune"] = {{"phases", {{{"name", "head_only"}, {"trainable", {"head"}}, {"epochs", 2}},
+                               {{"name", "all"}, {"trainable", {"encoder", "head"}}, {"epochs", 2}, {"lr_decay_per_depth", 0.5}}}}};
+  const auto file = write_config(dir, "ok.json", j.dump());
   const auto run_dir = dir / "out";
   const auto r = cli({"run", file, "--output-dir", run_dir.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("intra-op threads"), std::string::npos);
   EXPECT_NE(r.err.find("BLAS:"), std::string::npos);
-  for (const auto* name : {"config.json", "metrics.jsonl", "split.json", "pretrained.pt", "summary.json"}) {
+  for (const auto* name : {"config.json", "metrics.jsonl", "split.json", "pretrained.pt", "load_report.json", "model.pt", "summary.json",
+                           "reconstructions.png", "filters.png", "confusion.png", "checkpoints/finetune_all.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(run_dir / name)) << name;
   }
+  const auto summary = encore::core::load_json_file((run_dir / "summary.json").string());
+  for (const auto* key : {"accuracy", "macro_f1", "per_class", "confusion"}) EXPECT_TRUE(summary["test"].contains(key)) << key;
+  EXPECT_EQ(summary["test"]["confusion"].size(), 3u);
   const auto check = cli({"check", (run_dir / "config.json").string()});
   ASSERT_EQ(check.code, 0) << check.err;
   EXPECT_EQ(Json::parse(check.out), encore::core::load_json_file((run_dir / "config.json").string()));
+
+  const auto evaluated = cli({"evaluate", run_dir.string()});
+  ASSERT_EQ(evaluated.code, 0) << evaluated.err;
+  EXPECT_EQ(Json::parse(evaluated.out)["test"]["accuracy"], summary["test"]["accuracy"]);
+
+  const auto predicted = cli({"predict", "--model", (run_dir / "model.pt").string(), "--input", test_images.string(), "--output",
+                              (dir / "predictions.csv").string()});
+  ASSERT_EQ(predicted.code, 0) << predicted.err;
+  std::ifstream csv(dir / "predictions.csv");
+  std::string header, line;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "prediction,p_0,p_1,p_2");
+  int rows = 0;
+  while (std::getline(csv, line)) ++rows;
+  EXPECT_EQ(rows, 15);
+
+  // Fine-tuning the same pretrained encoder again, from its file.
+  const auto again = cli({"finetune", file, "--from", (run_dir / "pretrained.pt").string(), "--output-dir", (dir / "again").string()});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "again" / "pretrained.pt"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "again" / "model.pt"));
+}
+
+TEST(Cli, FinetuneFromAMismatchedEncoderFailsNamingTheTensorAndShapes) {
+  encore::testing::TempDir dir;
+  Json j = toy_config(dir);
+  j["finetune"] = {{"phases", {{{"trainable", {"head"}}, {"epochs", 1}}}}};
+  const auto first = cli({"pretrain", write_config(dir, "a.json", j.dump()), "--output-dir", (dir / "a").string()});
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "a" / "model.pt"));
+  j["model"]["hidden_dims"] = {5};
+  const auto r = cli({"finetune", write_config(dir, "b.json", j.dump()), "--from", (dir / "a" / "pretrained.pt").string(), "--output-dir",
+                      (dir / "b").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("tensor \"layer0.encoder_weight\" has shape [8, 36], the model expects [5, 36]"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "b")) << "a refused encoder leaves no run directory";
+}
+
+TEST(Cli, UnknownBlockNameIsAConfigErrorListingTheBlocks) {
+  encore::testing::TempDir dir;
+  Json j = toy_config(dir);
+  j["finetune"] = {{"phases", {{{"trainable", {"encoder.layer3"}}}}}};
+  const auto r = cli({"run", write_config(dir, "c.json", j.dump()), "--output-dir", (dir / "c").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("config error at /finetune/phases/0/trainable/0: unknown block \"encoder.layer3\" (available: encoder, encoder.layer0, head)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "c"));
 }
 
 TEST(Cli, NonFiniteTrainingExitsThree) {

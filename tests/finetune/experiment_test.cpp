@@ -80,7 +80,7 @@ TEST(Experiment, RunLeavesTheRunDirectory) {
   EXPECT_EQ(encore::testing::png_size(options.run_dir / "filters.png"), std::make_pair(4 * 9 + 1, 4 * 9 + 1));
   const auto written = core::load_json_file((options.run_dir / "config.json").string());
   EXPECT_EQ(finetune::to_json(finetune::parse_experiment(written, components)), written);
-  EXPECT_TRUE(summary["test"]["reconstruction_mse"].is_number());
+  EXPECT_TRUE(summary["pretrain"]["test"]["reconstruction_mse"].is_number());
   const auto split = core::load_json_file((options.run_dir / "split.json").string());
   EXPECT_EQ(split["sizes"]["validation"], 12);
   // A second run into the same directory is refused rather than mixing two runs.

@@ -72,7 +72,7 @@ TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
   torch::manual_seed(1);
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(36, {16, 8}));
   auto recorder = std::make_shared<StageLosses>();
-  models::PretrainContext context;
+  models::StageContext context;
   context.optimizers = &registry;
   context.attach_callbacks = [&](core::Trainer& t) { t.add_callback(recorder); };
   const auto results = models::pretrain(stack.ptr(), config, train, validation, context);

@@ -20,6 +20,8 @@ struct CsvTable {
 struct CsvOptions {
   /// The header name of the label column.
   std::string label_column = "label";
+  /// When false, a file without the label column is read as features only (for prediction).
+  bool label_required = true;
   char delimiter = ',';
   /// Files larger than this are refused before reading.
   std::uint64_t max_bytes = std::uint64_t{4} << 30;

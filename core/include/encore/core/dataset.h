@@ -53,6 +53,8 @@ class Scaler {
   Scaler() = default;
   /// Fits on the rows `indices` of `data`.
   static Scaler fit(Scaling scaling, const Dataset& data, const torch::Tensor& indices);
+  /// A scaler saved earlier (offset and multiplier of one row's features).
+  static Scaler from_tensors(torch::Tensor offset, torch::Tensor multiplier);
 
   /// Converts raw feature rows [B, ...] to float32 [B, D] model inputs.
   torch::Tensor apply(const torch::Tensor& raw) const;

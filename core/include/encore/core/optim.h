@@ -35,6 +35,7 @@ struct OptimizerConfig {
 /// Reads `{"type": "adam", "lr": ...}`; the type defaults to `default_type`.
 OptimizerConfig parse_optimizer(JsonReader reader, const OptimizerRegistry& registry, const std::string& default_type = "adam");
 
+/// Builds the optimizer over `parameters` (which may be empty: groups can be added afterwards).
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& config, const OptimizerRegistry& registry,
                                                         std::vector<torch::Tensor> parameters);
 

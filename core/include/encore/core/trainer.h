@@ -36,6 +36,12 @@ class MetricSums {
   std::map<std::string, std::pair<double, double>> sums_;
 };
 
+/// Parameters trained at `lr_scale` times the optimizer's learning rate.
+struct ParameterGroup {
+  std::vector<torch::Tensor> parameters;
+  double lr_scale = 1.0;
+};
+
 /// What one training step means: the loss of a batch.
 class TrainTask {
  public:
@@ -44,6 +50,8 @@ class TrainTask {
   virtual torch::nn::Module& module() = 0;
   /// Parameters the optimizer updates; by default those of module() that require gradients.
   virtual std::vector<torch::Tensor> trainable_parameters();
+  /// The trainable parameters in groups with their own learning-rate scale; by default one group.
+  virtual std::vector<ParameterGroup> parameter_groups() { return {{trainable_parameters(), 1.0}}; }
   /// Loss of a training batch, with its graph. Extra per-batch values go into `metrics` (averaged
   /// per epoch and reported as "train/<name>").
   virtual torch::Tensor training_loss(const Batch& batch, MetricSums& metrics) = 0;
@@ -114,11 +122,15 @@ class Callback {
 
 class Trainer {
  public:
-  /// Builds a fresh optimizer over the task's trainable parameters.
+  /// Builds a fresh optimizer over the task's parameter groups (trainable parameters only).
   Trainer(TrainTask& task, TrainConfig config, std::string stage, const OptimizerRegistry& optimizers,
           torch::Device device = torch::kCPU);
 
   void add_callback(std::shared_ptr<Callback> callback);
+
+  /// Adds parameters to the optimizer mid-training (gradual unfreezing), at `lr_scale` times the
+  /// base learning rate; the schedule applies to them from the next epoch.
+  void add_parameter_group(std::vector<torch::Tensor> parameters, double lr_scale);
 
   /// Trains from the current state to `config.epochs` or until a stop request. Returns the last
   /// epoch's metrics. Throws NonFiniteError on a non-finite loss.
@@ -150,7 +162,8 @@ class Trainer {
   TrainTask& task_;
   TrainConfig config_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  double base_lr_;
+  /// Learning rate of each optimizer group before the schedule.
+  std::vector<double> base_lrs_;
   torch::Device device_;
   std::vector<torch::Tensor> parameters_;
   std::vector<std::shared_ptr<Callback>> callbacks_;

@@ -16,7 +16,8 @@ namespace encore::models {
 
 /// The `pretrain` section.
 struct PretrainConfig {
-  /// "greedy", "end_to_end" or "greedy_then_end_to_end".
+  /// "greedy", "end_to_end", "greedy_then_end_to_end", or "none" (no pretraining: the from-scratch
+  /// twin of an experiment).
   std::string mode = "greedy";
   ReconstructionLoss loss = ReconstructionLoss::kMse;
   /// Greedy training settings shared by every layer.
@@ -29,8 +30,9 @@ struct PretrainConfig {
   std::vector<core::Json> greedy_layer_overrides;
   core::TrainConfig end_to_end;
 
-  bool runs_greedy() const { return mode != "end_to_end"; }
-  bool runs_end_to_end() const { return mode != "greedy"; }
+  bool runs_greedy() const { return mode == "greedy" || mode == "greedy_then_end_to_end"; }
+  bool runs_end_to_end() const { return mode == "end_to_end" || mode == "greedy_then_end_to_end"; }
+  bool runs() const { return mode != "none"; }
   /// The settings of greedy layer k.
   const core::TrainConfig& greedy_layer(std::size_t k) const { return greedy_layers.empty() ? greedy : greedy_layers.at(k); }
 };
@@ -79,9 +81,9 @@ using Encoder = std::function<torch::Tensor(const torch::Tensor&)>;
 /// labels, computed without gradients in batches on `device`.
 core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& source, torch::Device device = torch::kCPU);
 
-/// What a pretraining run needs from its caller: optimizers, device, seed, and a hook that attaches
-/// callbacks (metrics, progress, checkpoints) to each stage's Trainer.
-struct PretrainContext {
+/// What a training stage (pretraining or fine-tuning) needs from its caller: optimizers, device,
+/// seed, and a hook that attaches callbacks (metrics, progress, checkpoints) to each stage's Trainer.
+struct StageContext {
   const core::OptimizerRegistry* optimizers = nullptr;
   torch::Device device = torch::kCPU;
   std::uint64_t seed = 1;
@@ -92,6 +94,6 @@ struct PretrainContext {
 /// metrics, keyed by stage name ("pretrain/layer0", ..., "pretrain/end_to_end").
 std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
                                               const core::BatchSource& train, const core::BatchSource& validation,
-                                              const PretrainContext& context);
+                                              const StageContext& context);
 
 }  // namespace encore::models

@@ -1,0 +1,100 @@
+#pragma once
+/// A classifier = a (pretrained) encoder + an optional hidden layer + a head, with named blocks for
+/// freezing, and loading of pretrained weights by parameter name with a report.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/linear.h>
+
+#include "encore/core/config.h"
+#include "encore/finetune/heads.h"
+#include "encore/models/model.h"
+
+namespace encore::finetune {
+
+/// An optional fully connected layer between the encoder and the head.
+struct HiddenLayerConfig {
+  std::int64_t units = 256;
+  models::Activation activation = models::Activation::kRelu;
+  double dropout = 0.0;
+};
+
+/// A group of parameters frozen and unfrozen together, addressed by name: "encoder",
+/// "encoder.layer0", ..., "hidden", "head".
+struct Block {
+  std::string name;
+  std::vector<torch::Tensor> parameters;
+  /// Modules put in eval mode while the block is frozen (dropout, batch norm).
+  std::vector<std::shared_ptr<torch::nn::Module>> modules;
+  /// For encoder layers: 0 for the bottom layer; used by per-depth learning-rate decay.
+  std::optional<int> encoder_layer;
+};
+
+class ClassifierImpl : public torch::nn::Module {
+ public:
+  /// Makes a head for features of the given width.
+  using HeadMaker = std::function<std::shared_ptr<Head>(std::int64_t input_dim)>;
+
+  /// Uses the first `encoder_depth` greedy layers of the autoencoder (all of its code when absent).
+  ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoencoder, std::optional<int> encoder_depth,
+                 std::optional<HiddenLayerConfig> hidden, const HeadMaker& make_head);
+
+  /// Features the head sees.
+  torch::Tensor features(const torch::Tensor& x);
+  /// Head scores [B, K].
+  torch::Tensor forward(const torch::Tensor& x);
+
+  const std::vector<Block>& blocks() const { return blocks_; }
+  std::vector<std::string> block_names() const;
+  /// The block of a name; an unknown name is an error listing the available ones.
+  const Block& block(const std::string& name) const;
+  /// Makes exactly the parameters of the named blocks trainable (requires_grad); all others frozen.
+  void set_trainable(const std::set<std::string>& names);
+  /// Puts frozen blocks' modules in eval mode; call after train().
+  void keep_frozen_blocks_in_eval(const std::set<std::string>& trainable);
+
+  Head& head() { return *head_; }
+  models::AutoencoderModel& autoencoder() { return *autoencoder_; }
+  int encoder_layer_count() const { return static_cast<int>(layers_.size()); }
+
+ private:
+  std::shared_ptr<models::AutoencoderModel> autoencoder_;
+  std::vector<models::AutoencoderLayer> layers_;
+  torch::nn::Linear hidden_ = nullptr;
+  torch::nn::Dropout hidden_dropout_ = nullptr;
+  models::Activation hidden_activation_ = models::Activation::kRelu;
+  std::shared_ptr<Head> head_;
+  std::vector<Block> blocks_;
+};
+TORCH_MODULE(Classifier);
+
+/// What loading by name found.
+struct LoadReport {
+  struct Mismatch {
+    std::string name;
+    std::vector<std::int64_t> expected, found;
+  };
+  std::vector<std::string> matched, missing, unexpected;
+  std::vector<Mismatch> mismatched;
+
+  bool complete() const { return missing.empty() && mismatched.empty(); }
+  core::Json to_json() const;
+};
+
+/// Copies tensors of a saved module archive (e.g. pretrained.pt) into `module` by parameter name,
+/// with shape checks. Copies only matching tensors; reports the rest.
+LoadReport load_by_name(torch::nn::Module& module, const std::string& file);
+
+/// Every tensor in a saved module archive, by dotted name ("layer0.encoder_weight").
+std::map<std::string, torch::Tensor> read_archive_tensors(const std::string& file);
+
+}  // namespace encore::finetune

@@ -1,0 +1,43 @@
+#pragma once
+/// Classification metrics: accuracy, per-class precision / recall / F1 / ROC-AUC, macro-F1 and the
+/// confusion matrix.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "encore/core/config.h"
+
+namespace encore::finetune {
+
+struct ClassMetrics {
+  double precision = 0, recall = 0, f1 = 0;
+  /// Area under the ROC curve of this class's score against the rest; NaN without positives or negatives.
+  double roc_auc = 0;
+  std::int64_t support = 0;
+};
+
+struct Evaluation {
+  double accuracy = 0;
+  double macro_f1 = 0;
+  std::vector<ClassMetrics> per_class;
+  /// [K, K] counts, rows true class, columns predicted class (abstentions are not in it).
+  torch::Tensor confusion;
+  /// Examples for which the head answered "none of the K classes".
+  std::int64_t abstained = 0;
+
+  /// `{"accuracy", "macro_f1", "abstained", "per_class": [{"class", "precision", ...}], "confusion"}`.
+  core::Json to_json(const std::vector<std::string>& class_names) const;
+};
+
+/// Metrics of predictions [N] (class index or -1 for abstain) and per-class scores [N, K] against
+/// labels [N].
+Evaluation evaluate_predictions(const torch::Tensor& labels, const torch::Tensor& predictions, const torch::Tensor& scores,
+                                std::int64_t classes);
+
+/// Area under the ROC curve of `scores` for binary `positives`, ties counted half.
+double roc_auc(const torch::Tensor& scores, const torch::Tensor& positives);
+
+}  // namespace encore::finetune

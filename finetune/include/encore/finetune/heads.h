@@ -1,0 +1,97 @@
+#pragma once
+/// Classification heads on top of an encoder's codes: one-versus-all logistic units (the default)
+/// or a softmax.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <torch/nn/cloneable.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include "encore/core/config.h"
+#include "encore/core/registry.h"
+
+namespace encore::finetune {
+
+/// What fine-tuning needs of a head.
+class Head {
+ public:
+  virtual ~Head() = default;
+  virtual torch::nn::Module& module() = 0;
+  /// Scores [B, K] (logits) of features [B, d].
+  virtual torch::Tensor forward(const torch::Tensor& features) = 0;
+  /// Mean loss of a batch given its scores and class indices [B].
+  virtual torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const = 0;
+  /// Per-class probabilities [B, K] of scores, as the head defines them.
+  virtual torch::Tensor probabilities(const torch::Tensor& scores) const = 0;
+  /// Predicted class indices [B]: the argmax of the scores, or -1 ("none of the K classes") where
+  /// the head abstains.
+  virtual torch::Tensor predict(const torch::Tensor& scores) const = 0;
+};
+
+/// Options of a one-versus-all head.
+struct OneVsAllHeadOptions {
+  OneVsAllHeadOptions(std::int64_t input_dim, std::int64_t classes) : input_dim_(input_dim), classes_(classes) {}
+  TORCH_ARG(std::int64_t, input_dim);
+  TORCH_ARG(std::int64_t, classes);
+  /// Abstain ("none of the K classes", predicted -1) when no class's probability reaches this.
+  TORCH_ARG(std::optional<double>, abstain_threshold) = std::nullopt;
+};
+
+/// K independent logistic units: one Linear(d, K) trained with binary cross-entropy on one-hot
+/// targets. The loss of a batch is the sum over the K units of their logistic losses, averaged over
+/// examples. Probabilities are the K sigmoids; they need not sum to 1.
+class OneVsAllHeadImpl : public torch::nn::Cloneable<OneVsAllHeadImpl>, public Head {
+ public:
+  explicit OneVsAllHeadImpl(const OneVsAllHeadOptions& options_);
+  void reset() override;
+  void pretty_print(std::ostream& stream) const override;
+
+  torch::nn::Module& module() override { return *this; }
+  torch::Tensor forward(const torch::Tensor& features) override { return linear(features); }
+  torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
+  torch::Tensor probabilities(const torch::Tensor& scores) const override;
+  torch::Tensor predict(const torch::Tensor& scores) const override;
+
+  OneVsAllHeadOptions options;
+  torch::nn::Linear linear = nullptr;
+};
+TORCH_MODULE(OneVsAllHead);
+
+/// The K one-versus-all probabilities rescaled to sum to 1 (a view for users who want one).
+torch::Tensor normalized_probabilities(const torch::Tensor& probabilities);
+
+/// A softmax over K classes trained with cross-entropy.
+class SoftmaxHeadImpl : public torch::nn::Cloneable<SoftmaxHeadImpl>, public Head {
+ public:
+  SoftmaxHeadImpl(std::int64_t input_dim, std::int64_t classes);
+  void reset() override;
+  void pretty_print(std::ostream& stream) const override;
+
+  torch::nn::Module& module() override { return *this; }
+  torch::Tensor forward(const torch::Tensor& features) override { return linear(features); }
+  torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
+  torch::Tensor probabilities(const torch::Tensor& scores) const override;
+  torch::Tensor predict(const torch::Tensor& scores) const override;
+
+  std::int64_t input_dim, classes;
+  torch::nn::Linear linear = nullptr;
+};
+TORCH_MODULE(SoftmaxHead);
+
+/// How a head type is read from config and built for `input_dim` features and `classes` classes.
+struct HeadFactory {
+  std::function<core::Json(core::JsonReader&)> parse;
+  std::function<std::shared_ptr<Head>(const core::Json& resolved, std::int64_t input_dim, std::int64_t classes)> build;
+};
+
+using HeadRegistry = core::Registry<HeadFactory>;
+
+/// Adds one_vs_all and softmax.
+void register_builtin_heads(HeadRegistry& registry);
+
+}  // namespace encore::finetune

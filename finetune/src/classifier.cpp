@@ -1,0 +1,156 @@
+#include "encore/finetune/classifier.h"
+
+#include <torch/torch.h>
+
+#include <fmt/format.h>
+
+#include "encore/core/errors.h"
+
+namespace encore::finetune {
+
+ClassifierImpl::ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoencoder, std::optional<int> encoder_depth,
+                               std::optional<HiddenLayerConfig> hidden, const HeadMaker& make_head)
+    : autoencoder_(std::move(autoencoder)) {
+  register_module("encoder", autoencoder_->module().shared_from_this());
+  const auto all_layers = autoencoder_->greedy_layers();
+  Block encoder{"encoder", {}, {autoencoder_->module().shared_from_this()}, std::nullopt};
+  std::int64_t features = autoencoder_->code_dim();
+  if (all_layers.empty()) {
+    TORCH_CHECK(!encoder_depth, "encoder_depth needs a model with layers; this model has one encoder");
+    encoder.parameters = autoencoder_->module().parameters();
+  } else {
+    const int depth = encoder_depth.value_or(static_cast<int>(all_layers.size()));
+    TORCH_CHECK(depth >= 1 && depth <= static_cast<int>(all_layers.size()), "encoder_depth must be in [1, ", all_layers.size(), "], got ", depth);
+    layers_.assign(all_layers.begin(), all_layers.begin() + depth);
+    for (int k = 0; k < depth; ++k) {
+      auto& layer = layers_[static_cast<std::size_t>(k)];
+      // Only the encoder half of a layer takes part in classification; its decoder stays as pretrained.
+      Block block{fmt::format("encoder.layer{}", k), {layer->encoder_weight, layer->encoder_bias}, {layer.ptr()}, k};
+      encoder.parameters.insert(encoder.parameters.end(), block.parameters.begin(), block.parameters.end());
+      blocks_.push_back(std::move(block));
+    }
+    features = layers_.back()->options.hidden_dim();
+  }
+  blocks_.insert(blocks_.begin(), std::move(encoder));
+  if (hidden) {
+    hidden_ = register_module("hidden", torch::nn::Linear(features, hidden->units));
+    hidden_dropout_ = register_module("hidden_dropout", torch::nn::Dropout(hidden->dropout));
+    hidden_activation_ = hidden->activation;
+    blocks_.push_back(Block{"hidden", hidden_->parameters(), {hidden_.ptr(), hidden_dropout_.ptr()}, std::nullopt});
+    features = hidden->units;
+  }
+  head_ = make_head(features);
+  register_module("head", head_->module().shared_from_this());
+  blocks_.push_back(Block{"head", head_->module().parameters(), {head_->module().shared_from_this()}, std::nullopt});
+}
+
+torch::Tensor ClassifierImpl::features(const torch::Tensor& x) {
+  torch::Tensor h;
+  if (layers_.empty()) {
+    h = autoencoder_->encode(x);
+  } else {
+    h = x;
+    for (auto& layer : layers_) h = layer->encode(h);
+  }
+  if (hidden_) h = hidden_dropout_(models::activate(hidden_activation_, hidden_(h)));
+  return h;
+}
+
+torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) { return head_->forward(features(x)); }
+
+std::vector<std::string> ClassifierImpl::block_names() const {
+  std::vector<std::string> names;
+  for (const auto& b : blocks_) names.push_back(b.name);
+  return names;
+}
+
+const Block& ClassifierImpl::block(const std::string& name) const {
+  for (const auto& b : blocks_) {
+    if (b.name == name) return b;
+  }
+  std::string known;
+  for (const auto& b : blocks_) known += (known.empty() ? "" : ", ") + b.name;
+  throw std::invalid_argument(fmt::format("unknown block \"{}\" (available: {})", name, known));
+}
+
+void ClassifierImpl::set_trainable(const std::set<std::string>& names) {
+  for (auto& p : parameters()) p.requires_grad_(false);
+  for (const auto& name : names) {
+    for (const auto& p : block(name).parameters) const_cast<torch::Tensor&>(p).requires_grad_(true);
+  }
+}
+
+void ClassifierImpl::keep_frozen_blocks_in_eval(const std::set<std::string>& trainable) {
+  // "encoder" is the union of the encoder layers: frozen only when no part of it trains.
+  auto trains = [&](const Block& b) {
+    if (trainable.count(b.name)) return true;
+    if (b.name == "encoder") {
+      return std::any_of(trainable.begin(), trainable.end(), [](const std::string& n) { return n.rfind("encoder.", 0) == 0; });
+    }
+    return b.encoder_layer.has_value() && trainable.count("encoder") > 0;
+  };
+  for (const auto& b : blocks_) {
+    if (trains(b)) continue;
+    for (const auto& m : b.modules) m->eval();
+  }
+}
+
+core::Json LoadReport::to_json() const {
+  core::Json out{{"matched", matched}, {"missing", missing}, {"unexpected", unexpected}, {"mismatched", core::Json::array()}};
+  for (const auto& m : mismatched) out["mismatched"].push_back({{"name", m.name}, {"expected", m.expected}, {"found", m.found}});
+  return out;
+}
+
+namespace {
+
+void flatten(torch::serialize::InputArchive& archive, const std::string& prefix, std::map<std::string, torch::Tensor>& out) {
+  for (const auto& key : archive.keys()) {
+    torch::Tensor tensor;
+    if (archive.try_read(key, tensor)) {
+      out[prefix + key] = tensor;
+      continue;
+    }
+    torch::serialize::InputArchive child;
+    if (archive.try_read(key, child)) flatten(child, prefix + key + ".", out);
+  }
+}
+
+}  // namespace
+
+std::map<std::string, torch::Tensor> read_archive_tensors(const std::string& file) {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(file);
+  } catch (const c10::Error& e) {
+    throw core::DataError(fmt::format("{}: not a readable LibTorch archive: {}", file, e.what_without_backtrace()));
+  }
+  std::map<std::string, torch::Tensor> out;
+  flatten(archive, "", out);
+  return out;
+}
+
+LoadReport load_by_name(torch::nn::Module& module, const std::string& file) {
+  auto saved = read_archive_tensors(file);
+  LoadReport report;
+  torch::NoGradGuard no_grad;
+  auto copy_in = [&](const std::string& name, torch::Tensor& target) {
+    auto it = saved.find(name);
+    if (it == saved.end()) {
+      report.missing.push_back(name);
+      return;
+    }
+    if (it->second.sizes() != target.sizes()) {
+      report.mismatched.push_back({name, target.sizes().vec(), it->second.sizes().vec()});
+    } else {
+      target.copy_(it->second);
+      report.matched.push_back(name);
+    }
+    saved.erase(it);
+  };
+  for (auto& item : module.named_parameters()) copy_in(item.key(), item.value());
+  for (auto& item : module.named_buffers()) copy_in(item.key(), item.value());
+  for (const auto& [name, tensor] : saved) report.unexpected.push_back(name);
+  return report;
+}
+
+}  // namespace encore::finetune

@@ -1,0 +1,194 @@
+#include "encore/finetune/finetune.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace encore::finetune {
+
+namespace {
+
+core::TrainConfig default_phase_config() {
+  core::TrainConfig c;
+  c.epochs = 10;
+  c.batch_size = 64;
+  return c;
+}
+
+PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optimizers, std::size_t index) {
+  PhaseConfig p;
+  p.name = r.get<std::string>("name", fmt::format("phase{}", index));
+  if (p.name.empty() || p.name.find_first_of("/ ") != std::string::npos) {
+    r.fail("name", "must be a non-empty name without '/' or spaces, got " + core::describe_value(r.json()["name"]));
+  }
+  p.trainable = r.get<std::vector<std::string>>("trainable", {"encoder", "head"});
+  if (p.trainable.empty()) r.fail("trainable", "must name at least one block");
+  p.lr_decay_per_depth = r.get<double>("lr_decay_per_depth", 1.0, core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
+  p.unfreeze_every_epochs = static_cast<int>(r.get<std::int64_t>("unfreeze_every_epochs", 0, core::at_least(std::int64_t{0})));
+  p.train = core::parse_train_config(r, optimizers, default_phase_config());
+  return p;
+}
+
+core::Json phase_json(const PhaseConfig& p) {
+  core::Json out{{"name", p.name}, {"trainable", p.trainable}, {"lr_decay_per_depth", p.lr_decay_per_depth},
+                 {"unfreeze_every_epochs", p.unfreeze_every_epochs}};
+  out.update(core::to_json(p.train));
+  return out;
+}
+
+}  // namespace
+
+FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRegistry& optimizers, const HeadRegistry& heads) {
+  FinetuneConfig c;
+  c.encoder_depth = r.get<std::optional<int>>("encoder_depth", std::nullopt);
+  if (c.encoder_depth && *c.encoder_depth < 1) r.fail("encoder_depth", "must be >= 1, got " + std::to_string(*c.encoder_depth));
+  if (auto h = r.optional_object("hidden")) {
+    HiddenLayerConfig hidden;
+    hidden.units = h->get<std::int64_t>("units", hidden.units, core::at_least(std::int64_t{1}));
+    hidden.activation = models::parse_activation(h->choice("activation", {"sigmoid", "relu", "tanh", "linear"}, "relu"));
+    hidden.dropout = h->get<double>("dropout", hidden.dropout, core::in_unit_interval_open_right());
+    h->finish();
+    c.hidden = hidden;
+  }
+  const core::Json empty = core::Json::object();
+  auto head = r.has("head") ? r.object("head") : core::JsonReader(empty, r.path_of("head"));
+  const auto type = head.choice("type", heads.names(), "one_vs_all");
+  c.head = heads.at(type).factory.parse(head);
+  c.allow_partial_load = r.get<bool>("allow_partial_load", false);
+  if (r.has("phases")) {
+    const auto phases = r.array("phases");
+    if (phases.empty()) r.fail("phases", "must list at least one phase");
+    for (std::size_t i = 0; i < phases.size(); ++i) c.phases.push_back(parse_phase(phases[i], optimizers, i));
+  } else {
+    c.phases.push_back(parse_phase(core::JsonReader(empty, r.path_of("phases") + "/0"), optimizers, 0));
+  }
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < c.phases.size(); ++i) {
+    if (!names.insert(c.phases[i].name).second) {
+      throw core::ConfigError(r.path_of("phases") + "/" + std::to_string(i) + "/name", "phase name \"" + c.phases[i].name + "\" is used twice");
+    }
+  }
+  r.finish();
+  return c;
+}
+
+core::Json to_json(const FinetuneConfig& c) {
+  core::Json out{{"encoder_depth", c.encoder_depth ? core::Json(*c.encoder_depth) : core::Json(nullptr)}};
+  if (c.hidden) {
+    out["hidden"] = {{"units", c.hidden->units}, {"activation", models::activation_name(c.hidden->activation)}, {"dropout", c.hidden->dropout}};
+  } else {
+    out["hidden"] = nullptr;
+  }
+  out["head"] = c.head;
+  out["allow_partial_load"] = c.allow_partial_load;
+  out["phases"] = core::Json::array();
+  for (const auto& p : c.phases) out["phases"].push_back(phase_json(p));
+  return out;
+}
+
+Classifier build_classifier(const FinetuneConfig& config, std::shared_ptr<models::AutoencoderModel> autoencoder, const HeadRegistry& heads,
+                            std::int64_t classes) {
+  const auto& factory = heads.at(config.head["type"].get<std::string>()).factory;
+  return Classifier(std::move(autoencoder), config.encoder_depth, config.hidden,
+                    [&](std::int64_t input_dim) { return factory.build(config.head, input_dim, classes); });
+}
+
+void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierImpl& classifier) {
+  for (std::size_t i = 0; i < config.phases.size(); ++i) {
+    for (std::size_t j = 0; j < config.phases[i].trainable.size(); ++j) {
+      try {
+        classifier.block(config.phases[i].trainable[j]);
+      } catch (const std::invalid_argument& e) {
+        throw core::ConfigError(fmt::format("/finetune/phases/{}/trainable/{}", i, j), e.what());
+      }
+    }
+  }
+}
+
+ClassificationTask::ClassificationTask(Classifier classifier, const PhaseConfig& phase)
+    : classifier_(std::move(classifier)), lr_decay_per_depth_(phase.lr_decay_per_depth) {
+  if (phase.unfreeze_every_epochs > 0) {
+    trainable_.insert(phase.trainable.back());
+  } else {
+    trainable_.insert(phase.trainable.begin(), phase.trainable.end());
+  }
+  classifier_->set_trainable(trainable_);
+}
+
+std::vector<core::ParameterGroup> ClassificationTask::groups_of(const std::set<std::string>& blocks) const {
+  // Encoder layers get their own groups so that each can have its depth's learning rate.
+  std::set<std::string> expanded;
+  for (const auto& name : blocks) {
+    const auto& block = classifier_->block(name);
+    if (name == "encoder" && classifier_->encoder_layer_count() > 0) {
+      for (const auto& b : classifier_->blocks()) {
+        if (b.encoder_layer) expanded.insert(b.name);
+      }
+    } else {
+      expanded.insert(block.name);
+    }
+  }
+  std::vector<core::ParameterGroup> groups;
+  const int depth = classifier_->encoder_layer_count();
+  for (const auto& name : expanded) {
+    const auto& block = classifier_->block(name);
+    const double scale = block.encoder_layer ? std::pow(lr_decay_per_depth_, depth - 1 - *block.encoder_layer) : 1.0;
+    groups.push_back({block.parameters, scale});
+  }
+  return groups;
+}
+
+std::vector<core::ParameterGroup> ClassificationTask::parameter_groups() { return groups_of(trainable_); }
+
+std::vector<core::ParameterGroup> ClassificationTask::unfreeze(const std::string& block) {
+  trainable_.insert(block);
+  classifier_->set_trainable(trainable_);
+  return groups_of({block});
+}
+
+torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::MetricSums&) {
+  return classifier_->head().loss(classifier_->forward(batch.inputs), batch.labels);
+}
+
+torch::Tensor ClassificationTask::validation_loss(const core::Batch& batch, core::MetricSums& metrics) {
+  const auto scores = classifier_->forward(batch.inputs);
+  const auto correct = classifier_->head().predict(scores).eq(batch.labels).to(torch::kFloat64).mean().item<double>();
+  metrics.add("accuracy", correct, static_cast<double>(batch.size()));
+  return classifier_->head().loss(scores, batch.labels);
+}
+
+void ClassificationTask::after_train_mode() { classifier_->keep_frozen_blocks_in_eval(trainable_); }
+
+GradualUnfreezing::GradualUnfreezing(ClassificationTask& task, std::vector<std::string> pending, int every_epochs)
+    : task_(task), pending_(std::move(pending)), every_epochs_(every_epochs) {}
+
+void GradualUnfreezing::on_epoch_end(core::Trainer& trainer, const core::Metrics&) {
+  if (pending_.empty() || trainer.state().epoch % every_epochs_ != 0) return;
+  const auto block = pending_.back();
+  pending_.pop_back();
+  for (auto& group : task_.unfreeze(block)) trainer.add_parameter_group(std::move(group.parameters), group.lr_scale);
+}
+
+std::map<std::string, core::Metrics> finetune(Classifier& classifier, const FinetuneConfig& config, const core::BatchSource& train,
+                                              const core::BatchSource& validation, const models::StageContext& context) {
+  TORCH_CHECK(context.optimizers, "fine-tuning needs an optimizer registry");
+  std::map<std::string, core::Metrics> results;
+  for (std::size_t i = 0; i < config.phases.size(); ++i) {
+    const auto& phase = config.phases[i];
+    ClassificationTask task(classifier, phase);
+    core::BatchSource phase_train(train.data(), train.indices(), train.scaler(), phase.train.batch_size, true, context.seed + 200 + i);
+    const std::string stage = "finetune/" + phase.name;
+    core::Trainer trainer(task, phase.train, stage, *context.optimizers, context.device);
+    if (phase.unfreeze_every_epochs > 0) {
+      std::vector<std::string> pending(phase.trainable.begin(), phase.trainable.end() - 1);
+      trainer.add_callback(std::make_shared<GradualUnfreezing>(task, pending, phase.unfreeze_every_epochs));
+    }
+    if (context.attach_callbacks) context.attach_callbacks(trainer);
+    results[stage] = trainer.fit(phase_train, &validation);
+  }
+  return results;
+}
+
+}  // namespace encore::finetune

@@ -1,0 +1,84 @@
+#include "encore/finetune/heads.h"
+
+#include <torch/torch.h>
+
+namespace encore::finetune {
+
+OneVsAllHeadImpl::OneVsAllHeadImpl(const OneVsAllHeadOptions& options_) : options(options_) { reset(); }
+
+void OneVsAllHeadImpl::reset() {
+  TORCH_CHECK(options.classes() >= 2, "a classifier needs at least 2 classes, got ", options.classes());
+  if (options.abstain_threshold()) {
+    const double t = *options.abstain_threshold();
+    TORCH_CHECK(t > 0 && t < 1, "abstain threshold must be in (0, 1), got ", t);
+  }
+  linear = register_module("linear", torch::nn::Linear(options.input_dim(), options.classes()));
+}
+
+void OneVsAllHeadImpl::pretty_print(std::ostream& stream) const {
+  stream << "encore::finetune::OneVsAllHead(" << options.input_dim() << " -> " << options.classes() << " logistic units)";
+}
+
+torch::Tensor OneVsAllHeadImpl::loss(const torch::Tensor& scores, const torch::Tensor& labels) const {
+  const auto targets = torch::one_hot(labels, scores.size(1)).to(scores.scalar_type());
+  // Summed over the K units: each unit is its own logistic regression, as in one-versus-all.
+  return torch::binary_cross_entropy_with_logits(scores, targets, {}, {}, at::Reduction::Sum) / scores.size(0);
+}
+
+torch::Tensor OneVsAllHeadImpl::probabilities(const torch::Tensor& scores) const { return torch::sigmoid(scores); }
+
+torch::Tensor OneVsAllHeadImpl::predict(const torch::Tensor& scores) const {
+  auto [best, index] = scores.max(1);
+  if (!options.abstain_threshold()) return index;
+  return torch::where(torch::sigmoid(best) >= *options.abstain_threshold(), index, torch::full_like(index, -1));
+}
+
+torch::Tensor normalized_probabilities(const torch::Tensor& probabilities) {
+  return probabilities / probabilities.sum(1, /*keepdim=*/true).clamp_min(1e-12);
+}
+
+SoftmaxHeadImpl::SoftmaxHeadImpl(std::int64_t input_dim_, std::int64_t classes_) : input_dim(input_dim_), classes(classes_) { reset(); }
+
+void SoftmaxHeadImpl::reset() {
+  TORCH_CHECK(classes >= 2, "a classifier needs at least 2 classes, got ", classes);
+  linear = register_module("linear", torch::nn::Linear(input_dim, classes));
+}
+
+void SoftmaxHeadImpl::pretty_print(std::ostream& stream) const {
+  stream << "encore::finetune::SoftmaxHead(" << input_dim << " -> " << classes << ")";
+}
+
+torch::Tensor SoftmaxHeadImpl::loss(const torch::Tensor& scores, const torch::Tensor& labels) const {
+  return torch::cross_entropy_loss(scores, labels);
+}
+
+torch::Tensor SoftmaxHeadImpl::probabilities(const torch::Tensor& scores) const { return torch::softmax(scores, 1); }
+
+torch::Tensor SoftmaxHeadImpl::predict(const torch::Tensor& scores) const { return scores.argmax(1); }
+
+void register_builtin_heads(HeadRegistry& registry) {
+  registry.add("one_vs_all", "K independent logistic units trained with binary cross-entropy; may abstain under a threshold",
+               {[](core::JsonReader& r) {
+                  const auto threshold = r.get<std::optional<double>>("abstain_threshold", std::nullopt);
+                  if (threshold && !(*threshold > 0 && *threshold < 1)) {
+                    r.fail("abstain_threshold", "must be in (0, 1), got " + core::describe_value(r.json()["abstain_threshold"]));
+                  }
+                  r.finish();
+                  return core::Json{{"type", "one_vs_all"}, {"abstain_threshold", threshold ? core::Json(*threshold) : core::Json(nullptr)}};
+                },
+                [](const core::Json& resolved, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
+                  auto options = OneVsAllHeadOptions(input_dim, classes);
+                  if (!resolved["abstain_threshold"].is_null()) options.abstain_threshold(resolved["abstain_threshold"].get<double>());
+                  return OneVsAllHead(options).ptr();
+                }});
+  registry.add("softmax", "a softmax over the K classes trained with cross-entropy",
+               {[](core::JsonReader& r) {
+                  r.finish();
+                  return core::Json{{"type", "softmax"}};
+                },
+                [](const core::Json&, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
+                  return SoftmaxHead(input_dim, classes).ptr();
+                }});
+}
+
+}  // namespace encore::finetune

@@ -1,0 +1,194 @@
+#include "encore/finetune/finetune.h"
+
+#include <torch/torch.h>
+
+#include "encore/finetune/classifier.h"
+#include "encore/models/model.h"
+#include "support/support.h"
+
+using namespace encore;
+
+namespace {
+
+core::Dataset labelled_data() {
+  torch::manual_seed(21);
+  core::Dataset d;
+  d.labels = torch::arange(120, torch::kInt64).remainder(3);
+  const auto centres = torch::rand({3, 12});
+  d.features = (centres.index_select(0, d.labels) * 0.8 + torch::rand({120, 12}) * 0.2);
+  d.class_names = {"a", "b", "c"};
+  return d;
+}
+
+core::OptimizerRegistry optimizers() {
+  core::OptimizerRegistry r("optimizer");
+  core::register_builtin_optimizers(r);
+  return r;
+}
+
+finetune::HeadRegistry heads() {
+  finetune::HeadRegistry r("head");
+  finetune::register_builtin_heads(r);
+  return r;
+}
+
+finetune::Classifier stacked_classifier(std::optional<int> depth = std::nullopt) {
+  torch::manual_seed(4);
+  models::StackedAutoencoder stack(models::StackedAutoencoderOptions(12, {8, 6, 4}));
+  return finetune::Classifier(stack.ptr(), depth, std::nullopt,
+                              [](std::int64_t d) { return finetune::OneVsAllHead(finetune::OneVsAllHeadOptions(d, 3)).ptr(); });
+}
+
+finetune::PhaseConfig phase(std::vector<std::string> trainable, int epochs, const std::string& optimizer = "adam") {
+  finetune::PhaseConfig p;
+  p.name = "p";
+  p.trainable = std::move(trainable);
+  core::Json j = {{"epochs", epochs}, {"batch_size", 16}, {"optimizer", {{"type", optimizer}, {"lr", 0.01}, {"weight_decay", 0.1}}}};
+  p.train = core::parse_train_config(core::JsonReader(j), optimizers(), core::TrainConfig{});
+  return p;
+}
+
+std::map<std::string, torch::Tensor> snapshot(torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& item : m.named_parameters()) out[item.key()] = item.value().detach().clone();
+  for (const auto& item : m.named_buffers()) out[item.key()] = item.value().detach().clone();
+  return out;
+}
+
+}  // namespace
+
+TEST(Classifier, BlocksAreNamedAndUnknownNamesListTheAvailableOnes) {
+  auto classifier = stacked_classifier(2);
+  EXPECT_EQ(classifier->block_names(), (std::vector<std::string>{"encoder", "encoder.layer0", "encoder.layer1", "head"}));
+  EXPECT_EQ(classifier->forward(torch::rand({5, 12})).sizes(), (std::vector<std::int64_t>{5, 3}));
+  EXPECT_THROW_WITH(classifier->block("encoder.layer2"), std::invalid_argument,
+                    "unknown block \"encoder.layer2\" (available: encoder, encoder.layer0, encoder.layer1, head)");
+}
+
+TEST(Finetune, FrozenParametersStayBitwiseAndTrainableOnesMoveEvenWithWeightDecay) {
+  const auto data = labelled_data();
+  const auto scaler = core::Scaler::fit(core::Scaling::kNone, data, torch::arange(120));
+  core::BatchSource train(data, torch::arange(100), scaler, 16, true, 1);
+  core::BatchSource validation(data, torch::arange(100, 120), scaler, 20, false, 1);
+  auto classifier = stacked_classifier();
+  const auto before = snapshot(*classifier);
+  finetune::FinetuneConfig config;
+  config.phases = {phase({"encoder.layer2", "head"}, 3, "adamw")};
+  const auto registry = optimizers();
+  models::StageContext context;
+  context.optimizers = &registry;
+  finetune::finetune(classifier, config, train, validation, context);
+  const auto after = snapshot(*classifier);
+  for (const auto& [name, tensor] : before) {
+    const bool trainable = name.rfind("encoder.layer2.encoder_", 0) == 0 || name.rfind("head.", 0) == 0;
+    if (trainable) {
+      EXPECT_FALSE(encore::testing::bitwise_equal(tensor, after.at(name))) << name << " should have trained";
+    } else {
+      EXPECT_TRUE(encore::testing::bitwise_equal(tensor, after.at(name))) << name << " should be frozen";
+    }
+  }
+}
+
+TEST(Finetune, EachPhasesOptimizerHoldsExactlyItsTrainableParameters) {
+  auto classifier = stacked_classifier();
+  auto p = phase({"encoder.layer1", "head"}, 1);
+  p.lr_decay_per_depth = 0.5;
+  finetune::ClassificationTask task(classifier, p);
+  const auto registry = optimizers();
+  core::Trainer trainer(task, p.train, "finetune/p", registry);
+  std::set<const void*> in_optimizer;
+  std::vector<double> lrs;
+  for (const auto& group : trainer.optimizer().param_groups()) {
+    for (const auto& t : group.params()) in_optimizer.insert(t.unsafeGetTensorImpl());
+    lrs.push_back(group.options().get_lr());
+  }
+  std::set<const void*> expected;
+  for (const auto& name : {"encoder.layer1", "head"}) {
+    for (const auto& t : classifier->block(name).parameters) expected.insert(t.unsafeGetTensorImpl());
+  }
+  EXPECT_EQ(in_optimizer, expected);
+  // encoder.layer1 is one below the top of 3 layers: half the learning rate.
+  std::sort(lrs.begin(), lrs.end());
+  EXPECT_EQ(lrs, (std::vector<double>{0.005, 0.01}));
+  for (const auto& item : classifier->named_parameters()) {
+    EXPECT_EQ(item.value().requires_grad(), expected.count(item.value().unsafeGetTensorImpl()) > 0) << item.key();
+  }
+}
+
+namespace {
+
+/// A user's autoencoder with batch normalisation in its encoder, to check frozen-block modes.
+class BatchNormAutoencoderImpl : public torch::nn::Module, public models::AutoencoderModel {
+ public:
+  BatchNormAutoencoderImpl()
+      : linear(register_module("linear", torch::nn::Linear(12, 5))),
+        norm(register_module("norm", torch::nn::BatchNorm1d(5))),
+        decoder(register_module("decoder", torch::nn::Linear(5, 12))) {}
+  torch::nn::Module& module() override { return *this; }
+  torch::Tensor encode(const torch::Tensor& x) override { return torch::relu(norm(linear(x))); }
+  torch::Tensor forward(const torch::Tensor& x) override { return torch::sigmoid(decoder(encode(x))); }
+  std::int64_t code_dim() const override { return 5; }
+  torch::nn::Linear linear;
+  torch::nn::BatchNorm1d norm;
+  torch::nn::Linear decoder;
+};
+
+}  // namespace
+
+TEST(Finetune, BatchNormRunningStatisticsInAFrozenBlockDoNotMove) {
+  const auto data = labelled_data();
+  const auto scaler = core::Scaler::fit(core::Scaling::kNone, data, torch::arange(120));
+  core::BatchSource train(data, torch::arange(100), scaler, 16, true, 1);
+  core::BatchSource validation(data, torch::arange(100, 120), scaler, 20, false, 1);
+  auto autoencoder = std::make_shared<BatchNormAutoencoderImpl>();
+  finetune::Classifier classifier(autoencoder, std::nullopt, std::nullopt,
+                                  [](std::int64_t d) { return finetune::OneVsAllHead(finetune::OneVsAllHeadOptions(d, 3)).ptr(); });
+  const auto mean_before = autoencoder->norm->running_mean.clone();
+  const auto var_before = autoencoder->norm->running_var.clone();
+  finetune::FinetuneConfig config;
+  config.phases = {phase({"head"}, 2)};
+  const auto registry = optimizers();
+  models::StageContext context;
+  context.optimizers = &registry;
+  finetune::finetune(classifier, config, train, validation, context);
+  EXPECT_TRUE(encore::testing::bitwise_equal(autoencoder->norm->running_mean, mean_before));
+  EXPECT_TRUE(encore::testing::bitwise_equal(autoencoder->norm->running_var, var_before));
+  // Trained, the same statistics do move: the check above can fail.
+  config.phases = {phase({"encoder", "head"}, 1)};
+  finetune::finetune(classifier, config, train, validation, context);
+  EXPECT_FALSE(encore::testing::bitwise_equal(autoencoder->norm->running_mean, mean_before));
+}
+
+TEST(Finetune, GradualUnfreezingAddsOneBlockEveryNEpochs) {
+  const auto data = labelled_data();
+  const auto scaler = core::Scaler::fit(core::Scaling::kNone, data, torch::arange(120));
+  core::BatchSource train(data, torch::arange(100), scaler, 16, true, 1);
+  auto classifier = stacked_classifier();
+  auto p = phase({"encoder.layer1", "encoder.layer2", "head"}, 5);
+  p.unfreeze_every_epochs = 2;
+  finetune::ClassificationTask task(classifier, p);
+  const auto registry = optimizers();
+  core::Trainer trainer(task, p.train, "finetune/p", registry);
+  trainer.add_callback(std::make_shared<finetune::GradualUnfreezing>(task, std::vector<std::string>{"encoder.layer1", "encoder.layer2"}, 2));
+  EXPECT_EQ(task.trainable(), (std::set<std::string>{"head"}));
+  trainer.fit(train, nullptr);
+  EXPECT_EQ(task.trainable(), (std::set<std::string>{"encoder.layer1", "encoder.layer2", "head"}));
+  EXPECT_EQ(trainer.optimizer().param_groups().size(), 3u);
+}
+
+TEST(LoadByName, ReportsMatchedMissingUnexpectedAndMismatchedTensors) {
+  encore::testing::TempDir dir;
+  models::StackedAutoencoder saved(models::StackedAutoencoderOptions(12, {8, 5}));
+  torch::save(saved, (dir / "pretrained.pt").string());
+  models::StackedAutoencoder target(models::StackedAutoencoderOptions(12, {8, 6, 4}).tied(true));
+  const auto report = finetune::load_by_name(*target, (dir / "pretrained.pt").string());
+  EXPECT_EQ(report.matched, (std::vector<std::string>{"layer0.encoder_weight", "layer0.encoder_bias", "layer0.decoder_bias", "layer1.decoder_bias"}));
+  EXPECT_EQ(report.missing, (std::vector<std::string>{"layer2.encoder_weight", "layer2.encoder_bias", "layer2.decoder_bias"}));
+  EXPECT_EQ(report.unexpected, (std::vector<std::string>{"layer0.decoder_weight", "layer1.decoder_weight"}));
+  ASSERT_EQ(report.mismatched.size(), 2u);
+  EXPECT_EQ(report.mismatched[0].name, "layer1.encoder_weight");
+  EXPECT_EQ(report.mismatched[0].expected, (std::vector<std::int64_t>{6, 8}));
+  EXPECT_EQ(report.mismatched[0].found, (std::vector<std::int64_t>{5, 8}));
+  EXPECT_TRUE(encore::testing::bitwise_equal(target->layer(0)->encoder_weight, saved->layer(0)->encoder_weight));
+  EXPECT_FALSE(report.complete());
+}
