@@ -10,12 +10,8 @@ namespace encore::finetune {
 
 namespace {
 
-core::TrainConfig default_phase_config() {
-  core::TrainConfig c;
-  c.epochs = 10;
-  c.batch_size = 64;
-  return c;
-}
+/// Fine-tuning defaults: 10 epochs of batches of 64.
+const core::TrainConfig kDefaultPhase{10, 64};
 
 PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optimizers, std::size_t index) {
   PhaseConfig p;
@@ -27,7 +23,7 @@ PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optim
   if (p.trainable.empty()) r.fail("trainable", "must name at least one block");
   p.lr_decay_per_depth = r.get<double>("lr_decay_per_depth", 1.0, core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
   p.unfreeze_every_epochs = static_cast<int>(r.get<std::int64_t>("unfreeze_every_epochs", 0, core::at_least(std::int64_t{0})));
-  p.train = core::parse_train_config(r, optimizers, default_phase_config());
+  p.train = core::parse_train_config(r, optimizers, kDefaultPhase);
   return p;
 }
 

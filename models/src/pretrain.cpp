@@ -8,12 +8,8 @@ namespace encore::models {
 
 namespace {
 
-core::TrainConfig default_stage_config() {
-  core::TrainConfig c;
-  c.epochs = 10;
-  c.batch_size = 128;
-  return c;
-}
+/// Pretraining defaults: 10 epochs of batches of 128.
+const core::TrainConfig kDefaultStage{10, 128};
 
 // Per-batch code statistics: mean activation, and the fractions of units that are dead (never
 // active in the batch) or saturated (sigmoid/tanh stuck near the top on average).
@@ -39,7 +35,7 @@ PretrainConfig parse_pretrain_config(core::JsonReader r, const core::OptimizerRe
     auto greedy = r.has("greedy") ? r.object("greedy") : core::JsonReader(empty, r.path_of("greedy"));
     std::vector<core::JsonReader> layers;
     if (greedy.has("layers")) layers = greedy.array("layers");
-    c.greedy = core::parse_train_config(greedy, optimizers, default_stage_config());
+    c.greedy = core::parse_train_config(greedy, optimizers, kDefaultStage);
     for (auto& layer : layers) {
       c.greedy_layers.push_back(core::parse_train_config(layer, optimizers, c.greedy));
       c.greedy_layer_overrides.push_back(layer.json());
@@ -47,7 +43,7 @@ PretrainConfig parse_pretrain_config(core::JsonReader r, const core::OptimizerRe
   }
   if (c.runs_end_to_end()) {
     auto e2e = r.has("end_to_end") ? r.object("end_to_end") : core::JsonReader(empty, r.path_of("end_to_end"));
-    c.end_to_end = core::parse_train_config(e2e, optimizers, default_stage_config());
+    c.end_to_end = core::parse_train_config(e2e, optimizers, kDefaultStage);
   }
   r.finish();
   return c;

@@ -37,14 +37,9 @@ Dataset toy_data(int n = 120) {
   return d;
 }
 
-OptimizerRegistry optimizers() {
-  OptimizerRegistry r("optimizer");
-  register_builtin_optimizers(r);
-  return r;
-}
 
 TrainConfig adam_config(int epochs) {
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   Json j = {{"epochs", epochs}, {"batch_size", 16}, {"optimizer", {{"type", "adam"}, {"lr", 0.05}}}, {"schedule", {{"type", "cosine"}}}};
   return parse_train_config(JsonReader(j), registry, TrainConfig{});
 }
@@ -72,7 +67,7 @@ TEST(Trainer, LossFallsOnAToyTask) {
     std::vector<double> losses;
   };
   const auto data = toy_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   torch::manual_seed(1);
   ToyTask task;
   BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
@@ -86,7 +81,7 @@ TEST(Trainer, LossFallsOnAToyTask) {
 
 TEST(Trainer, ResumedFromACheckpointMatchesAnUninterruptedRunBitwise) {
   const auto data = toy_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   const auto scaler = Scaler::fit(Scaling::kNone, data, torch::arange(120));
   BatchSource train(data, torch::arange(120), scaler, 16, true, 9);
   encore::testing::TempDir dir;
@@ -117,7 +112,7 @@ TEST(Trainer, ResumedFromACheckpointMatchesAnUninterruptedRunBitwise) {
 }
 
 TEST(Trainer, CheckpointOfAnotherStageIsRefused) {
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   encore::testing::TempDir dir;
   ToyTask task;
   Trainer a(task, adam_config(1), "stage-a", registry);
@@ -137,7 +132,7 @@ TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
     int calls = 0;
   };
   const auto data = toy_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   ExplodingTask task;
   BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
   Trainer trainer(task, adam_config(2), "toy", registry);
@@ -166,7 +161,7 @@ struct RecordWeights : Callback {
 
 TEST(EarlyStopping, StopsAtTheExpectedEpochAndRestoresTheBestWeights) {
   const auto data = toy_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   const auto scaler = Scaler::fit(Scaling::kNone, data, torch::arange(120));
   BatchSource train(data, torch::arange(100), scaler, 16, true, 1);
   BatchSource validation(data, torch::arange(100, 120), scaler, 20, false, 1);
@@ -199,7 +194,7 @@ TEST(EarlyStopping, MinDeltaIgnoresTinyImprovements) {
 }
 
 TEST(Optimizers, ConfigSelectsTypeAndRejectsOptionsOfOtherTypes) {
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   Json sgd = {{"type", "sgd"}, {"lr", 0.1}, {"momentum", 0.9}, {"nesterov", true}};
   const auto config = parse_optimizer(JsonReader(sgd, "/optimizer"), registry);
   EXPECT_EQ(config.options["nesterov"], true);
@@ -235,7 +230,7 @@ TEST(Schedules, StepAndCosineFollowTheirFormulas) {
 
 TEST(MetricsWriter, AppendsOneParseableLinePerEpoch) {
   const auto data = toy_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   encore::testing::TempDir dir;
   ToyTask task;
   BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
@@ -270,7 +265,7 @@ TEST(Trainer, GradientClippingBoundsTheUpdate) {
     std::vector<torch::Tensor> before, after;
   };
   const auto data = toy_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
   auto update_norm = [&](double clip) {
     torch::manual_seed(1);

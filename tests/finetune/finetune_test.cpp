@@ -20,18 +20,6 @@ core::Dataset labelled_data() {
   return d;
 }
 
-core::OptimizerRegistry optimizers() {
-  core::OptimizerRegistry r("optimizer");
-  core::register_builtin_optimizers(r);
-  return r;
-}
-
-finetune::HeadRegistry heads() {
-  finetune::HeadRegistry r("head");
-  finetune::register_builtin_heads(r);
-  return r;
-}
-
 finetune::Classifier stacked_classifier(std::optional<int> depth = std::nullopt) {
   torch::manual_seed(4);
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(12, {8, 6, 4}));
@@ -44,7 +32,7 @@ finetune::PhaseConfig phase(std::vector<std::string> trainable, int epochs, cons
   p.name = "p";
   p.trainable = std::move(trainable);
   core::Json j = {{"epochs", epochs}, {"batch_size", 16}, {"optimizer", {{"type", optimizer}, {"lr", 0.01}, {"weight_decay", 0.1}}}};
-  p.train = core::parse_train_config(core::JsonReader(j), optimizers(), core::TrainConfig{});
+  p.train = core::parse_train_config(core::JsonReader(j), encore::testing::builtin_optimizers(), core::TrainConfig{});
   return p;
 }
 
@@ -74,7 +62,7 @@ TEST(Finetune, FrozenParametersStayBitwiseAndTrainableOnesMoveEvenWithWeightDeca
   const auto before = snapshot(*classifier);
   finetune::FinetuneConfig config;
   config.phases = {phase({"encoder.layer2", "head"}, 3, "adamw")};
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   models::StageContext context;
   context.optimizers = &registry;
   finetune::finetune(classifier, config, train, validation, context);
@@ -94,7 +82,7 @@ TEST(Finetune, EachPhasesOptimizerHoldsExactlyItsTrainableParameters) {
   auto p = phase({"encoder.layer1", "head"}, 1);
   p.lr_decay_per_depth = 0.5;
   finetune::ClassificationTask task(classifier, p);
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   core::Trainer trainer(task, p.train, "finetune/p", registry);
   std::set<const void*> in_optimizer;
   std::vector<double> lrs;
@@ -147,7 +135,7 @@ TEST(Finetune, BatchNormRunningStatisticsInAFrozenBlockDoNotMove) {
   const auto var_before = autoencoder->norm->running_var.clone();
   finetune::FinetuneConfig config;
   config.phases = {phase({"head"}, 2)};
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   models::StageContext context;
   context.optimizers = &registry;
   finetune::finetune(classifier, config, train, validation, context);
@@ -167,7 +155,7 @@ TEST(Finetune, GradualUnfreezingAddsOneBlockEveryNEpochs) {
   auto p = phase({"encoder.layer1", "encoder.layer2", "head"}, 5);
   p.unfreeze_every_epochs = 2;
   finetune::ClassificationTask task(classifier, p);
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   core::Trainer trainer(task, p.train, "finetune/p", registry);
   trainer.add_callback(std::make_shared<finetune::GradualUnfreezing>(task, std::vector<std::string>{"encoder.layer1", "encoder.layer2"}, 2));
   EXPECT_EQ(task.trainable(), (std::set<std::string>{"head"}));

@@ -19,11 +19,6 @@ core::Dataset image_data() {
   return d;
 }
 
-core::OptimizerRegistry optimizers() {
-  core::OptimizerRegistry r("optimizer");
-  core::register_builtin_optimizers(r);
-  return r;
-}
 
 struct StageLosses : core::Callback {
   void on_epoch_end(core::Trainer& trainer, const core::Metrics& metrics) override {
@@ -36,7 +31,7 @@ struct StageLosses : core::Callback {
 
 TEST(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
   const auto data = image_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   const auto scaler = core::Scaler::fit(core::Scaling::kUnit, data, torch::arange(200));
   core::BatchSource train(data, torch::arange(160), scaler, 32, true, 1);
   torch::manual_seed(1);
@@ -59,7 +54,7 @@ TEST(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
 
 TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
   const auto data = image_data();
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   const auto scaler = core::Scaler::fit(core::Scaling::kUnit, data, torch::arange(200));
   core::BatchSource train(data, torch::arange(160), scaler, 32, true, 1);
   core::BatchSource validation(data, torch::arange(160, 200), scaler, 40, false, 1);
@@ -85,7 +80,7 @@ TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
 }
 
 TEST(Pretrain, PerLayerSettingsMustMatchTheDepth) {
-  const auto registry = optimizers();
+  const auto registry = encore::testing::builtin_optimizers();
   core::Json j = {{"greedy", {{"layers", {core::Json::object()}}}}};
   const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry);
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(10, {6, 4, 2}));

@@ -95,6 +95,12 @@ std::vector<std::string> list_tree(const fs::path& dir) {
   return out;
 }
 
+core::OptimizerRegistry builtin_optimizers() {
+  core::OptimizerRegistry registry("optimizer");
+  core::register_builtin_optimizers(registry);
+  return registry;
+}
+
 std::pair<int, int> png_size(const fs::path& file) {
   int width = 0, height = 0, channels = 0;
   unsigned char* pixels = stbi_load(file.c_str(), &width, &height, &channels, 1);

@@ -11,6 +11,8 @@
 
 #include <torch/types.h>
 
+#include "encore/core/optim.h"
+
 /// Asserts that `statement` throws `exception_type` whose what() contains `substring`.
 #define EXPECT_THROW_WITH(statement, exception_type, substring)                                       \
   do {                                                                                                 \
@@ -57,6 +59,9 @@ std::pair<std::filesystem::path, std::filesystem::path> write_toy_idx(const std:
 
 /// Every file and directory below `dir`, relative, sorted.
 std::vector<std::string> list_tree(const std::filesystem::path& dir);
+
+/// An optimizer registry with the built-in optimizers.
+core::OptimizerRegistry builtin_optimizers();
 
 /// Width and height of a PNG file as decoded (0, 0 when it does not decode).
 std::pair<int, int> png_size(const std::filesystem::path& file);
