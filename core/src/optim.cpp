@@ -140,8 +140,4 @@ double scheduled_lr(const ScheduleConfig& s, double base_lr, int epoch, int tota
   return base_lr;
 }
 
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
-}
-
 }  // namespace encore::core

@@ -76,7 +76,8 @@ const Block& ClassifierImpl::block(const std::string& name) const {
 void ClassifierImpl::set_trainable(const std::set<std::string>& names) {
   for (auto& p : parameters()) p.requires_grad_(false);
   for (const auto& name : names) {
-    for (const auto& p : block(name).parameters) const_cast<torch::Tensor&>(p).requires_grad_(true);
+    // Tensor handles share their parameter: setting the flag on a copy sets it on the parameter.
+    for (auto p : block(name).parameters) p.requires_grad_(true);
   }
 }
 

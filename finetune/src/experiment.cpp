@@ -220,9 +220,10 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
     if (pretrained) {
       // Loading by name from the file, also right after pretraining, so that every fine-tuned
       // encoder comes through the same checked path and leaves the same report.
+      // A file given with --from was loaded and checked before the run directory existed.
       const auto report = given_report ? *given_report : load_by_name(model->module(), pretrained->string());
       core::write_text_atomically(options.run_dir / "load_report.json", report.to_json().dump(2) + "\n");
-      check_load(report, *pretrained, config.finetune->allow_partial_load);
+      if (!given_report) check_load(report, *pretrained, config.finetune->allow_partial_load);
       log << fmt::format("loaded {}: {} tensors matched, {} missing, {} unexpected, {} mismatched\n", pretrained->string(),
                          report.matched.size(), report.missing.size(), report.unexpected.size(), report.mismatched.size());
     }

@@ -47,10 +47,8 @@ class MetricsWriter : public Callback {
   explicit MetricsWriter(std::filesystem::path file);
   void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
 
-  /// Appends one record (for stages that are not Trainer epochs, such as a final evaluation).
-  void write(const Json& record);
-
  private:
+  void write(const Json& record);
   std::filesystem::path file_;
 };
 

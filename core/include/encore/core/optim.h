@@ -56,7 +56,4 @@ Json to_json(const ScheduleConfig& config);
 /// The learning rate for an epoch (0-based) of `total_epochs`, from the base rate.
 double scheduled_lr(const ScheduleConfig& schedule, double base_lr, int epoch, int total_epochs);
 
-/// Sets the learning rate of every parameter group.
-void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
-
 }  // namespace encore::core
