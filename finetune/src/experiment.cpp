@@ -93,6 +93,14 @@ double mean_reconstruction_mse(models::AutoencoderModel& model, const core::Batc
   return total / static_cast<double>(source.size() * source.data().feature_dim());
 }
 
+// Per-class probabilities and predictions of one batch of model inputs, on the CPU.
+void score_batch(ClassifierImpl& classifier, const torch::Tensor& inputs, std::vector<torch::Tensor>& scores,
+                 std::vector<torch::Tensor>& predictions) {
+  const auto s = classifier.forward(inputs);
+  scores.push_back(classifier.head().probabilities(s).cpu());
+  predictions.push_back(classifier.head().predict(s).cpu());
+}
+
 // Scores and predictions of every row of a source, in its index order.
 std::pair<torch::Tensor, torch::Tensor> classify(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
   torch::NoGradGuard no_grad;
@@ -100,9 +108,7 @@ std::pair<torch::Tensor, torch::Tensor> classify(ClassifierImpl& classifier, con
   std::vector<torch::Tensor> scores, predictions;
   const auto order = source.indices();
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    const auto s = classifier.forward(source.batch(order, b).inputs.to(device));
-    scores.push_back(classifier.head().probabilities(s).cpu());
-    predictions.push_back(classifier.head().predict(s).cpu());
+    score_batch(classifier, source.batch(order, b).inputs.to(device), scores, predictions);
   }
   return {torch::cat(scores), torch::cat(predictions)};
 }
@@ -300,9 +306,7 @@ std::pair<torch::Tensor, torch::Tensor> predict(TrainedModel& model, const torch
   std::vector<torch::Tensor> scores, predictions;
   for (std::int64_t start = 0; start < raw_features.size(0); start += kEvaluationBatch) {
     const auto rows = raw_features.narrow(0, start, std::min(kEvaluationBatch, raw_features.size(0) - start));
-    const auto s = model.classifier->forward(model.scaler.apply(rows));
-    scores.push_back(model.classifier->head().probabilities(s));
-    predictions.push_back(model.classifier->head().predict(s));
+    score_batch(*model.classifier, model.scaler.apply(rows), scores, predictions);
   }
   return {torch::cat(scores), torch::cat(predictions)};
 }

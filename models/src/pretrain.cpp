@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+
 #include <fmt/format.h>
 
 namespace encore::models {
@@ -127,27 +129,35 @@ std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderM
     auto layers = model->greedy_layers();
     for (std::size_t k = 0; k < layers.size(); ++k) {
       const auto& stage_config = config.greedy_layer(k);
-      // Layer k learns from the codes of the layers below, computed once: they are frozen now.
-      const Encoder below = [&](const torch::Tensor& x) {
-        auto h = x;
-        for (std::size_t i = 0; i < k; ++i) h = layers[i]->encode(h);
-        return h;
-      };
-      const bool was_training = module.is_training();
-      module.eval();
-      const auto train_codes = encode_dataset(below, train, context.device);
-      const auto validation_codes = encode_dataset(below, validation, context.device);
-      module.train(was_training);
-      const auto identity = core::Scaler::fit(core::Scaling::kNone, train_codes, torch::arange(1));
-      core::BatchSource coded_train(train_codes, torch::arange(train_codes.size()), identity, stage_config.batch_size, true,
-                                    context.seed + k);
-      core::BatchSource coded_validation(validation_codes, torch::arange(validation_codes.size()), identity,
-                                         validation.batch_size(), false, context.seed);
+      std::optional<core::BatchSource> stage_train, stage_validation;
+      core::Dataset train_codes, validation_codes;
+      if (k == 0) {
+        // The first layer learns from the data themselves.
+        stage_train.emplace(train.data(), train.indices(), train.scaler(), stage_config.batch_size, true, context.seed);
+        stage_validation.emplace(validation.data(), validation.indices(), validation.scaler(), validation.batch_size(), false,
+                                 context.seed);
+      } else {
+        // Layer k learns from the codes of the layers below, computed once: they are frozen now.
+        const Encoder below = [&](const torch::Tensor& x) {
+          auto h = x;
+          for (std::size_t i = 0; i < k; ++i) h = layers[i]->encode(h);
+          return h;
+        };
+        const bool was_training = module.is_training();
+        module.eval();
+        train_codes = encode_dataset(below, train, context.device);
+        validation_codes = encode_dataset(below, validation, context.device);
+        module.train(was_training);
+        const auto identity = core::Scaler::fit(core::Scaling::kNone, train_codes, torch::arange(1));
+        stage_train.emplace(train_codes, torch::arange(train_codes.size()), identity, stage_config.batch_size, true, context.seed + k);
+        stage_validation.emplace(validation_codes, torch::arange(validation_codes.size()), identity, validation.batch_size(), false,
+                                 context.seed);
+      }
       GreedyLayerTask task(model, static_cast<int>(k), config.loss);
       const std::string stage = fmt::format("pretrain/layer{}", k);
       core::Trainer trainer(task, stage_config, stage, *context.optimizers, context.device);
       if (context.attach_callbacks) context.attach_callbacks(trainer);
-      results[stage] = trainer.fit(coded_train, &coded_validation);
+      results[stage] = trainer.fit(*stage_train, &*stage_validation);
     }
   }
   if (config.runs_end_to_end()) {
