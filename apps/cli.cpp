@@ -27,7 +27,6 @@ void add_config_options(CLI::App& command, ConfigArgs& args) {
 }  // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
-  core::configure_allocator();
   CLI::App app{"encore: pretraining of stacked autoencoders and fine-tuning on small labelled sets", "encore"};
   app.set_version_flag("--version", fmt::format("encore {} (LibTorch {})", ENCORE_VERSION, TORCH_VERSION));
   app.require_subcommand(1);

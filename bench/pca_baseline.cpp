@@ -11,8 +11,10 @@
 #include <fmt/format.h>
 
 #include "encore/core/dataset.h"
+#include "encore/core/runtime.h"
 
 int main(int argc, char** argv) {
+  encore::core::prepare_process(argv);
   const std::string dir = "/usr/share/datasets/fashion-mnist/";
   const std::int64_t components = argc > 1 ? std::stoll(argv[1]) : 30;
   const std::string train_images = argc > 5 ? argv[2] : dir + "train-images-idx3-ubyte.gz";

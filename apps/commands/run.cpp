@@ -14,6 +14,13 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
   const int threads = core::configure_threads(config.runtime.threads);
   err << fmt::format("encore {}: {} intra-op threads ({}), BLAS: {}\n", ENCORE_VERSION, threads,
                      config.runtime.threads > 0 ? "from config" : "all available cores", core::blas_description());
+  // A kernel that computes wrong products must stop the run, not train on garbage.
+  const double product_error = core::blas_product_error();
+  err << fmt::format("matrix-product check against double precision: largest relative error {:.1e}\n", product_error);
+  if (!(product_error < 1e-4)) {
+    throw std::runtime_error(fmt::format("the BLAS kernel computes wrong matrix products (relative error {:.1e}); set ENCORE_BLAS_KERNEL "
+                                         "to another kernel, or to \"openblas\" for OpenBLAS's own choice", product_error));
+  }
   finetune::RunOptions options;
   options.run_dir = args.output_dir.empty() ? core::default_run_directory("runs", config.name) : std::filesystem::path(args.output_dir);
   options.log = &err;

@@ -14,6 +14,7 @@
 #include "encore/core/csv.h"
 #include "encore/core/errors.h"
 #include "encore/core/idx.h"
+#include "kernels.h"
 
 namespace encore::core {
 
@@ -178,6 +179,29 @@ torch::Tensor Scaler::apply(const torch::Tensor& raw) const {
   return (flat - offset_) * multiplier_;
 }
 
+torch::Tensor Scaler::gather(const torch::Tensor& features, const torch::Tensor& rows) const {
+  const auto count = rows.size(0);
+  const auto d = features.numel() / std::max<std::int64_t>(features.size(0), 1);
+  const bool fast_type = features.scalar_type() == torch::kUInt8 || features.scalar_type() == torch::kFloat32;
+  if (!fast_type || !features.is_contiguous() || !features.device().is_cpu() || offset_.numel() != d) {
+    return apply(features.index_select(0, rows));
+  }
+  const auto index = rows.to(torch::kInt64).contiguous();
+  const auto* row = index.data_ptr<std::int64_t>();
+  for (std::int64_t r = 0; r < count; ++r) {
+    TORCH_CHECK(row[r] >= 0 && row[r] < features.size(0), "row ", row[r], " is outside the ", features.size(0), " examples");
+  }
+  auto out = torch::empty({count, d}, torch::kFloat32);
+  const auto* offset = offset_.data_ptr<float>();
+  const auto* multiplier = multiplier_.data_ptr<float>();
+  if (features.scalar_type() == torch::kUInt8) {
+    kernels::gather_scaled(features.data_ptr<std::uint8_t>(), row, count, d, offset, multiplier, out.data_ptr<float>());
+  } else {
+    kernels::gather_scaled(features.data_ptr<float>(), row, count, d, offset, multiplier, out.data_ptr<float>());
+  }
+  return out;
+}
+
 torch::Generator seeded_generator(std::uint64_t seed, std::uint64_t stream) {
   // splitmix64 of (seed, stream): nearby seeds and streams give unrelated generators.
   std::uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (stream + 1);
@@ -258,7 +282,7 @@ Batch BatchSource::batch(const torch::Tensor& order, std::int64_t position) cons
 
 Batch BatchSource::rows(const torch::Tensor& row_indices) const {
   Batch out;
-  out.inputs = scaler_.apply(data_->features.index_select(0, row_indices));
+  out.inputs = scaler_.gather(data_->features, row_indices);
   if (data_->labels.defined()) out.labels = data_->labels.index_select(0, row_indices);
   return out;
 }

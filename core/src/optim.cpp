@@ -1,10 +1,10 @@
 #include "encore/core/optim.h"
 
-#include <torch/optim/adam.h>
-#include <torch/optim/adamw.h>
 #include <torch/optim/sgd.h>
 
 #include <cmath>
+
+#include "encore/core/fused_adam.h"
 
 namespace encore::core {
 
@@ -76,7 +76,7 @@ void register_builtin_optimizers(OptimizerRegistry& registry) {
                   JsonReader r(resolved);
                   r.has("type");
                   const auto s = read_adam(r, 0.0);
-                  return std::make_unique<torch::optim::Adam>(
+                  return std::make_unique<FusedAdam>(
                       std::move(params), torch::optim::AdamOptions(s.lr).betas({s.beta1, s.beta2}).eps(s.eps).weight_decay(s.weight_decay).amsgrad(s.amsgrad));
                 }});
   registry.add("adamw", "AdamW (decoupled weight decay)",
@@ -85,7 +85,7 @@ void register_builtin_optimizers(OptimizerRegistry& registry) {
                   JsonReader r(resolved);
                   r.has("type");
                   const auto s = read_adam(r, 0.01);
-                  return std::make_unique<torch::optim::AdamW>(
+                  return std::make_unique<FusedAdamW>(
                       std::move(params), torch::optim::AdamWOptions(s.lr).betas({s.beta1, s.beta2}).eps(s.eps).weight_decay(s.weight_decay).amsgrad(s.amsgrad));
                 }});
 }

@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: custom_autoencoder CONFIG RUN_DIR\n";
     return 2;
   }
-  encore::core::configure_allocator();
+  encore::core::prepare_process(argv);
   auto components = encore::finetune::builtin_components();
   components.models.add("dropout_autoencoder", "one tanh layer with dropout on the code (example)",
                         {[](encore::core::JsonReader& r) {

@@ -1,5 +1,6 @@
 #include "encore/models/autoencoder.h"
 
+#include "encore/core/ops.h"
 #include "encore/models/model.h"
 
 #include <torch/torch.h>
@@ -76,10 +77,15 @@ torch::Tensor reconstruction_loss(ReconstructionLoss kind, const torch::Tensor& 
   return torch::binary_cross_entropy(reconstruction, target, {}, at::Reduction::Sum) / reconstruction.size(0);
 }
 
+torch::Tensor logistic_reconstruction_loss(const torch::Tensor& logits, const torch::Tensor& target) {
+  // BCE of sigmoid(logits), computed from the logits: one fused op, stable where the sigmoid saturates.
+  return torch::binary_cross_entropy_with_logits(logits, target, {}, {}, at::Reduction::Sum) / logits.size(0);
+}
+
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {
   if (kind == Corruption::kNone || level <= 0) return x;
   switch (kind) {
-    case Corruption::kMasking: return x * torch::empty_like(x).bernoulli_(1.0 - level);
+    case Corruption::kMasking: return core::masking_noise(x, level);
     case Corruption::kGaussian: return x + torch::randn_like(x) * level;
     case Corruption::kSaltAndPepper: {
       const auto hit = torch::empty_like(x).bernoulli_(level).to(torch::kBool);
@@ -137,21 +143,22 @@ torch::Tensor AutoencoderLayerImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& pre_activation, const torch::Tensor& code) {
-  auto total = torch::zeros({}, code.options());
+  torch::Tensor total;
+  const auto add = [&total](const torch::Tensor& term) { total = total.defined() ? total + term : term; };
   if (options.sparsity() == Sparsity::kKl && options.sparsity_weight() > 0) {
     const double rho = options.sparsity_target();
     const auto rho_hat = code.mean(0).clamp(1e-6, 1 - 1e-6);
     const auto kl = rho * torch::log(rho / rho_hat) + (1 - rho) * torch::log((1 - rho) / (1 - rho_hat));
-    total = total + options.sparsity_weight() * kl.sum();
+    add(options.sparsity_weight() * kl.sum());
   } else if (options.sparsity() == Sparsity::kL1 && options.sparsity_weight() > 0) {
-    total = total + options.sparsity_weight() * code.abs().sum(1).mean();
+    add(options.sparsity_weight() * code.abs().sum(1).mean());
   }
   if (options.contractive_weight() > 0) {
     // For code = act(W x + b), d code_j / d x_i = act'(z_j) W_ji, so
     // ||J||_F^2 = sum_j act'(z_j)^2 * sum_i W_ji^2, computed without forming J.
     const auto slope = activation_derivative(options.activation(), pre_activation, code);
     const auto row_norms = encoder_weight.pow(2).sum(1);
-    total = total + options.contractive_weight() * (slope.pow(2) * row_norms).sum(1).mean();
+    add(options.contractive_weight() * (slope.pow(2) * row_norms).sum(1).mean());
   }
   return total;
 }
@@ -160,8 +167,11 @@ AutoencoderLayerImpl::Loss AutoencoderLayerImpl::loss(const torch::Tensor& x, Re
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
   const auto pre_activation = torch::addmm(encoder_bias, input, encoder_weight.t());
   const auto code = activate(options.activation(), pre_activation);
-  const auto reconstruction = reconstruction_loss(kind, decode(code), x);
-  return {reconstruction + penalty(pre_activation, code), reconstruction, code};
+  const auto reconstruction = kind == ReconstructionLoss::kBinaryCrossEntropy && options.output_activation() == Activation::kSigmoid
+                                  ? logistic_reconstruction_loss(torch::addmm(decoder_bias, code, decoder_weight().t()), x)
+                                  : reconstruction_loss(kind, decode(code), x);
+  const auto regulariser = penalty(pre_activation, code);
+  return {regulariser.defined() ? reconstruction + regulariser : reconstruction, reconstruction, code};
 }
 
 StackedAutoencoderImpl::StackedAutoencoderImpl(const StackedAutoencoderOptions& options_) : options(options_) { reset(); }

@@ -82,19 +82,23 @@ GreedyLayerTask::GreedyLayerTask(std::shared_ptr<AutoencoderModel> model, int la
 
 std::vector<torch::Tensor> GreedyLayerTask::trainable_parameters() { return layer_->parameters(); }
 
-torch::Tensor GreedyLayerTask::layer_loss(const core::Batch& batch, core::MetricSums& metrics) {
+torch::Tensor GreedyLayerTask::layer_loss(const core::Batch& batch, core::MetricSums& metrics, bool code_statistics) {
   // Inner layers reconstruct codes in their activation's range; BCE only fits codes in [0, 1].
   const bool codes_in_unit_range = first_layer_ || layer_->options.activation() == Activation::kSigmoid;
   const auto kind = codes_in_unit_range ? loss_ : ReconstructionLoss::kMse;
   const auto loss = layer_->loss(batch.inputs, kind);
   const double weight = static_cast<double>(batch.size());
-  add_code_statistics(*layer_, loss.code, weight, metrics);
+  if (code_statistics) add_code_statistics(*layer_, loss.code, weight, metrics);
   metrics.add("reconstruction", loss.reconstruction.item<double>(), weight);
   return loss.total;
 }
 
-torch::Tensor GreedyLayerTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) { return layer_loss(batch, metrics); }
-torch::Tensor GreedyLayerTask::validation_loss(const core::Batch& batch, core::MetricSums& metrics) { return layer_loss(batch, metrics); }
+torch::Tensor GreedyLayerTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
+  return layer_loss(batch, metrics, false);
+}
+torch::Tensor GreedyLayerTask::validation_loss(const core::Batch& batch, core::MetricSums& metrics) {
+  return layer_loss(batch, metrics, true);
+}
 
 EndToEndTask::EndToEndTask(std::shared_ptr<AutoencoderModel> model, ReconstructionLoss loss) : model_(std::move(model)), loss_(loss) {}
 
@@ -107,9 +111,12 @@ torch::Tensor EndToEndTask::training_loss(const core::Batch& batch, core::Metric
 core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& source, torch::Device device) {
   torch::NoGradGuard no_grad;
   const auto order = source.indices();
+  // Chunks larger than a training batch: without gradients only the product's efficiency matters.
+  constexpr std::int64_t kChunk = 1024;
   std::vector<torch::Tensor> codes;
-  for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    codes.push_back(encoder(source.batch(order, b).inputs.to(device)).to(torch::kCPU));
+  for (std::int64_t start = 0; start < order.size(0); start += kChunk) {
+    const auto rows = order.narrow(0, start, std::min(kChunk, order.size(0) - start));
+    codes.push_back(encoder(source.rows(rows).inputs.to(device)).to(torch::kCPU));
   }
   core::Dataset out;
   out.features = torch::cat(codes);

@@ -58,6 +58,8 @@ class Scaler {
 
   /// Converts raw feature rows [B, ...] to float32 [B, D] model inputs.
   torch::Tensor apply(const torch::Tensor& raw) const;
+  /// apply(features.index_select(0, rows)) in one pass, without the intermediate copies.
+  torch::Tensor gather(const torch::Tensor& features, const torch::Tensor& rows) const;
 
   const torch::Tensor& offset() const { return offset_; }
   const torch::Tensor& multiplier() const { return multiplier_; }

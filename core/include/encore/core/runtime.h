@@ -34,6 +34,29 @@ int configure_threads(int threads);
 /// Resolves "auto" / "cpu" / "cuda" to a device; "cuda" without a CUDA build or device is an error.
 torch::Device resolve_device(const std::string& name);
 
+/// Start-up of every encore program, first thing in main(), before any thread starts:
+/// - selects the fastest OpenBLAS kernel this processor runs (best_blas_kernel()). OpenBLAS fixes
+///   its kernel when it loads, from OPENBLAS_CORETYPE, and without it does not recognise recent
+///   processors (it falls back to a kernel several times slower), so the program re-executes itself
+///   once with that variable set. ENCORE_BLAS_KERNEL=<name> forces a kernel, =openblas keeps
+///   OpenBLAS's own choice;
+/// - flushes denormal floats to zero (threads started later inherit it): Adam's moments of weights
+///   whose gradient stays zero decay into denormals, which the processor handles 10-100x slower;
+/// - configure_allocator().
+/// `argv` is main's, used for the re-execution.
+void prepare_process(char** argv);
+
+/// The OpenBLAS kernel name for this processor's instruction set ("SkylakeX", "Haswell",
+/// "Sandybridge"), or "" when OpenBLAS's own choice is as good.
+std::string best_blas_kernel();
+
+/// The kernel the loaded OpenBLAS uses ("SkylakeX"), or "" when the BLAS is not OpenBLAS.
+std::string blas_kernel();
+
+/// Largest relative error of float matrix products on the loaded BLAS against a double-precision
+/// reference, over the shapes of a dense layer's training step. About 1e-7 for a correct kernel.
+double blas_product_error();
+
 /// Keeps glibc from returning and re-mapping the large tensor buffers of every training step (its
 /// default mmap and trim thresholds make each step pay page faults; about 4x on a 784-1000 layer).
 /// Call once at start-up, before tensors are allocated.

@@ -44,6 +44,8 @@ torch::Tensor activate(Activation a, const torch::Tensor& z);
 torch::Tensor activation_derivative(Activation a, const torch::Tensor& z, const torch::Tensor& h);
 /// Mean per-example reconstruction loss (summed over features for BCE, averaged for MSE).
 torch::Tensor reconstruction_loss(ReconstructionLoss kind, const torch::Tensor& reconstruction, const torch::Tensor& target);
+/// The BCE reconstruction loss of sigmoid(logits), computed from the logits.
+torch::Tensor logistic_reconstruction_loss(const torch::Tensor& logits, const torch::Tensor& target);
 /// Applies corruption (callers decide whether they are in training mode).
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x);
 
@@ -102,7 +104,8 @@ class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
   /// The loss of one batch: reconstruction of the clean input from the input (corrupted in
   /// training mode), plus the sparsity and contractive penalties.
   Loss loss(const torch::Tensor& x, ReconstructionLoss kind);
-  /// Sparsity and contractive penalties of a batch, given its pre-activations and codes.
+  /// Sparsity and contractive penalties of a batch, given its pre-activations and codes; undefined
+  /// when the layer has none (no zero term in the graph).
   torch::Tensor penalty(const torch::Tensor& pre_activation, const torch::Tensor& code);
 
   /// The decoder weight: the encoder's weight itself when tied.

@@ -55,7 +55,7 @@ class GreedyLayerTask : public core::TrainTask {
   torch::Tensor validation_loss(const core::Batch& batch, core::MetricSums& metrics) override;
 
  private:
-  torch::Tensor layer_loss(const core::Batch& batch, core::MetricSums& metrics);
+  torch::Tensor layer_loss(const core::Batch& batch, core::MetricSums& metrics, bool code_statistics);
   std::shared_ptr<AutoencoderModel> model_;
   AutoencoderLayer layer_ = nullptr;
   bool first_layer_;

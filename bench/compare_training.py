@@ -1,0 +1,102 @@
+"""Runs encore's training benchmarks and their PyTorch peers in one go and prints the table of
+bench/README.md: samples/s of encore, of the peer script as installed and of the peer with every
+setting tuned, their ratios, encore's share of the matrix-multiply limit, and peak memory of the
+default experiment. Run through bench/run (which builds first); needs /usr/bin/python3 with torch.
+
+Usage: compare_training.py BUILD_DIR [--samples N] [--repeats R] [--memory-epochs E]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = "/usr/bin/python3"
+CASES = [
+    ("denoising_layer", "(a) denoising layer 784-1000-784, batch 128"),
+    ("greedy_stack", "(b) greedy 784-1000-1000-1000, 1 epoch/layer"),
+    ("small_relu", "(c) ReLU autoencoder 784-256-64, batch 64"),
+    ("finetune", "(d) fine-tune 784-1000-1000-1000 + 10 one-vs-all"),
+]
+GEMM_OF_CASE = {"denoising_layer": "gemm_denoising_layer", "finetune": "gemm_finetune"}
+
+
+def run_json(command, env):
+    """Runs a command that prints one JSON line last; returns (parsed line, peak resident MiB)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    out, err = process.stdout.read(), process.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{err}")
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    return (json.loads(lines[-1]) if lines else {}), usage.ru_maxrss / 1024
+
+
+def environments(kernel):
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("OPENBLAS_", "MALLOC_", "ENCORE_", "OMP_"))}
+    tuned = dict(plain, OPENBLAS_CORETYPE=kernel, MALLOC_MMAP_THRESHOLD_=str(1 << 30), MALLOC_TRIM_THRESHOLD_=str(1 << 30))
+    return plain, tuned
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("build_dir")
+    parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory-epochs", type=int, default=1)
+    args = parser.parse_args()
+    bench = os.path.join(args.build_dir, "bench", "training_bench")
+    encore = os.path.join(args.build_dir, "apps", "encore")
+    plain, _ = environments("")
+    # encore runs as a user would start it: no OpenBLAS, allocator or thread variables set.
+    gemm = {name: run_json([bench, name], plain)[0] for name in GEMM_OF_CASE.values()}
+    kernel = gemm["gemm_denoising_layer"]["kernel"]
+    plain, tuned = environments(kernel)
+    print(f"machine: {os.cpu_count()} cores; encore BLAS: {gemm['gemm_denoising_layer']['blas']}; "
+          f"{gemm['gemm_denoising_layer']['threads']} threads")
+    print(f"{args.samples} Fashion-MNIST training images per epoch; median of {args.repeats} runs each; "
+          f"peers run with {PYTHON} (python3-torch)\n")
+
+    print("matrix-multiply limit (the products of one training step, timed alone):")
+    for case, name in GEMM_OF_CASE.items():
+        print(f"  {case:<16} {gemm[name]['gemm_gflops']:7.1f} GFLOP/s = {gemm[name]['samples_per_second']:9.0f} samples/s")
+    print()
+
+    header = f"{'job':<50} {'encore':>9} {'PyTorch':>9} {'tuned':>9} {'/PyTorch':>9} {'/tuned':>7} {'GEMM share':>11}"
+    print(header)
+    print("-" * len(header))
+    for case, label in CASES:
+        runs = {"encore": [], "installed": [], "tuned": []}
+        encore_rate = []
+        for _ in range(args.repeats):
+            result, _ = run_json([bench, case, "--samples", str(args.samples)], plain)
+            runs["encore"].append(result["samples_per_second"])
+            encore_rate.append(result.get("gemm_gflops", 0))
+            peer = [PYTHON, "bench/peer_training.py", case, "--samples", str(args.samples)]
+            runs["installed"].append(run_json(peer, plain)[0]["samples_per_second"])
+            runs["tuned"].append(run_json(peer + ["--tuned"], tuned)[0]["samples_per_second"])
+        e, p, t = (statistics.median(runs[k]) for k in ("encore", "installed", "tuned"))
+        share = ""
+        if case in GEMM_OF_CASE:
+            share = f"{statistics.median(encore_rate) / gemm[GEMM_OF_CASE[case]]['gemm_gflops']:.0%}"
+        print(f"{label:<50} {e:9.0f} {p:9.0f} {t:9.0f} {e / p:8.2f}x {e / t:6.2f}x {share:>11}")
+    print("(samples/s; 'tuned' = the peer with the BLAS kernel, all threads, glibc thresholds and denormal flushing set;")
+    print(" GEMM share = encore's matrix-product FLOP/s over the limit above)\n")
+
+    stage_epochs = [f"/pretrain/greedy/epochs={args.memory_epochs}", f"/pretrain/end_to_end/epochs={args.memory_epochs}",
+                    f"/finetune/phases/0/epochs={args.memory_epochs}", f"/finetune/phases/1/epochs={args.memory_epochs}"]
+    run_dir = os.path.join(args.build_dir, "bench-memory-run")
+    subprocess.run(["rm", "-rf", run_dir], check=True)
+    command = [encore, "run", "configs/fashion_sda.json", "--output-dir", run_dir]
+    for override in stage_epochs:
+        command += ["--set", override]
+    _, encore_mib = run_json(command, plain)
+    _, peer_mib = run_json([PYTHON, "bench/peer_experiment.py", "--epochs", str(args.memory_epochs)], tuned)
+    print(f"peak resident memory, default experiment (configs/fashion_sda.json, {args.memory_epochs} epoch per stage):")
+    print(f"  encore run {encore_mib:7.0f} MiB   PyTorch script {peer_mib:7.0f} MiB   ratio {encore_mib / peer_mib:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The PyTorch peer for bench/training_bench: the same four training jobs, written the way a competent
+PyTorch user would write them (whole data set as one float tensor, batches cut from a shuffled index,
+nn.Linear layers, torch.optim.Adam, BCE-with-logits where the output is a sigmoid).
+
+Usage: peer_training.py CASE [--samples N] [--tuned]
+  CASE: denoising_layer | greedy_stack | small_relu | finetune
+  --tuned: every intra-op thread of the machine and denormals flushed; the driver (bench/run) also
+           sets the OpenBLAS kernel and glibc allocator thresholds in the environment for this run.
+Prints one JSON line: {"case", "samples", "seconds", "samples_per_second"}.
+"""
+import argparse
+import gzip
+import json
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def load_images(samples):
+    with gzip.open(f"{DATA}/train-images-idx3-ubyte.gz", "rb") as f:
+        raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)
+    return torch.from_numpy(raw[:samples].astype(np.float32) / 255.0)
+
+
+def load_labels(samples):
+    with gzip.open(f"{DATA}/train-labels-idx1-ubyte.gz", "rb") as f:
+        raw = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
+    return torch.from_numpy(raw[:samples].astype(np.int64))
+
+
+class DenoisingLayer(nn.Module):
+    def __init__(self, inputs, hidden, noise):
+        super().__init__()
+        self.encoder = nn.Linear(inputs, hidden)
+        self.decoder = nn.Linear(hidden, inputs)
+        self.noise = noise
+
+    def encode(self, x):
+        return torch.sigmoid(self.encoder(x))
+
+    def loss(self, x):
+        noisy = x * (torch.rand_like(x) >= self.noise)
+        logits = self.decoder(self.encode(noisy))
+        # Per-example BCE summed over features, averaged over the batch (as encore).
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+
+
+def train_epoch(loss_of, parameters, data, batch_size, targets=None):
+    optimizer = torch.optim.Adam(parameters, lr=1e-3)
+    order = torch.randperm(data.shape[0])
+    for start in range(0, data.shape[0], batch_size):
+        rows = order[start:start + batch_size]
+        batch = data[rows]
+        loss = loss_of(batch) if targets is None else loss_of(batch, targets[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+
+def denoising_layer(samples):
+    x = load_images(samples)
+    layer = DenoisingLayer(784, 1000, 0.3)
+    start = time.perf_counter()
+    train_epoch(layer.loss, layer.parameters(), x, 128)
+    return time.perf_counter() - start, samples
+
+
+def greedy_stack(samples):
+    x = load_images(samples)
+    layers = [DenoisingLayer(784, 1000, 0.1), DenoisingLayer(1000, 1000, 0.2), DenoisingLayer(1000, 1000, 0.3)]
+    start = time.perf_counter()
+    codes = x
+    for k, layer in enumerate(layers):
+        if k > 0:
+            with torch.no_grad():
+                codes = torch.cat([layers[k - 1].encode(codes[i:i + 1024]) for i in range(0, codes.shape[0], 1024)])
+        train_epoch(layer.loss, layer.parameters(), codes, 128)
+    return time.perf_counter() - start, samples * len(layers)
+
+
+def small_relu(samples):
+    x = load_images(samples)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
+                          nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 784), nn.Sigmoid())
+    start = time.perf_counter()
+    train_epoch(lambda batch: F.mse_loss(model(batch), batch), model.parameters(), x, 64)
+    return time.perf_counter() - start, samples
+
+
+def finetune(samples):
+    x = load_images(samples)
+    y = load_labels(samples)
+    model = nn.Sequential(nn.Linear(784, 1000), nn.Sigmoid(), nn.Linear(1000, 1000), nn.Sigmoid(),
+                          nn.Linear(1000, 1000), nn.Sigmoid(), nn.Linear(1000, 10))
+    eye = torch.eye(10)
+
+    def loss(batch, labels):
+        # One-versus-all: ten independent sigmoid units, BCE against one-hot targets.
+        return F.binary_cross_entropy_with_logits(model(batch), eye[labels])
+
+    start = time.perf_counter()
+    train_epoch(loss, model.parameters(), x, 128, y)
+    return time.perf_counter() - start, samples
+
+
+CASES = {"denoising_layer": denoising_layer, "greedy_stack": greedy_stack, "small_relu": small_relu, "finetune": finetune}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--samples", type=int, default=60000)
+    parser.add_argument("--tuned", action="store_true")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    if args.tuned:
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        torch.set_flush_denormal(True)
+    seconds, trained = CASES[args.case](args.samples)
+    print(json.dumps({"case": args.case, "samples": trained, "seconds": seconds, "samples_per_second": trained / seconds}))

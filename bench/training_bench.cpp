@@ -1,0 +1,194 @@
+// Training throughput of encore on the four jobs of bench/peer_training.py, through the same library
+// calls `encore run` makes (pretrain(), finetune(), Trainer), and the matrix-multiply rate of the
+// shapes those jobs use: the limit a GEMM-bound step can reach on this machine.
+//
+// Usage: training_bench CASE [--samples N]
+//   CASE: gemm_denoising_layer | gemm_finetune | denoising_layer | greedy_stack | small_relu | finetune
+// Prints one JSON line per case.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "encore/core/config.h"
+#include "encore/core/dataset.h"
+#include "encore/core/optim.h"
+#include "encore/core/runtime.h"
+#include "encore/finetune/experiment.h"
+#include "encore/finetune/finetune.h"
+#include "encore/finetune/heads.h"
+#include "encore/models/model.h"
+#include "encore/models/pretrain.h"
+
+namespace {
+
+using encore::core::Json;
+using encore::core::JsonReader;
+namespace core = encore::core;
+namespace models = encore::models;
+namespace ft = encore::finetune;
+
+const std::string kData = "/usr/share/datasets/fashion-mnist";
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+struct Result {
+  std::int64_t samples;
+  double seconds;
+  /// Floating-point operations of the matrix products per trained example, when counted.
+  double gemm_flops_per_sample = 0;
+};
+
+struct Fixture {
+  core::Dataset data;
+  core::Scaler scaler;
+  torch::Tensor train_rows, validation_rows;
+  ft::Components components = ft::builtin_components();
+  const core::OptimizerRegistry& optimizers = components.optimizers;
+
+  explicit Fixture(std::int64_t samples) {
+    data = core::load_idx_dataset(kData + "/train-images-idx3-ubyte.gz", kData + "/train-labels-idx1-ubyte.gz");
+    samples = std::min(samples, data.size());
+    train_rows = torch::arange(samples);
+    // A small validation set: pretrain() and finetune() always validate, and the peer does not.
+    validation_rows = torch::arange(data.size() - 256, data.size());
+    scaler = core::Scaler::fit(core::Scaling::kUnit, data, train_rows);
+  }
+  core::BatchSource source(const torch::Tensor& rows, std::int64_t batch_size, bool shuffle) const {
+    return core::BatchSource(data, rows, scaler, batch_size, shuffle, 1);
+  }
+};
+
+std::shared_ptr<models::StackedAutoencoder::Impl> stack(std::vector<std::int64_t> hidden, models::Activation activation,
+                                                        std::vector<double> noise) {
+  auto options = models::StackedAutoencoderOptions(784, std::move(hidden))
+                     .activation(activation)
+                     .output_activation(models::Activation::kSigmoid)
+                     .corruption(noise.empty() ? models::Corruption::kNone : models::Corruption::kMasking)
+                     .corruption_levels(std::move(noise));
+  return std::make_shared<models::StackedAutoencoderImpl>(options);
+}
+
+Result pretrain_case(const Fixture& f, const std::shared_ptr<models::StackedAutoencoderImpl>& model, const Json& pretrain_json,
+                     std::int64_t stages) {
+  const auto config = models::parse_pretrain_config(JsonReader(pretrain_json), f.optimizers);
+  const auto batch = config.runs_greedy() ? config.greedy.batch_size : config.end_to_end.batch_size;
+  const auto train = f.source(f.train_rows, batch, true);
+  const auto validation = f.source(f.validation_rows, 256, false);
+  models::StageContext context;
+  context.optimizers = &f.optimizers;
+  const auto start = std::chrono::steady_clock::now();
+  models::pretrain(model, config, train, validation, context);
+  return {train.size() * stages, seconds_since(start)};
+}
+
+Json one_epoch(std::int64_t batch_size) {
+  return Json{{"epochs", 1}, {"batch_size", batch_size}, {"optimizer", {{"type", "adam"}, {"lr", 1e-3}}}};
+}
+
+Result denoising_layer(const Fixture& f) {
+  auto result = pretrain_case(f, stack({1000}, models::Activation::kSigmoid, {0.3}),
+                              Json{{"mode", "greedy"}, {"loss", "bce"}, {"greedy", one_epoch(128)}}, 1);
+  result.gemm_flops_per_sample = 5 * 2.0 * 784 * 1000;
+  return result;
+}
+
+Result greedy_stack(const Fixture& f) {
+  return pretrain_case(f, stack({1000, 1000, 1000}, models::Activation::kSigmoid, {0.1, 0.2, 0.3}),
+                       Json{{"mode", "greedy"}, {"loss", "bce"}, {"greedy", one_epoch(128)}}, 3);
+}
+
+Result small_relu(const Fixture& f) {
+  return pretrain_case(f, stack({256, 64}, models::Activation::kRelu, {}),
+                       Json{{"mode", "end_to_end"}, {"loss", "mse"}, {"end_to_end", one_epoch(64)}}, 1);
+}
+
+Result finetune(const Fixture& f) {
+  const auto& heads = f.components.heads;
+  auto phase = one_epoch(128);
+  phase["name"] = "all";
+  phase["trainable"] = {"encoder", "head"};
+  const Json json{{"head", {{"type", "one_vs_all"}}}, {"phases", Json::array({phase})}};
+  const auto config = ft::parse_finetune_config(JsonReader(json), f.optimizers, heads);
+  auto classifier = ft::build_classifier(config, stack({1000, 1000, 1000}, models::Activation::kSigmoid, {}), heads, 10);
+  const auto train = f.source(f.train_rows, 128, true);
+  const auto validation = f.source(f.validation_rows, 256, false);
+  models::StageContext context;
+  context.optimizers = &f.optimizers;
+  const auto start = std::chrono::steady_clock::now();
+  ft::finetune(classifier, config, train, validation, context);
+  Result result{train.size(), seconds_since(start)};
+  // Forward and weight gradients of every layer, input gradients of all but the first.
+  const double weights = 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10;
+  result.gemm_flops_per_sample = 2.0 * (3 * weights - 784 * 1000);
+  return result;
+}
+
+// The matrix products of one training step, with the layouts autograd uses, timed on their own.
+Result gemm_rate(const std::vector<std::int64_t>& widths, std::int64_t batch) {
+  std::vector<torch::Tensor> weights, inputs, output_grads;
+  for (std::size_t k = 0; k + 1 < widths.size(); ++k) {
+    weights.push_back(torch::randn({widths[k + 1], widths[k]}));
+    inputs.push_back(torch::rand({batch, widths[k]}));
+    output_grads.push_back(torch::randn({batch, widths[k + 1]}));
+  }
+  const auto step = [&] {
+    for (std::size_t k = 0; k < weights.size(); ++k) {
+      torch::mm(inputs[k], weights[k].t());
+      torch::mm(output_grads[k].t(), inputs[k]);
+      // The first layer needs no gradient with respect to the data.
+      if (k > 0) torch::mm(output_grads[k], weights[k]);
+    }
+  };
+  double flops = 0;
+  for (std::size_t k = 0; k < weights.size(); ++k) flops += (k > 0 ? 3 : 2) * 2.0 * static_cast<double>(weights[k].numel() * batch);
+  for (int i = 0; i < 20; ++i) step();
+  const int repeats = 400;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < repeats; ++i) step();
+  return {repeats * batch, seconds_since(start), flops / static_cast<double>(batch)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: training_bench CASE [--samples N]\n";
+    return 2;
+  }
+  const std::string name = argv[1];
+  std::int64_t samples = 60000;
+  if (argc == 4 && std::string(argv[2]) == "--samples") samples = std::stoll(argv[3]);
+  core::prepare_process(argv);
+  core::configure_threads(0);
+  torch::manual_seed(0);
+  const std::map<std::string, std::function<Result()>> cases{
+      {"gemm_denoising_layer", [] { return gemm_rate({784, 1000, 784}, 128); }},
+      {"gemm_finetune", [] { return gemm_rate({784, 1000, 1000, 1000, 10}, 128); }},
+      {"denoising_layer", [&] { return denoising_layer(Fixture(samples)); }},
+      {"greedy_stack", [&] { return greedy_stack(Fixture(samples)); }},
+      {"small_relu", [&] { return small_relu(Fixture(samples)); }},
+      {"finetune", [&] { return finetune(Fixture(samples)); }},
+  };
+  const auto found = cases.find(name);
+  if (found == cases.end()) {
+    std::cerr << "training_bench: unknown case \"" << name << "\"\n";
+    return 2;
+  }
+  const auto r = found->second();
+  Json out{{"case", name}, {"samples", r.samples}, {"seconds", r.seconds}, {"samples_per_second", r.samples / r.seconds}};
+  if (r.gemm_flops_per_sample > 0) out["gemm_gflops"] = r.samples / r.seconds * r.gemm_flops_per_sample / 1e9;
+  out["blas"] = core::blas_description();
+  out["kernel"] = core::blas_kernel();
+  out["threads"] = at::get_num_threads();
+  std::cout << out.dump() << "\n";
+  return 0;
+}

@@ -1,0 +1,102 @@
+#include "encore/core/fused_adam.h"
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "kernels.h"
+
+namespace encore::core {
+
+namespace {
+
+bool fusable(const torch::Tensor& p) {
+  const auto& g = p.grad();
+  return p.device().is_cpu() && p.scalar_type() == torch::kFloat32 && p.is_contiguous() && g.scalar_type() == torch::kFloat32 &&
+         g.is_contiguous() && !g.is_sparse();
+}
+
+template <class Options>
+bool all_fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
+  for (const auto& group : groups) {
+    if (static_cast<const Options&>(group.options()).amsgrad()) return false;
+    for (const auto& p : group.params()) {
+      if (p.grad().defined() && !fusable(p)) return false;
+    }
+  }
+  return true;
+}
+
+template <class Options, class State, bool kDecoupled>
+void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
+                ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& states) {
+  torch::NoGradGuard no_grad;
+  for (auto& group : groups) {
+    const auto& options = static_cast<const Options&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto& slot = states[c10::guts::to_string(p.unsafeGetTensorImpl())];
+      if (!slot) {
+        auto fresh = std::make_unique<State>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        slot = std::move(fresh);
+      }
+      auto& state = static_cast<State&>(*slot);
+      state.step(state.step() + 1);
+      const auto [beta1, beta2] = options.betas();
+      const double correction1 = 1 - std::pow(beta1, static_cast<double>(state.step()));
+      const double correction2 = 1 - std::pow(beta2, static_cast<double>(state.step()));
+      const double decay = options.weight_decay();
+      kernels::AdamCoefficients c{static_cast<float>(beta1),
+                         static_cast<float>(beta2),
+                         static_cast<float>(options.eps()),
+                         static_cast<float>(options.lr() / correction1),
+                         static_cast<float>(1.0 / std::sqrt(correction2)),
+                         kDecoupled ? 0.0f : static_cast<float>(decay),
+                         kDecoupled ? static_cast<float>(1.0 - options.lr() * decay) : 1.0f};
+      auto* param = p.data_ptr<float>();
+      const auto* grad = p.grad().data_ptr<float>();
+      auto* mean = state.exp_avg().template data_ptr<float>();
+      auto* square = state.exp_avg_sq().template data_ptr<float>();
+      // Chunks of 64K elements: big enough that a thread's share outweighs waking it.
+      at::parallel_for(0, p.numel(), 1 << 16, [&](std::int64_t begin, std::int64_t end) {
+        kernels::adam_update(param + begin, grad + begin, mean + begin, square + begin, end - begin, c);
+      });
+    }
+  }
+}
+
+// Runs the closure, then the fused update when every parameter allows it, else the base class's.
+template <class Options, class State, bool kDecoupled, class Base>
+torch::Tensor step_with(torch::optim::Optimizer::LossClosure& closure, std::vector<torch::optim::OptimizerParamGroup>& groups,
+                        ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& states,
+                        Base&& base_step) {
+  torch::Tensor loss;
+  if (closure) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  if (all_fusable<Options>(groups)) {
+    fused_step<Options, State, kDecoupled>(groups, states);
+  } else {
+    base_step();
+  }
+  return loss;
+}
+
+}  // namespace
+
+torch::Tensor FusedAdam::step(LossClosure closure) {
+  return step_with<torch::optim::AdamOptions, torch::optim::AdamParamState, false>(closure, param_groups_, state_,
+                                                                                   [this] { torch::optim::Adam::step(); });
+}
+
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  return step_with<torch::optim::AdamWOptions, torch::optim::AdamWParamState, true>(closure, param_groups_, state_,
+                                                                                    [this] { torch::optim::AdamW::step(); });
+}
+
+}  // namespace encore::core
