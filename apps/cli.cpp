@@ -43,6 +43,11 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     add_config_options(*command, run_args.config);
     command->add_option("--output-dir", run_args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
   }
+  for (auto* command : {run, pretrain, finetune}) {
+    command->add_option("--resume", run_args.resume_dir, "continue the interrupted run in this directory from its last checkpoint")
+        ->excludes("--output-dir");
+    command->add_flag("--allow-config-change", run_args.allow_config_change, "resume even though the config differs from the run's");
+  }
   finetune->add_option("--from", run_args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
 
   std::string evaluate_dir;

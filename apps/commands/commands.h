@@ -21,6 +21,9 @@ struct RunArgs {
   std::string pretrained_file;
   /// Draw a redrawn progress bar (stderr is a terminal).
   bool interactive = false;
+  /// `--resume RUN_DIR`: continue that run; `--allow-config-change` lets its config differ.
+  std::string resume_dir;
+  bool allow_config_change = false;
 };
 
 /// `encore check`: validates a config and prints it resolved.

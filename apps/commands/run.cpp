@@ -1,4 +1,7 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "encore/core/errors.h"
 
 #include "encore/core/files.h"
 #include "encore/core/runtime.h"
@@ -23,6 +26,25 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
   }
   finetune::RunOptions options;
   options.run_dir = args.output_dir.empty() ? core::default_run_directory("runs", config.name) : std::filesystem::path(args.output_dir);
+  if (!args.resume_dir.empty()) {
+    options.run_dir = args.resume_dir;
+    options.resume = true;
+    const auto recorded_file = options.run_dir / "config.json";
+    if (!std::filesystem::exists(recorded_file)) {
+      throw core::DataError(fmt::format("cannot resume {}: it has no config.json (is it a run directory?)", options.run_dir.string()));
+    }
+    const auto recorded = core::load_json_file(recorded_file.string());
+    const auto differences = finetune::config_differences(recorded, finetune::to_json(config));
+    if (!differences.empty()) {
+      const auto listed = fmt::format("{}", fmt::join(differences, ", "));
+      if (!args.allow_config_change) {
+        throw core::ConfigError::in_file(args.config.config_file,
+                                         fmt::format("differs from the config {} was started with, at: {}; resume with the same config, or "
+                                                     "pass --allow-config-change", recorded_file.string(), listed));
+      }
+      err << "resuming with a changed config, at: " << listed << "\n";
+    }
+  }
   options.log = &err;
   options.interactive = args.interactive;
   options.pretrain_only = args.pretrain_only;

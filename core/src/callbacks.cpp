@@ -9,6 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "encore/core/errors.h"
+#include "encore/core/files.h"
+
 namespace encore::core {
 
 namespace {
@@ -106,6 +109,22 @@ void MetricsWriter::write(const Json& record) {
   if (!out) throw std::runtime_error(fmt::format("cannot append to {}", file_.string()));
 }
 
+void MetricsWriter::save(torch::serialize::OutputArchive& archive) const {
+  // A count of lines, not bytes: the timing fields make lengths differ between identical runs.
+  archive.write("records", c10::IValue(records_));
+}
+
+void MetricsWriter::load(torch::serialize::InputArchive& archive) {
+  c10::IValue records;
+  archive.read("records", records);
+  records_ = records.toInt();
+  std::ifstream in(file_);
+  std::string kept, line;
+  for (std::int64_t n = 0; n < records_ && std::getline(in, line); ++n) kept += line + '\n';
+  in.close();
+  write_text_atomically(file_, kept);
+}
+
 void MetricsWriter::on_epoch_end(Trainer& trainer, const Metrics& metrics) {
   Json record{{"stage", trainer.state().stage}, {"epoch", trainer.state().epoch}, {"step", trainer.state().step}};
   for (const auto& [name, value] : metrics) {
@@ -117,6 +136,7 @@ void MetricsWriter::on_epoch_end(Trainer& trainer, const Metrics& metrics) {
     }
   }
   write(record);
+  ++records_;
 }
 
 ProgressReporter::ProgressReporter(std::ostream& out, bool interactive) : out_(out), interactive_(interactive) {}
@@ -128,6 +148,7 @@ void ProgressReporter::on_fit_start(Trainer&) {
 }
 
 void ProgressReporter::on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) {
+  if (!std::isfinite(loss)) return;  // a skipped step
   ++batches_done_;
   samples_done_ += batch_size;
   loss_sum_ += loss;
@@ -166,14 +187,43 @@ void ProgressReporter::on_epoch_end(Trainer& trainer, const Metrics& metrics) {
   loss_sum_ = 0;
 }
 
-CheckpointSaver::CheckpointSaver(std::filesystem::path file, int every_epochs) : file_(std::move(file)), every_epochs_(every_epochs) {}
+CheckpointSaver::CheckpointSaver(std::filesystem::path directory, std::int64_t every_steps)
+    : directory_(std::move(directory)), every_steps_(every_steps) {}
 
-void CheckpointSaver::on_epoch_end(Trainer& trainer, const Metrics&) {
-  const auto epoch = trainer.state().epoch;
-  if (epoch % every_epochs_ == 0 || epoch == trainer.config().epochs || trainer.stop_requested()) {
-    std::filesystem::create_directories(file_.parent_path());
-    trainer.save_checkpoint(file_.string());
+void CheckpointSaver::save(const Trainer& trainer) {
+  std::filesystem::create_directories(directory_);
+  const auto latest = directory_ / kLatest;
+  // latest -> previous is one atomic rename: at every moment one complete checkpoint exists.
+  if (std::filesystem::exists(latest)) std::filesystem::rename(latest, directory_ / kPrevious);
+  trainer.save_checkpoint(latest.string());
+}
+
+void CheckpointSaver::on_batch_end(Trainer& trainer, double, std::int64_t) {
+  const auto& state = trainer.state();
+  // Mid-epoch only: the epoch's end saves anyway.
+  if (every_steps_ > 0 && state.step % every_steps_ == 0 && state.position < trainer.batches_per_epoch()) save(trainer);
+}
+
+void CheckpointSaver::on_epoch_end(Trainer& trainer, const Metrics&) { save(trainer); }
+
+void CheckpointSaver::on_fit_end(Trainer& trainer) { save(trainer); }
+
+std::optional<std::filesystem::path> newest_valid_checkpoint(const std::filesystem::path& directory, std::ostream& log) {
+  std::string damage;
+  for (const char* name : {CheckpointSaver::kLatest, CheckpointSaver::kPrevious}) {
+    const auto file = directory / name;
+    if (!std::filesystem::exists(file)) continue;
+    try {
+      read_checkpoint_summary(file.string());
+      return file;
+    } catch (const DataError& e) {
+      log << "skipping a damaged checkpoint: " << e.what() << "\n";
+      damage += std::string(damage.empty() ? "" : "; ") + e.what();
+    }
   }
+  // Checkpoints exist but none verifies: starting over silently would hide the damage.
+  if (!damage.empty()) throw DataError("no usable checkpoint: " + damage);
+  return std::nullopt;
 }
 
 bool is_terminal(int file_descriptor) { return ::isatty(file_descriptor) == 1; }

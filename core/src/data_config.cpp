@@ -28,6 +28,7 @@ DataConfig parse_data_config(JsonReader r) {
     c.train_labels = existing_file(r, "train_labels", true);
     c.test_images = existing_file(r, "test_images", false);
     c.test_labels = existing_file(r, "test_labels", !c.test_images.empty());
+    c.max_decompressed_mib = r.get<std::int64_t>("max_decompressed_mib", c.max_decompressed_mib, at_least(std::int64_t{1}));
   } else {
     c.train_csv = existing_file(r, "train_csv", true);
     c.test_csv = existing_file(r, "test_csv", false);
@@ -52,6 +53,7 @@ Json to_json(const DataConfig& c) {
     out["train_labels"] = c.train_labels;
     out["test_images"] = c.test_images;
     out["test_labels"] = c.test_labels;
+    out["max_decompressed_mib"] = c.max_decompressed_mib;
   } else {
     out["train_csv"] = c.train_csv;
     out["test_csv"] = c.test_csv;
@@ -78,8 +80,10 @@ void limit(Dataset& data, const std::optional<std::int64_t>& count) {
 LoadedData load_data(const DataConfig& c) {
   LoadedData out;
   if (c.format == "idx") {
-    out.train = load_idx_dataset(c.train_images, c.train_labels);
-    if (c.has_test()) out.test = load_idx_dataset(c.test_images, c.test_labels);
+    IdxLimits limits;
+    limits.max_decompressed_bytes = static_cast<std::uint64_t>(c.max_decompressed_mib) << 20;
+    out.train = load_idx_dataset(c.train_images, c.train_labels, limits);
+    if (c.has_test()) out.test = load_idx_dataset(c.test_images, c.test_labels, limits);
   } else {
     out.train = load_csv_dataset(c.train_csv, c.label_column);
     if (c.has_test()) out.test = load_csv_dataset(c.test_csv, c.label_column, out.train.class_names);

@@ -65,9 +65,9 @@ std::vector<std::int64_t> Dataset::example_shape() const {
   return sizes;
 }
 
-Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file) {
-  torch::Tensor images = to_tensor(read_idx_file(images_file));
-  torch::Tensor raw_labels = to_tensor(read_idx_file(labels_file));
+Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits) {
+  torch::Tensor images = to_tensor(read_idx_file(images_file, limits));
+  torch::Tensor raw_labels = to_tensor(read_idx_file(labels_file, limits));
   if (raw_labels.dim() != 1) {
     throw DataError(fmt::format("{}: labels must be one-dimensional, the header gives {} dimensions", labels_file, raw_labels.dim()));
   }

@@ -107,7 +107,10 @@ IdxArray read_idx_file(const std::string& file, const IdxLimits& limits) {
   bytes.reserve(decompressed_size_hint(file, limits.max_decompressed_bytes) + kChunk);
   for (;;) {
     const std::size_t used = bytes.size();
-    if (used + kChunk > bytes.capacity()) bytes.reserve(std::max(bytes.capacity() * 2, used + kChunk));
+    // Growth stops at the ceiling plus one chunk: data beyond it fail below anyway.
+    if (used + kChunk > bytes.capacity()) {
+      bytes.reserve(std::min<std::uint64_t>(std::max(bytes.capacity() * 2, used + kChunk), limits.max_decompressed_bytes + 2 * kChunk));
+    }
     bytes.resize(used + kChunk);
     const int got = gzread(stream.get(), bytes.data() + used, static_cast<unsigned>(kChunk));
     if (got < 0) {

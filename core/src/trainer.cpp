@@ -4,12 +4,15 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <mutex>
+#include <sstream>
 
 #include <fmt/format.h>
 
 #include "encore/core/errors.h"
 #include "encore/core/files.h"
+#include "encore/core/sealed_file.h"
 
 namespace encore::core {
 
@@ -17,6 +20,18 @@ void MetricSums::add(const std::string& name, double value, double weight) {
   auto& [sum, total] = sums_[name];
   sum += value * weight;
   total += weight;
+}
+
+Json MetricSums::to_json() const {
+  Json out = Json::object();
+  for (const auto& [name, pair] : sums_) out[name] = {pair.first, pair.second};
+  return out;
+}
+
+MetricSums MetricSums::from_json(const Json& json) {
+  MetricSums out;
+  for (const auto& [name, pair] : json.items()) out.sums_[name] = {pair.at(0).get<double>(), pair.at(1).get<double>()};
+  return out;
 }
 
 Metrics MetricSums::averages(const std::string& prefix) const {
@@ -108,9 +123,44 @@ void Trainer::set_train_mode() {
   task_.after_train_mode();
 }
 
-void Trainer::train_epoch(const BatchSource& train, MetricSums& sums) {
+namespace {
+
+// The first parameter (by name) holding a non-finite value, or "".
+std::string first_non_finite_parameter(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (const auto& item : module.named_parameters()) {
+    if (!torch::isfinite(item.value()).all().item<bool>()) return item.key();
+  }
+  return "";
+}
+
+bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
+
+}  // namespace
+
+std::string Trainer::describe_non_finite(const Batch& batch, double loss) {
+  // Runs only on the failure path: find the first culprit among inputs and parameters.
+  std::string culprit = "the loss itself (inputs and parameters are finite)";
+  if (!all_finite(batch.inputs)) {
+    culprit = "the input batch";
+  } else if (const auto name = first_non_finite_parameter(task_.module()); !name.empty()) {
+    culprit = "parameter " + name;
+  }
+  return fmt::format("non-finite training loss ({}) in stage {}, epoch {}, step {} (batch {} of the epoch): first non-finite tensor: {}",
+                     loss, state_.stage, state_.epoch + 1, state_.step + 1, state_.position + 1, culprit);
+}
+
+std::string Trainer::first_non_finite_gradient() {
+  for (const auto& item : task_.module().named_parameters()) {
+    const auto& grad = item.value().grad();
+    if (grad.defined() && !all_finite(grad)) return item.key();
+  }
+  return "";
+}
+
+void Trainer::train_epoch(const BatchSource& train) {
   const auto order = train.epoch_order(state_.epoch);
-  for (; state_.position < batches_per_epoch_; ++state_.position) {
+  while (state_.position < batches_per_epoch_) {
     Batch batch = train.batch(order, state_.position);
     if (device_ != torch::kCPU) {
       batch.inputs = batch.inputs.to(device_);
@@ -121,17 +171,29 @@ void Trainer::train_epoch(const BatchSource& train, MetricSums& sums) {
     for (auto& group : optimizer_->param_groups()) {
       for (auto& p : group.params()) p.mutable_grad().reset();
     }
-    const torch::Tensor loss = task_.training_loss(batch, sums);
+    const torch::Tensor loss = task_.training_loss(batch, epoch_sums_);
     const double value = loss.item<double>();
+    bool skip = false;
     if (!std::isfinite(value)) {
-      throw NonFiniteError(fmt::format("non-finite training loss ({}) in stage {}, epoch {}, step {} (batch {} of the epoch)",
-                                       value, state_.stage, state_.epoch + 1, state_.step + 1, state_.position + 1));
+      if (on_non_finite_ == NonFinitePolicy::kError) throw NonFiniteError(describe_non_finite(batch, value));
+      skip = true;
+    } else {
+      loss.backward();
+      if (on_non_finite_ == NonFinitePolicy::kSkipStep) {
+        // Checked before the update so that a skipped step leaves every weight as it was.
+        skip = !first_non_finite_gradient().empty();
+      }
     }
-    loss.backward();
-    if (config_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, config_.grad_clip_norm);
-    optimizer_->step();
+    if (skip) {
+      epoch_sums_.add("skipped_steps", 1.0, 1.0);
+    } else {
+      if (config_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, config_.grad_clip_norm);
+      optimizer_->step();
+      epoch_sums_.add("loss", value, static_cast<double>(batch.size()));
+      epoch_sums_.add("skipped_steps", 0.0, 1.0);
+    }
     ++state_.step;
-    sums.add("loss", value, static_cast<double>(batch.size()));
+    ++state_.position;
     for (auto& callback : callbacks_) callback->on_batch_end(*this, value, batch.size());
   }
   state_.position = 0;
@@ -159,7 +221,7 @@ Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
   stop_requested_ = false;
   for (auto& callback : callbacks_) callback->on_fit_start(*this);
   Metrics metrics;
-  while (state_.epoch < config_.epochs && !stop_requested_) {
+  while (!state_.finished && state_.epoch < config_.epochs && !stop_requested_) {
     auto& groups = optimizer_->param_groups();
     for (std::size_t g = 0; g < groups.size(); ++g) {
       groups[g].options().set_lr(scheduled_lr(config_.schedule, base_lrs_.at(g), static_cast<int>(state_.epoch), config_.epochs));
@@ -167,19 +229,24 @@ Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
     const double lr = groups.front().options().get_lr();
     const auto started = std::chrono::steady_clock::now();
     set_train_mode();
-    MetricSums sums;
-    train_epoch(train, sums);
+    // A run resumed mid-epoch keeps the sums of the batches before the checkpoint.
+    if (state_.position == 0) epoch_sums_ = MetricSums();
+    const auto first_position = state_.position;
+    train_epoch(train);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    metrics = sums.averages("train/");
+    metrics = epoch_sums_.averages("train/");
     if (validation) {
       for (const auto& [name, value] : evaluate(*validation, "val/")) metrics[name] = value;
     }
     metrics["lr"] = lr;
     metrics["epoch_seconds"] = seconds;
-    metrics["train/samples_per_second"] = seconds > 0 ? static_cast<double>(train.size()) / seconds : 0.0;
+    const auto trained = std::min(train.size(), (batches_per_epoch_ - first_position) * train.batch_size());
+    metrics["train/samples_per_second"] = seconds > 0 ? static_cast<double>(trained) / seconds : 0.0;
+    epoch_sums_ = MetricSums();
     ++state_.epoch;
     for (auto& callback : callbacks_) callback->on_epoch_end(*this, metrics);
   }
+  state_.finished = true;
   for (auto& callback : callbacks_) callback->on_fit_end(*this);
   return metrics;
 }
@@ -193,6 +260,8 @@ torch::Tensor cpu_rng_state() {
 }
 
 void set_cpu_rng_state(const torch::Tensor& state) {
+  // ENCORE_FAULT_SKIP_RNG_RESTORE exists for the resume test to prove it detects a lost RNG state.
+  if (std::getenv("ENCORE_FAULT_SKIP_RNG_RESTORE")) return;
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   generator.set_state(state);
@@ -200,18 +269,111 @@ void set_cpu_rng_state(const torch::Tensor& state) {
 
 }  // namespace
 
+namespace {
+
+// Optimizer state by group and parameter position. LibTorch's own Optimizer::save keys it by tensor
+// addresses, which differ from process to process: two identical runs would write different bytes.
+std::string optimizer_key(std::size_t group, std::size_t index, const char* field) {
+  return fmt::format("optimizer/{}/{}/{}", group, index, field);
+}
+
+template <class State>
+void save_adam_state(const State& s, torch::serialize::OutputArchive& archive, std::size_t g, std::size_t i) {
+  archive.write(optimizer_key(g, i, "step"), c10::IValue(s.step()));
+  archive.write(optimizer_key(g, i, "exp_avg"), s.exp_avg(), true);
+  archive.write(optimizer_key(g, i, "exp_avg_sq"), s.exp_avg_sq(), true);
+  if (s.max_exp_avg_sq().defined()) archive.write(optimizer_key(g, i, "max_exp_avg_sq"), s.max_exp_avg_sq(), true);
+}
+
+template <class State>
+std::unique_ptr<State> load_adam_state(torch::serialize::InputArchive& archive, std::size_t g, std::size_t i) {
+  auto s = std::make_unique<State>();
+  c10::IValue step;
+  archive.read(optimizer_key(g, i, "step"), step);
+  s->step(step.toInt());
+  torch::Tensor t;
+  archive.read(optimizer_key(g, i, "exp_avg"), t, true);
+  s->exp_avg(t.clone());
+  archive.read(optimizer_key(g, i, "exp_avg_sq"), t, true);
+  s->exp_avg_sq(t.clone());
+  if (archive.try_read(optimizer_key(g, i, "max_exp_avg_sq"), t, true)) s->max_exp_avg_sq(t.clone());
+  return s;
+}
+
+}  // namespace
+
+void save_optimizer_state(const torch::optim::Optimizer& optimizer, torch::serialize::OutputArchive& archive) {
+  const auto& groups = optimizer.param_groups();
+  archive.write("optimizer/groups", c10::IValue(static_cast<std::int64_t>(groups.size())));
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    archive.write(fmt::format("optimizer/{}/lr", g), c10::IValue(groups[g].options().get_lr()));
+    const auto& params = groups[g].params();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      const auto found = optimizer.state().find(c10::guts::to_string(params[i].unsafeGetTensorImpl()));
+      if (found == optimizer.state().end()) continue;
+      const auto* state = found->second.get();
+      if (const auto* adam = dynamic_cast<const torch::optim::AdamParamState*>(state)) {
+        archive.write(optimizer_key(g, i, "kind"), c10::IValue(std::string("adam")));
+        save_adam_state(*adam, archive, g, i);
+      } else if (const auto* adamw = dynamic_cast<const torch::optim::AdamWParamState*>(state)) {
+        archive.write(optimizer_key(g, i, "kind"), c10::IValue(std::string("adamw")));
+        save_adam_state(*adamw, archive, g, i);
+      } else if (const auto* sgd = dynamic_cast<const torch::optim::SGDParamState*>(state)) {
+        archive.write(optimizer_key(g, i, "kind"), c10::IValue(std::string("sgd")));
+        if (sgd->momentum_buffer().defined()) archive.write(optimizer_key(g, i, "momentum_buffer"), sgd->momentum_buffer(), true);
+      } else {
+        TORCH_CHECK(false, "cannot checkpoint the state of this optimizer type");
+      }
+    }
+  }
+}
+
+void load_optimizer_state(torch::optim::Optimizer& optimizer, torch::serialize::InputArchive& archive, const std::string& file) {
+  auto& groups = optimizer.param_groups();
+  c10::IValue value;
+  archive.read("optimizer/groups", value);
+  if (value.toInt() != static_cast<std::int64_t>(groups.size())) {
+    throw DataError(fmt::format("{}: the checkpoint's optimizer has {} parameter groups, this stage's has {}", file, value.toInt(),
+                                groups.size()));
+  }
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    archive.read(fmt::format("optimizer/{}/lr", g), value);
+    groups[g].options().set_lr(value.toDouble());
+    const auto& params = groups[g].params();
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      c10::IValue kind;
+      if (!archive.try_read(optimizer_key(g, i, "kind"), kind)) continue;
+      const auto key = c10::guts::to_string(params[i].unsafeGetTensorImpl());
+      if (kind.toStringRef() == "adam") {
+        optimizer.state()[key] = load_adam_state<torch::optim::AdamParamState>(archive, g, i);
+      } else if (kind.toStringRef() == "adamw") {
+        optimizer.state()[key] = load_adam_state<torch::optim::AdamWParamState>(archive, g, i);
+      } else {
+        auto s = std::make_unique<torch::optim::SGDParamState>();
+        torch::Tensor buffer;
+        if (archive.try_read(optimizer_key(g, i, "momentum_buffer"), buffer, true)) s->momentum_buffer(buffer.clone());
+        optimizer.state()[key] = std::move(s);
+      }
+    }
+  }
+}
+
 void Trainer::save_checkpoint(const std::string& file) const {
+  if (const auto name = first_non_finite_parameter(task_.module()); !name.empty()) {
+    throw NonFiniteError(fmt::format("parameter {} holds a non-finite value in stage {}, epoch {}, step {}; no checkpoint written",
+                                     name, state_.stage, state_.epoch + 1, state_.step));
+  }
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
   task_.module().save(model_archive);
   archive.write("model", model_archive);
-  torch::serialize::OutputArchive optimizer_archive;
-  optimizer_->save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
+  save_optimizer_state(*optimizer_, archive);
   archive.write("trainer/stage", c10::IValue(state_.stage));
   archive.write("trainer/epoch", c10::IValue(state_.epoch));
   archive.write("trainer/step", c10::IValue(state_.step));
   archive.write("trainer/position", c10::IValue(state_.position));
+  archive.write("trainer/finished", c10::IValue(state_.finished));
+  archive.write("trainer/epoch_sums", c10::IValue(epoch_sums_.to_json().dump()));
   archive.write("rng/cpu", cpu_rng_state());
   for (const auto& callback : callbacks_) {
     if (callback->state_key().empty()) continue;
@@ -219,34 +381,88 @@ void Trainer::save_checkpoint(const std::string& file) const {
     callback->save(callback_archive);
     archive.write("callbacks/" + callback->state_key(), callback_archive);
   }
-  write_file_atomically(file, [&](const std::filesystem::path& temporary) { archive.save_to(temporary.string()); });
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_sealed_file(file, bytes.str());
+}
+
+static torch::serialize::InputArchive open_checkpoint(const std::string& file) {
+  const auto payload = read_sealed_file(file);
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(payload.data(), payload.size());
+  } catch (const c10::Error& e) {
+    throw DataError(fmt::format("{}: checksum is right but the archive does not load: {}", file, e.what_without_backtrace()));
+  }
+  return archive;
+}
+
+static TrainerState read_trainer_state(torch::serialize::InputArchive& archive, const std::string& file) {
+  TrainerState out;
+  c10::IValue value;
+  try {
+    archive.read("trainer/stage", value);
+    out.stage = value.toStringRef();
+    archive.read("trainer/epoch", value);
+    out.epoch = value.toInt();
+    archive.read("trainer/step", value);
+    out.step = value.toInt();
+    archive.read("trainer/position", value);
+    out.position = value.toInt();
+    archive.read("trainer/finished", value);
+    out.finished = value.toBool();
+  } catch (const c10::Error& e) {
+    throw DataError(fmt::format("{}: not a training checkpoint: {}", file, e.what_without_backtrace()));
+  }
+  return out;
+}
+
+TrainerState read_checkpoint_summary(const std::string& file) {
+  auto archive = open_checkpoint(file);
+  return read_trainer_state(archive, file);
+}
+
+ResumePlan::ResumePlan(std::filesystem::path checkpoint) : file_(std::move(checkpoint)), summary_(read_checkpoint_summary(file_.string())) {}
+
+ResumePlan::Step ResumePlan::step_for(const std::string& stage) {
+  if (reached_) return Step::kRun;
+  if (stage != summary_.stage) return Step::kSkip;
+  reached_ = true;
+  return summary_.finished ? Step::kRestoreAndSkip : Step::kContinue;
+}
+
+void load_checkpoint_module(const std::string& file, torch::nn::Module& module, bool with_rng_state) {
+  auto archive = open_checkpoint(file);
+  torch::serialize::InputArchive model_archive;
+  archive.read("model", model_archive);
+  module.load(model_archive);
+  if (with_rng_state) {
+    torch::Tensor rng;
+    archive.read("rng/cpu", rng);
+    set_cpu_rng_state(rng);
+  }
+}
+
+void load_checkpoint_callback(const std::string& file, Callback& callback) {
+  auto archive = open_checkpoint(file);
+  torch::serialize::InputArchive callback_archive;
+  if (archive.try_read("callbacks/" + callback.state_key(), callback_archive)) callback.load(callback_archive);
 }
 
 void Trainer::load_checkpoint(const std::string& file) {
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file);
-  } catch (const c10::Error& e) {
-    throw DataError(fmt::format("{}: not a readable checkpoint: {}", file, e.what_without_backtrace()));
-  }
-  c10::IValue stage;
-  archive.read("trainer/stage", stage);
-  if (stage.toStringRef() != state_.stage) {
-    throw DataError(fmt::format("{}: checkpoint is of stage \"{}\", expected \"{}\"", file, stage.toStringRef(), state_.stage));
+  auto archive = open_checkpoint(file);
+  const auto saved = read_trainer_state(archive, file);
+  if (saved.stage != state_.stage) {
+    throw DataError(fmt::format("{}: checkpoint is of stage \"{}\", expected \"{}\"", file, saved.stage, state_.stage));
   }
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);
   task_.module().load(model_archive);
-  torch::serialize::InputArchive optimizer_archive;
-  archive.read("optimizer", optimizer_archive);
-  optimizer_->load(optimizer_archive);
+  load_optimizer_state(*optimizer_, archive, file);
+  state_ = saved;
   c10::IValue value;
-  archive.read("trainer/epoch", value);
-  state_.epoch = value.toInt();
-  archive.read("trainer/step", value);
-  state_.step = value.toInt();
-  archive.read("trainer/position", value);
-  state_.position = value.toInt();
+  archive.read("trainer/epoch_sums", value);
+  epoch_sums_ = MetricSums::from_json(parse_json_text(value.toStringRef(), file + ":trainer/epoch_sums"));
   torch::Tensor rng;
   archive.read("rng/cpu", rng);
   set_cpu_rng_state(rng);

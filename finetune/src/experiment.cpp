@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <sstream>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -73,12 +75,18 @@ namespace {
 
 constexpr std::int64_t kEvaluationBatch = 512;
 
+// Serialised in memory first: LibTorch names the archive's top folder after the file written, and
+// the atomic write's temporary name would make every run's bytes differ.
+void write_archive_atomically(torch::serialize::OutputArchive& archive, const fs::path& file) {
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  core::write_text_atomically(file, bytes.str());
+}
+
 void save_module(const torch::nn::Module& module, const fs::path& file) {
-  core::write_file_atomically(file, [&](const fs::path& temporary) {
-    torch::serialize::OutputArchive archive;
-    module.save(archive);
-    archive.save_to(temporary.string());
-  });
+  torch::serialize::OutputArchive archive;
+  module.save(archive);
+  write_archive_atomically(archive, file);
 }
 
 double mean_reconstruction_mse(models::AutoencoderModel& model, const core::BatchSource& source, torch::Device device) {
@@ -146,6 +154,23 @@ void check_load(const LoadReport& report, const fs::path& file, bool allow_parti
 
 }  // namespace
 
+namespace {
+
+std::map<std::string, core::Json> last_metrics_by_stage(const fs::path& file) {
+  std::map<std::string, core::Json> out;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto record = core::parse_json_text(line, file.string());
+    const auto stage = record.at("stage").get<std::string>();
+    for (const char* key : {"stage", "epoch", "step"}) record.erase(key);
+    out[stage] = record;
+  }
+  return out;
+}
+
+}  // namespace
+
 core::Json run_experiment(const ExperimentConfig& config, const Components& components, const RunOptions& options) {
   TORCH_CHECK(options.log, "run_experiment needs a log stream");
   std::ostream& log = *options.log;
@@ -180,22 +205,39 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   }
   model->module().to(device);
 
-  core::create_run_directory(options.run_dir);
+  const auto checkpoints = options.run_dir / "checkpoints";
+  const auto metrics_file = options.run_dir / "metrics.jsonl";
+  auto metrics_writer = std::make_shared<core::MetricsWriter>(metrics_file);
+  models::StageContext context;
+  if (options.resume) {
+    if (!fs::is_directory(options.run_dir)) throw std::runtime_error(fmt::format("cannot resume: {} is not a run directory", options.run_dir.string()));
+    if (const auto checkpoint = core::newest_valid_checkpoint(checkpoints, log)) {
+      context.resume = std::make_shared<core::ResumePlan>(*checkpoint);
+      // Lines written after the checkpoint go: the resumed run writes them again.
+      core::load_checkpoint_callback(checkpoint->string(), *metrics_writer);
+      log << fmt::format("resuming from {}: stage {}, {} epochs done{}\n", checkpoint->string(), context.resume->summary().stage,
+                         context.resume->summary().epoch, context.resume->summary().finished ? " (stage finished)" : "");
+    } else {
+      log << "no checkpoint to resume from: starting the run again\n";
+      std::error_code ignored;
+      fs::remove(metrics_file, ignored);
+    }
+  } else {
+    core::create_run_directory(options.run_dir);
+  }
   core::write_text_atomically(options.run_dir / "config.json", to_json(config).dump(2) + "\n");
   core::write_text_atomically(options.run_dir / "split.json", core::to_json(split, config.runtime.seed).dump() + "\n");
 
-  auto metrics_writer = std::make_shared<core::MetricsWriter>(options.run_dir / "metrics.jsonl");
   auto progress = std::make_shared<core::ProgressReporter>(log, options.interactive);
-  models::StageContext context;
   context.optimizers = &components.optimizers;
   context.device = device;
   context.seed = config.runtime.seed;
+  const auto policy = config.runtime.on_non_finite == "skip_step" ? core::NonFinitePolicy::kSkipStep : core::NonFinitePolicy::kError;
   context.attach_callbacks = [&](core::Trainer& trainer) {
+    trainer.set_non_finite_policy(policy);
     if (trainer.config().early_stopping) trainer.add_callback(std::make_shared<core::EarlyStopping>(*trainer.config().early_stopping));
     trainer.add_callback(metrics_writer);
-    std::string file = trainer.state().stage;
-    std::replace(file.begin(), file.end(), '/', '_');
-    trainer.add_callback(std::make_shared<core::CheckpointSaver>(options.run_dir / "checkpoints" / (file + ".pt")));
+    trainer.add_callback(std::make_shared<core::CheckpointSaver>(checkpoints, config.runtime.checkpoint_every_steps));
     trainer.add_callback(progress);
   };
   const std::int64_t batch = kEvaluationBatch;
@@ -205,7 +247,10 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
 
   core::Json summary{{"name", config.name}, {"stages", core::Json::object()}};
   std::optional<fs::path> pretrained = options.pretrained_file;
-  if (pretrains) {
+  // A run interrupted while fine-tuning has its pretraining, and pretrained.pt, behind it.
+  const bool pretraining_done = context.resume && context.resume->summary().stage.rfind("finetune/", 0) == 0;
+  if (pretrains && pretraining_done) pretrained = options.run_dir / "pretrained.pt";
+  if (pretrains && !pretraining_done) {
     // Pretraining sees every training image, labelled or not; never the validation split.
     core::BatchSource unlabelled(data.train, split.all_training, scaler, batch, true, config.runtime.seed);
     for (const auto& [stage, metrics] : models::pretrain(model, config.pretrain, unlabelled, validation, context)) {
@@ -246,22 +291,45 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
       log << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test->size());
     }
   }
+  if (context.resume) {
+    // Stages finished before the interruption report their last metrics.jsonl line.
+    for (const auto& [stage, metrics] : last_metrics_by_stage(metrics_file)) {
+      if (!summary["stages"].contains(stage)) summary["stages"][stage] = metrics;
+    }
+  }
   core::write_text_atomically(options.run_dir / "summary.json", summary.dump(2) + "\n");
   return summary;
 }
 
+std::vector<std::string> config_differences(const core::Json& before, const core::Json& after) {
+  const auto flat_before = before.flatten();
+  const auto flat_after = after.flatten();
+  std::vector<std::string> out;
+  for (const auto& [key, value] : flat_before.items()) {
+    if (!flat_after.contains(key) || flat_after.at(key) != value) out.push_back(key);
+  }
+  for (const auto& [key, value] : flat_after.items()) {
+    if (!flat_before.contains(key)) out.push_back(key);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 void save_trained_model(const fs::path& file, ClassifierImpl& classifier, const ExperimentConfig& config, const core::Scaler& scaler,
-                        const std::vector<std::string>& class_names, const std::vector<std::int64_t>& example_shape) {
-  core::write_file_atomically(file, [&](const fs::path& temporary) {
-    torch::serialize::OutputArchive archive;
-    classifier.save(archive);
-    archive.write("encore_config", c10::IValue(to_json(config).dump()));
-    archive.write("encore_class_names", c10::IValue(core::Json(class_names).dump()));
-    archive.write("encore_example_shape", c10::IValue(core::Json(example_shape).dump()));
-    archive.write("encore_scaler_offset", scaler.offset().cpu(), /*is_buffer=*/true);
-    archive.write("encore_scaler_multiplier", scaler.multiplier().cpu(), /*is_buffer=*/true);
-    archive.save_to(temporary.string());
-  });
+                      const std::vector<std::string>& class_names, const std::vector<std::int64_t>& example_shape) {
+  // Saved for use, in one defined state whatever the phases left (and whether a resumed run skipped
+  // them): eval mode, every block trainable.
+  classifier.eval();
+  const auto blocks = classifier.block_names();
+  classifier.set_trainable(std::set<std::string>(blocks.begin(), blocks.end()));
+  torch::serialize::OutputArchive archive;
+  classifier.save(archive);
+  archive.write("encore_config", c10::IValue(to_json(config).dump()));
+  archive.write("encore_class_names", c10::IValue(core::Json(class_names).dump()));
+  archive.write("encore_example_shape", c10::IValue(core::Json(example_shape).dump()));
+  archive.write("encore_scaler_offset", scaler.offset().cpu(), /*is_buffer=*/true);
+  archive.write("encore_scaler_multiplier", scaler.multiplier().cpu(), /*is_buffer=*/true);
+  write_archive_atomically(archive, file);
 }
 
 TrainedModel load_trained_model(const fs::path& file, const Components& components) {

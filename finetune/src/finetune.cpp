@@ -160,8 +160,14 @@ void ClassificationTask::after_train_mode() { classifier_->keep_frozen_blocks_in
 GradualUnfreezing::GradualUnfreezing(ClassificationTask& task, std::vector<std::string> pending, int every_epochs)
     : task_(task), pending_(std::move(pending)), every_epochs_(every_epochs) {}
 
-void GradualUnfreezing::on_epoch_end(core::Trainer& trainer, const core::Metrics&) {
-  if (pending_.empty() || trainer.state().epoch % every_epochs_ != 0) return;
+void GradualUnfreezing::catch_up(core::Trainer& trainer, std::int64_t epochs_done) {
+  for (std::int64_t epoch = 1; epoch <= epochs_done; ++epoch) unfreeze_after(trainer, epoch);
+}
+
+void GradualUnfreezing::on_epoch_end(core::Trainer& trainer, const core::Metrics&) { unfreeze_after(trainer, trainer.state().epoch); }
+
+void GradualUnfreezing::unfreeze_after(core::Trainer& trainer, std::int64_t epoch) {
+  if (pending_.empty() || epoch % every_epochs_ != 0) return;
   const auto block = pending_.back();
   pending_.pop_back();
   for (auto& group : task_.unfreeze(block)) trainer.add_parameter_group(std::move(group.parameters), group.lr_scale);
@@ -173,15 +179,24 @@ std::map<std::string, core::Metrics> finetune(Classifier& classifier, const Fine
   std::map<std::string, core::Metrics> results;
   for (std::size_t i = 0; i < config.phases.size(); ++i) {
     const auto& phase = config.phases[i];
+    const std::string stage = "finetune/" + phase.name;
+    const auto step = models::resume_step(context, stage, *classifier);
+    if (step == core::ResumePlan::Step::kSkip || step == core::ResumePlan::Step::kRestoreAndSkip) continue;
     ClassificationTask task(classifier, phase);
     core::BatchSource phase_train(train.data(), train.indices(), train.scaler(), phase.train.batch_size, true, context.seed + 200 + i);
-    const std::string stage = "finetune/" + phase.name;
     core::Trainer trainer(task, phase.train, stage, *context.optimizers, context.device);
+    std::shared_ptr<GradualUnfreezing> unfreezing;
     if (phase.unfreeze_every_epochs > 0) {
       std::vector<std::string> pending(phase.trainable.begin(), phase.trainable.end() - 1);
-      trainer.add_callback(std::make_shared<GradualUnfreezing>(task, pending, phase.unfreeze_every_epochs));
+      unfreezing = std::make_shared<GradualUnfreezing>(task, pending, phase.unfreeze_every_epochs);
+      trainer.add_callback(unfreezing);
     }
     if (context.attach_callbacks) context.attach_callbacks(trainer);
+    if (step == core::ResumePlan::Step::kContinue) {
+      // The optimizer's groups must be those of the checkpoint before its state is loaded.
+      if (unfreezing) unfreezing->catch_up(trainer, context.resume->summary().epoch);
+      trainer.load_checkpoint(context.resume->checkpoint().string());
+    }
     results[stage] = trainer.fit(phase_train, &validation);
   }
   return results;

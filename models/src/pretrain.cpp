@@ -125,6 +125,17 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
   return out;
 }
 
+core::ResumePlan::Step resume_step(const StageContext& context, const std::string& stage, torch::nn::Module& module) {
+  if (!context.resume) return core::ResumePlan::Step::kRun;
+  const auto step = context.resume->step_for(stage);
+  // The checkpoint's weights first: the stages after it, and a greedy stage's input codes, build on them.
+  if (step == core::ResumePlan::Step::kRestoreAndSkip || step == core::ResumePlan::Step::kContinue) {
+    // A continued stage's Trainer restores the generator with the rest of its state.
+    core::load_checkpoint_module(context.resume->checkpoint().string(), module, step == core::ResumePlan::Step::kRestoreAndSkip);
+  }
+  return step;
+}
+
 std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
                                               const core::BatchSource& train, const core::BatchSource& validation,
                                               const StageContext& context) {
@@ -135,6 +146,9 @@ std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderM
   if (config.runs_greedy()) {
     auto layers = model->greedy_layers();
     for (std::size_t k = 0; k < layers.size(); ++k) {
+      const std::string stage = fmt::format("pretrain/layer{}", k);
+      const auto step = resume_step(context, stage, module);
+      if (step == core::ResumePlan::Step::kSkip || step == core::ResumePlan::Step::kRestoreAndSkip) continue;
       const auto& stage_config = config.greedy_layer(k);
       std::optional<core::BatchSource> stage_train, stage_validation;
       core::Dataset train_codes, validation_codes;
@@ -161,17 +175,19 @@ std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderM
                                  context.seed);
       }
       GreedyLayerTask task(model, static_cast<int>(k), config.loss);
-      const std::string stage = fmt::format("pretrain/layer{}", k);
       core::Trainer trainer(task, stage_config, stage, *context.optimizers, context.device);
       if (context.attach_callbacks) context.attach_callbacks(trainer);
+      if (step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint().string());
       results[stage] = trainer.fit(*stage_train, &*stage_validation);
     }
   }
-  if (config.runs_end_to_end()) {
+  const auto end_to_end_step = config.runs_end_to_end() ? resume_step(context, "pretrain/end_to_end", module) : core::ResumePlan::Step::kSkip;
+  if (end_to_end_step == core::ResumePlan::Step::kRun || end_to_end_step == core::ResumePlan::Step::kContinue) {
     EndToEndTask task(model, config.loss);
     core::BatchSource e2e_train(train.data(), train.indices(), train.scaler(), config.end_to_end.batch_size, true, context.seed + 100);
     core::Trainer trainer(task, config.end_to_end, "pretrain/end_to_end", *context.optimizers, context.device);
     if (context.attach_callbacks) context.attach_callbacks(trainer);
+    if (end_to_end_step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint().string());
     results["pretrain/end_to_end"] = trainer.fit(e2e_train, &validation);
   }
   return results;

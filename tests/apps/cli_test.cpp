@@ -122,7 +122,7 @@ TEST(Cli, RunWritesEveryRunDirectoryFileAndItsConfigChecksBackToItself) {
   EXPECT_NE(r.err.find("intra-op threads"), std::string::npos);
   EXPECT_NE(r.err.find("BLAS:"), std::string::npos);
   for (const auto* name : {"config.json", "metrics.jsonl", "split.json", "pretrained.pt", "load_report.json", "model.pt", "summary.json",
-                           "reconstructions.png", "filters.png", "confusion.png", "checkpoints/finetune_all.pt"}) {
+                           "reconstructions.png", "filters.png", "confusion.png", "checkpoints/latest.pt", "checkpoints/previous.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(run_dir / name)) << name;
   }
   const auto summary = encore::core::load_json_file((run_dir / "summary.json").string());

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+#include <sstream>
+
 #include "encore/core/callbacks.h"
 #include "encore/core/errors.h"
 #include "support/support.h"
@@ -44,13 +47,16 @@ TrainConfig adam_config(int epochs) {
   return parse_train_config(JsonReader(j), registry, TrainConfig{});
 }
 
-/// Requests a stop after a given epoch, as an interruption would.
-struct StopAfter : Callback {
-  explicit StopAfter(int epoch) : epoch(epoch) {}
-  void on_epoch_end(Trainer& trainer, const Metrics&) override {
-    if (trainer.state().epoch == epoch) trainer.request_stop("interrupted");
+/// Saves a checkpoint after a given step and then dies, as a killed process would.
+struct KillAfterStep : Callback {
+  KillAfterStep(std::int64_t step, std::string file) : step(step), file(std::move(file)) {}
+  void on_batch_end(Trainer& trainer, double, std::int64_t) override {
+    if (trainer.state().step != step) return;
+    trainer.save_checkpoint(file);
+    throw std::runtime_error("killed");
   }
-  int epoch;
+  std::int64_t step;
+  std::string file;
 };
 
 std::vector<torch::Tensor> weights(torch::nn::Module& m) {
@@ -94,15 +100,16 @@ TEST(Trainer, ResumedFromACheckpointMatchesAnUninterruptedRunBitwise) {
   torch::manual_seed(3);
   ToyTask first_half;
   Trainer interrupted(first_half, adam_config(6), "toy", registry);
-  interrupted.add_callback(std::make_shared<StopAfter>(3));
-  interrupted.fit(train, nullptr);
-  interrupted.save_checkpoint((dir / "ckpt.pt").string());
+  // 8 batches per epoch: step 20 is mid-way through the third epoch.
+  interrupted.add_callback(std::make_shared<KillAfterStep>(20, (dir / "ckpt.pt").string()));
+  EXPECT_THROW(interrupted.fit(train, nullptr), std::runtime_error);
   torch::manual_seed(12345);  // the resumed process starts with other weights and RNG state
 
   ToyTask resumed_task;
   Trainer resumed(resumed_task, adam_config(6), "toy", registry);
   resumed.load_checkpoint((dir / "ckpt.pt").string());
-  EXPECT_EQ(resumed.state().epoch, 3);
+  EXPECT_EQ(resumed.state().epoch, 2);
+  EXPECT_EQ(resumed.state().position, 4);
   resumed.fit(train, nullptr);
   EXPECT_EQ(resumed.state().epoch, 6);
   const auto a = weights(*uninterrupted.net);
@@ -120,7 +127,7 @@ TEST(Trainer, CheckpointOfAnotherStageIsRefused) {
   Trainer b(task, adam_config(1), "stage-b", registry);
   EXPECT_THROW_WITH(b.load_checkpoint((dir / "a.pt").string()), DataError, "checkpoint is of stage \"stage-a\", expected \"stage-b\"");
   encore::testing::write_text(dir / "junk.pt", "not a checkpoint");
-  EXPECT_THROW_WITH(b.load_checkpoint((dir / "junk.pt").string()), DataError, "junk.pt: not a readable checkpoint");
+  EXPECT_THROW_WITH(b.load_checkpoint((dir / "junk.pt").string()), DataError, "junk.pt: 16 bytes, shorter than the 24-byte checkpoint header");
 }
 
 TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
@@ -137,6 +144,135 @@ TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
   BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
   Trainer trainer(task, adam_config(2), "toy", registry);
   EXPECT_THROW_WITH(trainer.fit(train, nullptr), NonFiniteError, "non-finite training loss (inf) in stage toy, epoch 1, step 3");
+}
+
+namespace {
+
+/// Where a NaN is injected at one training step.
+enum class Injection { kInput, kWeight, kLoss };
+
+/// Injects a NaN at call `at` of training_loss into a weight or the loss; kInput leaves it to the
+/// data (poisoned_data()).
+struct PoisonedTask : ToyTask {
+  PoisonedTask(Injection where, int at) : where(where), at(at) {}
+  torch::Tensor training_loss(const Batch& batch, MetricSums& m) override {
+    if (++calls != at) return ToyTask::training_loss(batch, m);
+    if (where == Injection::kWeight) {
+      torch::NoGradGuard no_grad;
+      net->linear->weight[1][2] = std::nan("");
+    }
+    const auto loss = ToyTask::training_loss(batch, m);
+    return where == Injection::kLoss ? loss * std::nan("") : loss;
+  }
+  Injection where;
+  int at;
+  int calls = 0;
+};
+
+/// Toy data with a NaN in row 48: the first row of the 4th batch of 16 when not shuffled.
+Dataset poisoned_data() {
+  auto data = toy_data();
+  data.features[48][1] = std::nan("");
+  return data;
+}
+
+}  // namespace
+
+TEST(Trainer, NonFiniteErrorPolicyNamesTheStepAndTheFirstNonFiniteTensor) {
+  const auto data = poisoned_data();
+  const auto registry = encore::testing::builtin_optimizers();
+  const auto clean = toy_data();
+  const auto scaler = Scaler::fit(Scaling::kNone, clean, torch::arange(120));
+  const std::vector<std::pair<Injection, std::string>> cases{
+      {Injection::kInput, "step 4 (batch 4 of the epoch): first non-finite tensor: the input batch"},
+      {Injection::kWeight, "step 4 (batch 4 of the epoch): first non-finite tensor: parameter linear.weight"},
+      {Injection::kLoss, "step 4 (batch 4 of the epoch): first non-finite tensor: the loss itself"}};
+  for (const auto& [where, message] : cases) {
+    BatchSource train(where == Injection::kInput ? data : clean, torch::arange(120), scaler, 16, false, 1);
+    PoisonedTask task(where, 4);
+    Trainer trainer(task, adam_config(2), "toy", registry);
+    EXPECT_THROW_WITH(trainer.fit(train, nullptr), NonFiniteError, message);
+  }
+}
+
+TEST(Trainer, SkipStepPolicyLeavesTheWeightsOfABadStepBitwiseAndCountsIt) {
+  const auto data = poisoned_data();
+  const auto clean = toy_data();
+  const auto registry = encore::testing::builtin_optimizers();
+  const auto scaler = Scaler::fit(Scaling::kNone, clean, torch::arange(120));
+  for (auto where : {Injection::kInput, Injection::kLoss}) {
+    BatchSource train(where == Injection::kInput ? data : clean, torch::arange(120), scaler, 16, false, 1);
+    // The step before the bad one: weights after 3 steps, then the bad 4th step must change nothing.
+    struct Snapshot : Callback {
+      void on_batch_end(Trainer& trainer, double, std::int64_t) override {
+        if (trainer.state().step == 3) before = weights(trainer.task().module());
+        if (trainer.state().step == 4) after = weights(trainer.task().module());
+      }
+      std::vector<torch::Tensor> before, after;
+    };
+    PoisonedTask task(where, 4);
+    Trainer trainer(task, adam_config(1), "toy", registry);
+    trainer.set_non_finite_policy(NonFinitePolicy::kSkipStep);
+    auto snapshot = std::make_shared<Snapshot>();
+    trainer.add_callback(snapshot);
+    const auto metrics = trainer.fit(train, nullptr);
+    ASSERT_EQ(snapshot->before.size(), snapshot->after.size());
+    for (std::size_t i = 0; i < snapshot->before.size(); ++i) EXPECT_TRUE(encore::testing::bitwise_equal(snapshot->before[i], snapshot->after[i]));
+    EXPECT_DOUBLE_EQ(metrics.at("train/skipped_steps"), 1.0 / 8.0);
+    EXPECT_TRUE(std::isfinite(metrics.at("train/loss")));
+  }
+}
+
+TEST(Trainer, NoCheckpointHoldsANonFiniteWeight) {
+  const auto registry = encore::testing::builtin_optimizers();
+  encore::testing::TempDir dir;
+  ToyTask task;
+  Trainer trainer(task, adam_config(1), "toy", registry);
+  {
+    torch::NoGradGuard no_grad;
+    task.net->linear->bias[0] = std::numeric_limits<float>::infinity();
+  }
+  EXPECT_THROW_WITH(trainer.save_checkpoint((dir / "bad.pt").string()), NonFiniteError,
+                    "parameter linear.bias holds a non-finite value");
+  EXPECT_FALSE(std::filesystem::exists(dir / "bad.pt"));
+}
+
+TEST(Trainer, DamagedCheckpointIsRejectedNamingTheFile) {
+  const auto registry = encore::testing::builtin_optimizers();
+  encore::testing::TempDir dir;
+  ToyTask task;
+  Trainer trainer(task, adam_config(1), "toy", registry);
+  const auto file = dir / "ok.pt";
+  trainer.save_checkpoint(file.string());
+  const auto good = encore::testing::read_bytes(file);
+  auto flipped = good;
+  flipped[good.size() / 2] ^= 0x10;
+  encore::testing::write_bytes(dir / "flipped.pt", flipped);
+  EXPECT_THROW_WITH(trainer.load_checkpoint((dir / "flipped.pt").string()), DataError, "flipped.pt: checksum mismatch");
+  auto truncated = good;
+  truncated.pop_back();
+  encore::testing::write_bytes(dir / "truncated.pt", truncated);
+  EXPECT_THROW_WITH(trainer.load_checkpoint((dir / "truncated.pt").string()), DataError, "truncated.pt: offset 8: header promises");
+  trainer.load_checkpoint(file.string());
+}
+
+TEST(CheckpointSaver, KeepsTheLastTwoAndFallsBackToThePreviousWhenTheLatestIsDamaged) {
+  const auto data = toy_data();
+  const auto registry = encore::testing::builtin_optimizers();
+  encore::testing::TempDir dir;
+  BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
+  ToyTask task;
+  Trainer trainer(task, adam_config(2), "toy", registry);
+  trainer.add_callback(std::make_shared<CheckpointSaver>(dir.path(), 3));
+  trainer.fit(train, nullptr);
+  EXPECT_EQ(encore::testing::list_tree(dir.path()), (std::vector<std::string>{"latest.pt", "previous.pt"}));
+  std::ostringstream log;
+  EXPECT_EQ(newest_valid_checkpoint(dir.path(), log), dir / "latest.pt");
+  auto bytes = encore::testing::read_bytes(dir / "latest.pt");
+  bytes[100] ^= 1;
+  encore::testing::write_bytes(dir / "latest.pt", bytes);
+  EXPECT_EQ(newest_valid_checkpoint(dir.path(), log), dir / "previous.pt");
+  EXPECT_NE(log.str().find("latest.pt: checksum mismatch"), std::string::npos) << log.str();
 }
 
 namespace {

@@ -71,7 +71,7 @@ TEST(Experiment, RunLeavesTheRunDirectory) {
   options.run_dir = dir / "run";
   options.log = &log;
   const auto summary = finetune::run_experiment(config, components, options);
-  for (const auto* file : {"config.json", "split.json", "metrics.jsonl", "pretrained.pt", "summary.json", "checkpoints/pretrain_layer1.pt"}) {
+  for (const auto* file : {"config.json", "split.json", "metrics.jsonl", "pretrained.pt", "summary.json", "checkpoints/latest.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(options.run_dir / file)) << file;
   }
   // 10 validation inputs above their reconstructions: 8x8 tiles, 1 px gaps, drawn 3x.

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -41,15 +42,21 @@ class EarlyStopping : public Callback {
   std::vector<torch::Tensor> best_weights_;
 };
 
-/// Appends one JSON object per epoch to metrics.jsonl: stage, epoch, step and the metrics.
+/// Appends one JSON object per epoch to metrics.jsonl: stage, epoch, step and the metrics. Its
+/// checkpointed state is the number of lines written, so a resumed run first cuts off the lines
+/// written after its checkpoint.
 class MetricsWriter : public Callback {
  public:
   explicit MetricsWriter(std::filesystem::path file);
   void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+  std::string state_key() const override { return "metrics"; }
 
  private:
   void write(const Json& record);
   std::filesystem::path file_;
+  std::int64_t records_ = 0;
 };
 
 /// Human progress on a stream (stderr): a redrawn bar with epoch, loss, samples/s and ETA on a
@@ -71,16 +78,29 @@ class ProgressReporter : public Callback {
   double loss_sum_ = 0;
 };
 
-/// Saves a checkpoint after every `every_epochs` epochs (and at the last one).
+/// Saves checkpoints into a directory as latest.pt, keeping the one before as previous.pt: after
+/// every epoch, every `every_steps` optimizer steps when > 0 (mid-epoch), and when fit() ends.
 class CheckpointSaver : public Callback {
  public:
-  CheckpointSaver(std::filesystem::path file, int every_epochs = 1);
+  explicit CheckpointSaver(std::filesystem::path directory, std::int64_t every_steps = 0);
+  void on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) override;
   void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  void on_fit_end(Trainer& trainer) override;
+
+  static constexpr const char* kLatest = "latest.pt";
+  static constexpr const char* kPrevious = "previous.pt";
 
  private:
-  std::filesystem::path file_;
-  int every_epochs_;
+  void save(const Trainer& trainer);
+  std::filesystem::path directory_;
+  std::int64_t every_steps_;
 };
+
+/// The newest checkpoint in a CheckpointSaver directory that verifies: latest.pt, else
+/// previous.pt (a kill can land between their rotation and the next write). Messages about
+/// damaged files go to `log`. Empty when there is none; DataError when there are some but every
+/// one is damaged.
+std::optional<std::filesystem::path> newest_valid_checkpoint(const std::filesystem::path& directory, std::ostream& log);
 
 /// Whether a stream descriptor is a terminal (for choosing the progress style).
 bool is_terminal(int file_descriptor);

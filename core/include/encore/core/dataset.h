@@ -7,6 +7,8 @@
 
 #include <torch/types.h>
 
+#include "encore/core/idx.h"
+
 namespace encore::core {
 
 /// A whole dataset held as one contiguous tensor. Images stay `uint8` until a batch is cut.
@@ -27,7 +29,7 @@ struct Dataset {
 };
 
 /// Builds a dataset from IDX image and label files (validated to agree in count and label range).
-Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file);
+Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits = {});
 
 /// Builds a dataset from a CSV file. Labels that are all integers keep their numeric order; other
 /// labels are sorted as text. `class_names`, when given, fixes the mapping (a test set must use the

@@ -18,9 +18,14 @@ struct RuntimeConfig {
   /// "auto" (CUDA if available), "cpu" or "cuda".
   std::string device = "auto";
   std::uint64_t seed = 1;
+  /// "error" (stop, exit 3) or "skip_step" (leave the weights, count the step, go on).
+  std::string on_non_finite = "error";
+  /// Checkpoint every this many optimizer steps inside epochs too (0: at epoch ends only).
+  std::int64_t checkpoint_every_steps = 0;
 };
 
-/// Reads `threads`, `device` and `seed` from a top-level reader (other keys are left to the caller).
+/// Reads `threads`, `device`, `seed`, `on_non_finite` and `checkpoint_every_steps` from a top-level
+/// reader (other keys are left to the caller).
 RuntimeConfig parse_runtime(JsonReader& reader);
 /// Writes those keys into a resolved top-level object.
 void add_runtime_json(Json& out, const RuntimeConfig& config);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -31,6 +32,9 @@ class MetricSums {
   void add(const std::string& name, double value, double weight);
   /// Averages, each name prefixed (e.g. "train/").
   Metrics averages(const std::string& prefix) const;
+  /// The sums as {"name": [sum, weight]} (checkpoints carry a part-done epoch's sums).
+  Json to_json() const;
+  static MetricSums from_json(const Json& json);
 
  private:
   std::map<std::string, std::pair<double, double>> sums_;
@@ -97,8 +101,19 @@ struct TrainerState {
   std::int64_t epoch = 0;
   /// Optimizer steps taken.
   std::int64_t step = 0;
-  /// Next batch within the current epoch (non-zero only when resuming mid-epoch).
+  /// Next batch within the current epoch (non-zero only mid-epoch).
   std::int64_t position = 0;
+  /// fit() has run to its end (epochs done or stopped early).
+  bool finished = false;
+};
+
+/// What happens when a training step meets a non-finite loss or gradient.
+enum class NonFinitePolicy {
+  /// Stop with NonFiniteError naming the step and the first non-finite tensor.
+  kError,
+  /// Leave the weights as they are, count the step in "train/skipped_steps" (a fraction of steps),
+  /// and go on. Costs one pass over the gradients per step.
+  kSkipStep,
 };
 
 class Trainer;
@@ -139,9 +154,13 @@ class Trainer {
   /// Evaluates the task's validation loss on a source (eval mode, no gradients).
   Metrics evaluate(const BatchSource& source, const std::string& prefix);
 
-  /// Writes model, optimizer, trainer state, RNG state and callback states (atomically).
+  void set_non_finite_policy(NonFinitePolicy policy) { on_non_finite_ = policy; }
+
+  /// Writes model, optimizer, trainer state (mid-epoch included), RNG state and callback states to
+  /// a sealed file (sealed_file.h), atomically. Refuses (NonFiniteError) when a parameter is
+  /// non-finite: no checkpoint holds a non-finite weight.
   void save_checkpoint(const std::string& file) const;
-  /// Restores everything save_checkpoint wrote.
+  /// Restores everything save_checkpoint wrote; a damaged file is a DataError naming it.
   void load_checkpoint(const std::string& file);
 
   void request_stop(std::string reason);
@@ -156,8 +175,10 @@ class Trainer {
   std::int64_t batches_per_epoch() const { return batches_per_epoch_; }
 
  private:
-  void train_epoch(const BatchSource& train, MetricSums& sums);
+  void train_epoch(const BatchSource& train);
   void set_train_mode();
+  std::string describe_non_finite(const Batch& batch, double loss);
+  std::string first_non_finite_gradient();
 
   TrainTask& task_;
   TrainConfig config_;
@@ -168,9 +189,52 @@ class Trainer {
   std::vector<torch::Tensor> parameters_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
   TrainerState state_;
+  /// Sums of the epoch in progress.
+  MetricSums epoch_sums_;
+  NonFinitePolicy on_non_finite_ = NonFinitePolicy::kError;
   std::int64_t batches_per_epoch_ = 0;
   bool stop_requested_ = false;
   std::string stop_reason_;
 };
+
+/// Optimizer state (Adam, AdamW, SGD) written by group and parameter position, so identical runs
+/// write identical bytes; loading checks the group count against the optimizer's.
+void save_optimizer_state(const torch::optim::Optimizer& optimizer, torch::serialize::OutputArchive& archive);
+void load_optimizer_state(torch::optim::Optimizer& optimizer, torch::serialize::InputArchive& archive, const std::string& file);
+
+/// The trainer state a checkpoint holds, read without building anything.
+TrainerState read_checkpoint_summary(const std::string& file);
+
+/// Where an interrupted run continues from its checkpoint. Stages run in a fixed order, so the
+/// stages before the checkpoint's finished earlier; asked stage by stage, in order.
+class ResumePlan {
+ public:
+  explicit ResumePlan(std::filesystem::path checkpoint);
+  enum class Step {
+    /// Finished before the checkpoint's stage: nothing to do.
+    kSkip,
+    /// The checkpoint's stage, finished: restore its weights, train nothing.
+    kRestoreAndSkip,
+    /// The checkpoint's stage, interrupted: restore everything and train on.
+    kContinue,
+    /// After the checkpoint's stage: train from the start.
+    kRun,
+  };
+  Step step_for(const std::string& stage);
+  const std::filesystem::path& checkpoint() const { return file_; }
+  const TrainerState& summary() const { return summary_; }
+
+ private:
+  std::filesystem::path file_;
+  TrainerState summary_;
+  bool reached_ = false;
+};
+
+/// Loads the module weights of a checkpoint, and with `with_rng_state` the random generator state
+/// (the next stage of a run resumed after a finished stage draws what it would have drawn).
+void load_checkpoint_module(const std::string& file, torch::nn::Module& module, bool with_rng_state);
+
+/// Loads one callback's state from a checkpoint (nothing when the checkpoint has none for it).
+void load_checkpoint_callback(const std::string& file, Callback& callback);
 
 }  // namespace encore::core

@@ -61,7 +61,13 @@ struct RunOptions {
   bool pretrain_only = false;
   /// Fine-tune this pretrained encoder instead of pretraining (`encore finetune --from`).
   std::optional<std::filesystem::path> pretrained_file;
+  /// Continue the interrupted run in `run_dir` from its newest valid checkpoint (from the start when
+  /// it has none). The caller has compared configs (config_differences()).
+  bool resume = false;
 };
+
+/// JSON pointers whose values differ between two resolved configs (keys in either one), sorted.
+std::vector<std::string> config_differences(const core::Json& before, const core::Json& after);
 
 /// Runs an experiment: loads and splits the data, pretrains, fine-tunes, evaluates, and leaves
 /// config.json, split.json, metrics.jsonl, pretrained.pt, load_report.json, model.pt,

@@ -78,8 +78,11 @@ class GradualUnfreezing : public core::Callback {
  public:
   GradualUnfreezing(ClassificationTask& task, std::vector<std::string> pending, int every_epochs);
   void on_epoch_end(core::Trainer& trainer, const core::Metrics& metrics) override;
+  /// Unfreezes what the first `epochs_done` epochs did (resuming a phase mid-way).
+  void catch_up(core::Trainer& trainer, std::int64_t epochs_done);
 
  private:
+  void unfreeze_after(core::Trainer& trainer, std::int64_t epoch);
   ClassificationTask& task_;
   std::vector<std::string> pending_;
   int every_epochs_;

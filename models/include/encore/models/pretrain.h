@@ -88,7 +88,13 @@ struct StageContext {
   torch::Device device = torch::kCPU;
   std::uint64_t seed = 1;
   std::function<void(core::Trainer&)> attach_callbacks;
+  /// Set when resuming an interrupted run: which stages to skip, restore or continue.
+  std::shared_ptr<core::ResumePlan> resume;
 };
+
+/// The resume step for a stage (kRun when not resuming); restores the checkpoint's weights into
+/// `module` when the stage is the checkpoint's.
+core::ResumePlan::Step resume_step(const StageContext& context, const std::string& stage, torch::nn::Module& module);
 
 /// Runs every configured stage on `train` (validated on `validation`). Returns each stage's final
 /// metrics, keyed by stage name ("pretrain/layer0", ..., "pretrain/end_to_end").

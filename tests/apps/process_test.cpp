@@ -1,0 +1,342 @@
+// The `encore` executable as a separate process: killed at random moments and resumed, and fed
+// hostile files. The executable is the build tree's apps/encore next to this test's tests/ directory
+// (ENCORE_BINARY overrides).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "encore/core/config.h"
+#include "support/support.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using encore::core::Json;
+using encore::testing::TempDir;
+
+struct Outcome {
+  /// Exit code, or -signal when killed.
+  int code;
+  std::string err;
+  /// Peak resident memory in KiB.
+  long peak_kib;
+};
+
+std::string encore_binary() {
+  if (const char* path = std::getenv("ENCORE_BINARY")) return path;
+  return (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "apps" / "encore").string();
+}
+
+/// Runs encore with `args`; with `kill_after`, sends SIGKILL that long after `clock_start` exists
+/// (when given; else after the start), unless it ends first.
+Outcome run_encore(const std::vector<std::string>& args, const fs::path& err_file, std::optional<std::chrono::microseconds> kill_after = {},
+                   const std::vector<std::string>& extra_env = {}, const fs::path& clock_start = {}) {
+  std::vector<std::string> argv_strings{encore_binary()};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+
+  // fork, not posix_spawn: a vfork-style child starts its peak-memory count from the parent's peak.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(err, 2);
+    dup2(null, 1);
+    execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  EXPECT_GT(pid, 0) << "cannot start " << argv[0];
+  if (pid <= 0) return {-1, "", 0};
+  int status = 0;
+  rusage usage{};
+  bool ended = false;
+  if (kill_after) {
+    while (!clock_start.empty() && !fs::exists(clock_start) && !ended) {
+      ended = wait4(pid, &status, WNOHANG, &usage) == pid;
+      if (!ended) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    const auto deadline = std::chrono::steady_clock::now() + *kill_after;
+    while (!ended && std::chrono::steady_clock::now() < deadline) {
+      ended = wait4(pid, &status, WNOHANG, &usage) == pid;
+      if (!ended) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (!ended) kill(pid, SIGKILL);
+  }
+  if (!ended) wait4(pid, &status, 0, &usage);
+  std::ifstream in(err_file);
+  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  return {code, err, usage.ru_maxrss};
+}
+
+/// A small experiment touching every resumable part: greedy and end-to-end pretraining with masking
+/// noise (RNG), two fine-tuning phases (the second with gradual unfreezing and early stopping), and
+/// checkpoints every 3 steps so that kills land mid-epoch and mid-write.
+Json resumable_config(const TempDir& dir) {
+  auto [images, labels] = encore::testing::write_toy_idx(dir.path(), "train", 4, 30, 8, true);
+  return Json{{"name", "resume"},
+              {"threads", 1},
+              {"checkpoint_every_steps", 3},
+              {"data", {{"format", "idx"}, {"train_images", images.string()}, {"train_labels", labels.string()}}},
+              {"model", {{"hidden_dims", {24, 12}}, {"corruption", "masking"}, {"corruption_levels", {0.2}}}},
+              {"pretrain",
+               {{"mode", "greedy_then_end_to_end"}, {"greedy", {{"epochs", 3}, {"batch_size", 8}}}, {"end_to_end", {{"epochs", 3}, {"batch_size", 8}}}}},
+              {"finetune",
+               {{"hidden", {{"units", 16}, {"dropout", 0.2}}},
+                {"phases",
+                 {{{"name", "head_only"}, {"trainable", {"head"}}, {"epochs", 2}, {"batch_size", 8}},
+                  {{"name", "all"},
+                   {"trainable", {"encoder", "hidden", "head"}},
+                   {"epochs", 4},
+                   {"batch_size", 8},
+                   {"unfreeze_every_epochs", 1},
+                   {"early_stopping", {{"monitor", "val/loss"}, {"patience", 3}}}}}}}}};
+}
+
+/// metrics.jsonl without the wall-clock fields.
+std::vector<Json> metrics_without_timing(const fs::path& file) {
+  std::vector<Json> out;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto record = Json::parse(line);
+    record.erase("epoch_seconds");
+    record.erase("train/samples_per_second");
+    out.push_back(record);
+  }
+  return out;
+}
+
+struct RunFiles {
+  std::vector<unsigned char> model, checkpoint;
+  std::vector<Json> metrics;
+};
+
+RunFiles files_of(const fs::path& run) {
+  return {encore::testing::read_bytes(run / "model.pt"), encore::testing::read_bytes(run / "checkpoints" / "latest.pt"),
+          metrics_without_timing(run / "metrics.jsonl")};
+}
+
+/// Kills a run `delay` after its run directory got its config, then resumes it.
+/// Returns what the resumed run said of its starting point.
+std::string kill_and_resume(const std::string& config, const fs::path& run, std::chrono::microseconds delay, const TempDir& dir,
+                            const std::vector<std::string>& resume_env = {}) {
+  // The clock starts when the run directory has its config: kills land in training, not start-up.
+  const auto killed = run_encore({"run", config, "--output-dir", run.string()}, dir / "killed.err", delay, {}, run / "config.json");
+  if (killed.code == 0) return "not killed: the run had ended";
+  EXPECT_EQ(killed.code, -SIGKILL) << killed.err;
+  const auto resumed = run_encore({"run", config, "--resume", run.string()}, dir / "resumed.err", {}, resume_env);
+  EXPECT_EQ(resumed.code, 0) << resumed.err;
+  const auto line = resumed.err.find("resuming from");
+  return line == std::string::npos ? "no checkpoint yet" : resumed.err.substr(line, resumed.err.find('\n', line) - line);
+}
+
+TEST(Process, RunKilledAtTwentyRandomMomentsResumesToTheUninterruptedResultBitwise) {
+  TempDir dir;
+  const auto config = (dir / "resume.json").string();
+  encore::testing::write_text(config, resumable_config(dir).dump());
+  // Training time: from the run directory's config.json to the end.
+  const auto reference_dir = dir / "reference";
+  std::chrono::microseconds duration{0};
+  {
+    const auto reference = run_encore({"run", config, "--output-dir", reference_dir.string()}, dir / "reference.err");
+    ASSERT_EQ(reference.code, 0) << reference.err;
+    const auto written = fs::last_write_time(reference_dir / "config.json");
+    duration = std::chrono::duration_cast<std::chrono::microseconds>(fs::last_write_time(reference_dir / "summary.json") - written);
+  }
+  const auto expected = files_of(dir / "reference");
+
+  std::mt19937 random(2026);
+  std::uniform_int_distribution<std::int64_t> moment(0, duration.count());
+  int mid_write = 0;
+  for (int kill = 0; kill < 20; ++kill) {
+    const auto run = dir / ("run" + std::to_string(kill));
+    const auto delay = std::chrono::microseconds(moment(random));
+    const auto resumed_from = kill_and_resume(config, run, delay, dir);
+    const auto actual = files_of(run);
+    const auto where = "kill " + std::to_string(kill) + " after " + std::to_string(delay.count()) + " us, " + resumed_from;
+    EXPECT_TRUE(actual.model == expected.model) << where << ": model.pt differs";
+    EXPECT_TRUE(actual.checkpoint == expected.checkpoint) << where << ": final checkpoint (weights, optimizer, state) differs";
+    EXPECT_EQ(actual.metrics, expected.metrics) << where << ": metrics.jsonl differs";
+    for (const auto& entry : fs::directory_iterator(run / "checkpoints")) mid_write += entry.path().filename().string().find(".tmp") != std::string::npos;
+  }
+  std::cout << "kills that left a partly written checkpoint behind: " << mid_write << "\n";
+}
+
+TEST(Process, TheResumeCheckFailsWhenTheRngStateIsNotRestored) {
+  TempDir dir;
+  const auto config = (dir / "resume.json").string();
+  encore::testing::write_text(config, resumable_config(dir).dump());
+  ASSERT_EQ(run_encore({"run", config, "--output-dir", (dir / "reference").string()}, dir / "reference.err").code, 0);
+  const auto expected = files_of(dir / "reference");
+  // Killed as soon as the first checkpoint exists, so the resumed run depends on its restored state.
+  const auto second = dir / "second";
+  const std::string binary = encore_binary();
+  std::vector<std::string> args{"run", config, "--output-dir", second.string()};
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  while (!fs::exists(second / "checkpoints" / "latest.pt")) {
+    if (waitpid(pid, nullptr, WNOHANG) == pid) FAIL() << "the run ended before its first checkpoint";
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  const auto resumed = run_encore({"run", config, "--resume", second.string()}, dir / "resumed.err", {}, {"ENCORE_FAULT_SKIP_RNG_RESTORE=1"});
+  ASSERT_NE(resumed.err.find("resuming from"), std::string::npos) << resumed.err;
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  EXPECT_FALSE(files_of(second).model == expected.model) << "a resume that loses the RNG state went unnoticed";
+}
+
+/// Writes `config` into `dir` as resume.json and runs it to the end in dir/run; returns the config file.
+std::string completed_run(const TempDir& dir, const Json& config) {
+  const auto file = (dir / "resume.json").string();
+  encore::testing::write_text(file, config.dump());
+  const auto outcome = run_encore({"run", file, "--output-dir", (dir / "run").string()}, dir / "first.err");
+  EXPECT_EQ(outcome.code, 0) << outcome.err;
+  return file;
+}
+
+TEST(Process, ResumeWithAChangedConfigIsRefusedListingTheKeys) {
+  TempDir dir;
+  auto j = resumable_config(dir);
+  completed_run(dir, j);
+  const auto run = dir / "run";
+  j["seed"] = 7;
+  j["pretrain"]["greedy"]["epochs"] = 4;
+  const auto changed = (dir / "changed.json").string();
+  encore::testing::write_text(changed, j.dump());
+  const auto refused = run_encore({"run", changed, "--resume", run.string()}, dir / "refused.err");
+  EXPECT_EQ(refused.code, 2) << refused.err;
+  EXPECT_NE(refused.err.find("/pretrain/greedy/epochs, /seed"), std::string::npos) << refused.err;
+  const auto allowed = run_encore({"run", changed, "--resume", run.string(), "--allow-config-change"}, dir / "allowed.err");
+  EXPECT_EQ(allowed.code, 0) << allowed.err;
+}
+
+// ---- hostile inputs: each refused with a named error, exit 1 or 2, little memory ----
+
+class HostileInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // A normal start: a small valid run, which loads its data and initialises LibTorch and the BLAS.
+    const auto config = (dir_ / "normal.json").string();
+    encore::testing::write_text(config, resumable_config(dir_).dump());
+    const auto normal = run_encore({"run", config, "--output-dir", (dir_ / "normal").string()}, dir_ / "normal.err");
+    ASSERT_EQ(normal.code, 0) << normal.err;
+    baseline_kib_ = normal.peak_kib;
+  }
+  /// Runs encore on a config naming `files` and expects a refusal naming `needle`.
+  void expect_refused(const std::vector<std::string>& args, const std::string& needle) {
+    const auto outcome = run_encore(args, dir_ / "hostile.err");
+    EXPECT_TRUE(outcome.code == 1 || outcome.code == 2) << "exit " << outcome.code << ": " << outcome.err;
+    EXPECT_NE(outcome.err.find(needle), std::string::npos) << outcome.err;
+    EXPECT_LE(outcome.peak_kib, baseline_kib_ + 64 * 1024) << "peak " << outcome.peak_kib << " KiB against " << baseline_kib_ << " at start";
+  }
+  std::string idx_config(const fs::path& images, const fs::path& labels, const Json& extra = Json::object()) {
+    Json data{{"format", "idx"}, {"train_images", images.string()}, {"train_labels", labels.string()}};
+    data.update(extra);
+    const Json j{{"threads", 1}, {"data", data}, {"model", {{"hidden_dims", {4}}}}};
+    encore::testing::write_text(dir_ / "config.json", j.dump());
+    return (dir_ / "config.json").string();
+  }
+  std::string csv_config(const fs::path& csv) {
+    const Json j{{"threads", 1}, {"data", {{"format", "csv"}, {"train_csv", csv.string()}}}, {"model", {{"hidden_dims", {4}}}}};
+    encore::testing::write_text(dir_ / "config.json", j.dump());
+    return (dir_ / "config.json").string();
+  }
+  std::vector<std::string> run_args(const std::string& config) { return {"run", config, "--output-dir", (dir_ / "run").string()}; }
+
+  TempDir dir_;
+  long baseline_kib_ = 0;
+};
+
+TEST_F(HostileInput, IdxHeaders) {
+  const auto labels = dir_ / "labels.idx";
+  encore::testing::write_bytes(labels, encore::testing::idx_bytes(0x08, {2}, {0, 1}));
+  const std::vector<unsigned char> pixels(2 * 28 * 28, 7);
+  const std::vector<std::tuple<std::string, std::vector<unsigned char>, std::string>> cases{
+      {"count_ffffffff.idx", encore::testing::idx_bytes(0x08, {0xFFFFFFFFu, 28, 28}, pixels), "count_ffffffff.idx"},
+      {"overflow.idx", encore::testing::idx_bytes(0x08, {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu}, pixels), "overflow.idx"},
+      {"wrong_type.idx", encore::testing::idx_bytes(0x07, {2, 28, 28}, pixels), "wrong_type.idx"},
+  };
+  for (const auto& [name, bytes, needle] : cases) {
+    encore::testing::write_bytes(dir_ / name, bytes);
+    expect_refused(run_args(idx_config(dir_ / name, labels)), needle);
+  }
+  auto truncated = encore::testing::idx_bytes(0x08, {2, 28, 28}, pixels);
+  truncated.pop_back();
+  encore::testing::write_bytes(dir_ / "truncated.idx", truncated);
+  expect_refused(run_args(idx_config(dir_ / "truncated.idx", labels)), "truncated.idx");
+}
+
+TEST_F(HostileInput, GzipBeyondTheCeiling) {
+  const auto labels = dir_ / "labels.idx";
+  encore::testing::write_bytes(labels, encore::testing::idx_bytes(0x08, {2}, {0, 1}));
+  {
+    // 64 MiB of zeros compress to about 64 KiB; the ceiling is set to 16 MiB. Freed before encore
+    // starts: a spawned child's peak-memory figure starts from its parent's memory.
+    const std::vector<unsigned char> zeros(64u << 20, 0);
+    encore::testing::write_gzip(dir_ / "bomb.idx.gz", encore::testing::idx_bytes(0x08, {85598, 28, 28}, zeros));
+  }
+  expect_refused(run_args(idx_config(dir_ / "bomb.idx.gz", labels, Json{{"max_decompressed_mib", 16}})), "exceed the limit");
+}
+
+TEST_F(HostileInput, CsvFiles) {
+  encore::testing::write_text(dir_ / "quote.csv", "a,label\n\"1,0\n2,1\n");
+  expect_refused(run_args(csv_config(dir_ / "quote.csv")), "quote.csv");
+  std::string long_line = "a,label\n" + std::string(10'000'000, '9') + "x,1\n";
+  encore::testing::write_text(dir_ / "long.csv", long_line);
+  expect_refused(run_args(csv_config(dir_ / "long.csv")), "long.csv:2");
+  std::string wide;
+  for (int c = 0; c < 20000; ++c) wide += "f" + std::to_string(c) + ",";
+  wide += "label\n1,2,0\n";
+  encore::testing::write_text(dir_ / "wide.csv", wide);
+  expect_refused(run_args(csv_config(dir_ / "wide.csv")), "wide.csv:2");
+}
+
+TEST_F(HostileInput, ConfigNestedAHundredThousandLevels) {
+  encore::testing::write_text(dir_ / "deep.json", "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  expect_refused({"check", (dir_ / "deep.json").string()}, "deep.json");
+}
+
+TEST_F(HostileInput, CheckpointWithOneFlippedBit) {
+  TempDir run_dir;
+  const auto config = completed_run(run_dir, resumable_config(run_dir));
+  const auto run = run_dir / "run";
+  fs::remove(run / "checkpoints" / "previous.pt");
+  auto bytes = encore::testing::read_bytes(run / "checkpoints" / "latest.pt");
+  bytes[bytes.size() / 3] ^= 0x04;
+  encore::testing::write_bytes(run / "checkpoints" / "latest.pt", bytes);
+  expect_refused({"run", config, "--resume", run.string()}, "latest.pt: checksum mismatch");
+}
+
+}  // namespace
