@@ -263,6 +263,11 @@ Json parse_json_text(const std::string& text, const std::string& source, const J
     auto cut = what.find("syntax error");
     if (cut != std::string::npos) what = what.substr(cut);
     throw ConfigError::at_line(source, line, column, what);
+  } catch (const Json::out_of_range& e) {
+    // A number beyond double's range ("1e400"): the parser gives no position, so the file is named.
+    std::string what = e.what();
+    const auto cut = what.find("number overflow");
+    throw ConfigError::in_file(source, cut == std::string::npos ? what : what.substr(cut));
   } catch (const std::length_error&) {
     if (!too_deep) throw;
     throw ConfigError::in_file(source, fmt::format("nesting is deeper than the limit of {}", limits.max_depth));
@@ -314,7 +319,8 @@ void apply_override(Json& config, const std::string& assignment) {
   Json value;
   try {
     value = Json::parse(value_text);
-  } catch (const Json::parse_error&) {
+  } catch (const Json::exception&) {
+    // Not JSON, or a number beyond double's range.
     if (!target.is_string()) {
       throw ConfigError(pointer_text, fmt::format("--set value is not valid JSON: {}", value_text));
     }

@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <memory>
 
@@ -101,7 +103,8 @@ IdxArray read_idx_file(const std::string& file, const IdxLimits& limits) {
   std::unique_ptr<gzFile_s, int (*)(gzFile)> stream(gzopen(file.c_str(), "rb"), gzclose);
   if (!stream) throw DataError(fmt::format("{}: cannot open the file", file));
   gzbuffer(stream.get(), 1 << 18);
-  constexpr std::size_t kChunk = 1 << 20;
+  // Small reads: every read zero-fills its chunk before zlib writes it.
+  constexpr std::size_t kChunk = 1 << 16;
   std::vector<unsigned char> bytes;
   // One spare chunk: the read that finds the end of the stream needs room too.
   bytes.reserve(decompressed_size_hint(file, limits.max_decompressed_bytes) + kChunk);
@@ -109,7 +112,8 @@ IdxArray read_idx_file(const std::string& file, const IdxLimits& limits) {
     const std::size_t used = bytes.size();
     // Growth stops at the ceiling plus one chunk: data beyond it fail below anyway.
     if (used + kChunk > bytes.capacity()) {
-      bytes.reserve(std::min<std::uint64_t>(std::max(bytes.capacity() * 2, used + kChunk), limits.max_decompressed_bytes + 2 * kChunk));
+      const auto ceiling = static_cast<std::size_t>(std::min<std::uint64_t>(limits.max_decompressed_bytes + 2 * kChunk, SIZE_MAX));
+      bytes.reserve(std::min(std::max(bytes.capacity() * 2, used + kChunk), std::max(ceiling, used + kChunk)));
     }
     bytes.resize(used + kChunk);
     const int got = gzread(stream.get(), bytes.data() + used, static_cast<unsigned>(kChunk));

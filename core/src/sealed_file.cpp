@@ -58,6 +58,7 @@ std::string_view unseal(std::string_view bytes, const std::string& source) {
   if (std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) {
     throw DataError(fmt::format("{}: offset 0: not an encore checkpoint (wrong magic bytes)", source));
   }
+  if (get_le(bytes, 20, 4) != 0) throw DataError(fmt::format("{}: offset 20: reserved header bytes are not zero", source));
   const auto length = get_le(bytes, 8, 8);
   const auto expected_crc = static_cast<std::uint32_t>(get_le(bytes, 16, 4));
   const std::uint64_t present = bytes.size() - kSealedHeaderSize;

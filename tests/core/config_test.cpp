@@ -99,3 +99,14 @@ TEST(Override, MalformedAssignmentIsAnError) {
   EXPECT_THROW_WITH(encore::core::apply_override(j, "a=1"), ConfigError, "--set takes /json/pointer=value");
   EXPECT_THROW_WITH(encore::core::apply_override(j, "/a=[1"), ConfigError, "--set value is not valid JSON");
 }
+
+TEST(JsonText, NumberBeyondDoubleRangeIsAConfigErrorNamingTheFile) {
+  // Found by fuzzing: the parser's overflow error escaped as an uncaught exception.
+  EXPECT_THROW_WITH(encore::core::parse_json_text("{\"lr\": 1e400}", "x.json"), encore::core::ConfigError, "number overflow parsing '1e400'");
+}
+
+TEST(Override, NumberBeyondDoubleRangeIsAConfigError) {
+  // Found by fuzzing, like the parser case above.
+  Json config{{"lr", 0.1}};
+  EXPECT_THROW_WITH(encore::core::apply_override(config, "/lr=1e400"), ConfigError, "--set value is not valid JSON: 1e400");
+}
