@@ -28,7 +28,9 @@ Components builtin_components() {
 std::vector<std::pair<std::string, std::string>> builtin_callbacks() {
   return {{"early_stopping", "stops a stage when a monitored metric stops improving; restores the best weights"},
           {"metrics", "appends each epoch's metrics to metrics.jsonl"},
-          {"checkpoint", "saves model, optimizer and trainer state to checkpoints/<stage>.pt after each epoch"},
+          {"checkpoint",
+           "saves sealed checkpoints (checkpoints/latest.pt, previous.pt) after each epoch, every checkpoint_every_steps steps and "
+           "at a stage's end"},
           {"progress", "reports progress on stderr: a bar on a terminal, a line per epoch otherwise"},
           {"gradual_unfreezing", "makes one more block trainable every n epochs of a fine-tuning phase"}};
 }
