@@ -1,7 +1,8 @@
 """Runs encore's training benchmarks and their PyTorch peers in one go and prints the table of
-bench/README.md: samples/s of encore, of the peer script as installed and of the peer with every
+the README: samples/s of encore, of the peer script as installed and of the peer with every
 setting tuned, their ratios, encore's share of the matrix-multiply limit, and peak memory of the
-default experiment. Run through bench/run (which builds first); needs /usr/bin/python3 with torch.
+default experiment (README, "Measured against PyTorch"). Run through bench/run (which builds
+first); needs /usr/bin/python3 with torch.
 
 Usage: compare_training.py BUILD_DIR [--samples N] [--repeats R] [--memory-epochs E]
 """
