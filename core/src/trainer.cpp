@@ -184,14 +184,13 @@ void Trainer::train_epoch(const BatchSource& train) {
         skip = !first_non_finite_gradient().empty();
       }
     }
-    if (skip) {
-      epoch_sums_.add("skipped_steps", 1.0, 1.0);
-    } else {
+    if (!skip) {
       if (config_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, config_.grad_clip_norm);
       optimizer_->step();
       epoch_sums_.add("loss", value, static_cast<double>(batch.size()));
-      epoch_sums_.add("skipped_steps", 0.0, 1.0);
     }
+    // Only the skip policy can skip; its metric is the fraction of steps skipped.
+    if (on_non_finite_ == NonFinitePolicy::kSkipStep) epoch_sums_.add("skipped_steps", skip ? 1.0 : 0.0, 1.0);
     ++state_.step;
     ++state_.position;
     for (auto& callback : callbacks_) callback->on_batch_end(*this, value, batch.size());
