@@ -47,6 +47,21 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     command->add_option("--resume", run_args.resume_dir, "continue the interrupted run in this directory from its last checkpoint")
         ->excludes("--output-dir");
     command->add_flag("--allow-config-change", run_args.allow_config_change, "resume even though the config differs from the run's");
+    command->add_option("--nproc", run_args.nproc, "data parallel: start this many worker processes on this machine")
+        ->check(CLI::Range(1, 256));
+    command->add_option("--master-addr", run_args.master_addr,
+                        "with --nproc: the workers meet at a TCPStore on this address (default: a local file store, no port opened)")
+        ->needs("--nproc");
+    command->add_option("--master-port", run_args.master_port, "with --master-addr: the store's port (default 29500)")
+        ->check(CLI::Range(1, 65535))
+        ->needs("--master-addr");
+    command->add_option_function<double>(
+               "--dist-timeout",
+               [&run_args](double seconds) {
+                 run_args.dist_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+               },
+               "data parallel: seconds a rank waits for another before failing (default 300)")
+        ->check(CLI::Range(0.1, 86400.0));
   }
   finetune->add_option("--from", run_args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
 
@@ -62,6 +77,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
   auto* list = app.add_subcommand("list", "list registered models, heads, optimizers and callbacks");
 
+  for (int i = 1; i < argc; ++i) run_args.argv.emplace_back(argv[i]);
+  run_args.argv.insert(run_args.argv.begin(), argc > 0 ? argv[0] : "encore");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

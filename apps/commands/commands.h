@@ -1,6 +1,7 @@
 #pragma once
 /// One function per subcommand; cli.cpp parses arguments and calls them.
 
+#include <chrono>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -24,6 +25,15 @@ struct RunArgs {
   /// `--resume RUN_DIR`: continue that run; `--allow-config-change` lets its config differ.
   std::string resume_dir;
   bool allow_config_change = false;
+  /// `--nproc N`: start N local worker processes (data parallel).
+  int nproc = 1;
+  /// `--master-addr`, `--master-port`: the workers' TCPStore instead of a local file store.
+  std::string master_addr;
+  int master_port = 29500;
+  /// `--dist-timeout`: how long a rank waits for another before failing.
+  std::chrono::milliseconds dist_timeout{std::chrono::minutes(5)};
+  /// The command line as given, for starting workers.
+  std::vector<std::string> argv;
 };
 
 /// `encore check`: validates a config and prints it resolved.
@@ -35,7 +45,11 @@ struct PredictArgs {
 };
 
 /// `encore run`, `encore pretrain`, `encore finetune`: an experiment (or part of it) into a run directory.
+/// A worker of a data-parallel run (torchrun's variables, or started by --nproc) joins the others.
 int run_command(const RunArgs& args, std::ostream& out, std::ostream& err);
+/// `--nproc N`: starts N workers (this program with RANK, WORLD_SIZE, ... set) and waits for them;
+/// the exit code is the first failing worker's.
+int launch_workers(const RunArgs& args, std::ostream& err);
 /// `encore evaluate RUN_DIR`: the run's model on its test data; metrics JSON on stdout.
 int evaluate_command(const std::string& run_dir, std::ostream& out, std::ostream& err);
 /// `encore predict`: classes and the K probabilities of every input row, as CSV.

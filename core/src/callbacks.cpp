@@ -103,6 +103,7 @@ void EarlyStopping::load(torch::serialize::InputArchive& archive) {
 MetricsWriter::MetricsWriter(std::filesystem::path file) : file_(std::move(file)) {}
 
 void MetricsWriter::write(const Json& record) {
+  if (!is_main_process()) return;
   std::ofstream out(file_, std::ios::app);
   out << record.dump() << '\n';
   out.flush();
@@ -118,6 +119,7 @@ void MetricsWriter::load(torch::serialize::InputArchive& archive) {
   c10::IValue records;
   archive.read("records", records);
   records_ = records.toInt();
+  if (!is_main_process()) return;
   std::ifstream in(file_);
   std::string kept, line;
   for (std::int64_t n = 0; n < records_ && std::getline(in, line); ++n) kept += line + '\n';
@@ -190,11 +192,14 @@ void ProgressReporter::on_epoch_end(Trainer& trainer, const Metrics& metrics) {
 CheckpointSaver::CheckpointSaver(std::filesystem::path directory, std::int64_t every_steps)
     : directory_(std::move(directory)), every_steps_(every_steps) {}
 
-void CheckpointSaver::save(const Trainer& trainer) {
-  std::filesystem::create_directories(directory_);
+void CheckpointSaver::save(Trainer& trainer) {
   const auto latest = directory_ / kLatest;
-  // latest -> previous is one atomic rename: at every moment one complete checkpoint exists.
-  if (std::filesystem::exists(latest)) std::filesystem::rename(latest, directory_ / kPrevious);
+  if (is_main_process()) {
+    std::filesystem::create_directories(directory_);
+    // latest -> previous is one atomic rename: at every moment one complete checkpoint exists.
+    if (std::filesystem::exists(latest)) std::filesystem::rename(latest, directory_ / kPrevious);
+  }
+  // Every rank of a data-parallel run takes part; rank 0 writes.
   trainer.save_checkpoint(latest.string());
 }
 

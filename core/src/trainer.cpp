@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <sstream>
 
@@ -12,6 +13,7 @@
 
 #include "encore/core/errors.h"
 #include "encore/core/files.h"
+#include "encore/core/ops.h"
 #include "encore/core/sealed_file.h"
 
 namespace encore::core {
@@ -32,6 +34,14 @@ MetricSums MetricSums::from_json(const Json& json) {
   MetricSums out;
   for (const auto& [name, pair] : json.items()) out.sums_[name] = {pair.at(0).get<double>(), pair.at(1).get<double>()};
   return out;
+}
+
+void MetricSums::merge(const MetricSums& other) {
+  for (const auto& [name, pair] : other.sums_) {
+    auto& [sum, total] = sums_[name];
+    sum += pair.first;
+    total += pair.second;
+  }
 }
 
 Metrics MetricSums::averages(const std::string& prefix) const {
@@ -100,6 +110,16 @@ Trainer::Trainer(TrainTask& task, TrainConfig config, std::string stage, const O
   first.set_lr(optimizer_->defaults().get_lr() * groups.front().lr_scale);
   base_lrs_.push_back(first.get_lr());
   for (std::size_t g = 1; g < groups.size(); ++g) add_parameter_group(std::move(groups[g].parameters), groups[g].lr_scale);
+  group_ = process_group();
+  if (group_) {
+    // Every rank starts from rank 0's weights, as DistributedDataParallel does.
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> state;
+    for (const auto& p : task_.module().parameters()) state.push_back(p.detach());
+    for (const auto& b : task_.module().buffers()) state.push_back(b.detach());
+    group_->broadcast(state);
+    averager_ = std::make_unique<GradientAverager>(*group_, parameters_);
+  }
 }
 
 void Trainer::add_callback(std::shared_ptr<Callback> callback) { callbacks_.push_back(std::move(callback)); }
@@ -111,6 +131,11 @@ void Trainer::add_parameter_group(std::vector<torch::Tensor> parameters, double 
   parameters_.insert(parameters_.end(), parameters.begin(), parameters.end());
   optimizer_->add_param_group(torch::optim::OptimizerParamGroup(std::move(parameters), std::move(options)));
   base_lrs_.push_back(lr);
+  if (averager_) {
+    // The old reducer's hooks go before the new one's come.
+    averager_.reset();
+    averager_ = std::make_unique<GradientAverager>(*group_, parameters_);
+  }
 }
 
 void Trainer::request_stop(std::string reason) {
@@ -158,27 +183,99 @@ std::string Trainer::first_non_finite_gradient() {
   return "";
 }
 
+namespace {
+
+// This process's part of batch `position`: all of it when running alone, else the rank's contiguous
+// share of the rows, where that share starts in the batch, and the factor that makes the ranks'
+// averaged gradients the mean gradient of the whole batch (shares differ by a row at most).
+struct Shard {
+  Batch batch;
+  std::int64_t first_row = 0;
+  double loss_scale = 1.0;
+  /// The rank has no row of this batch (a last batch smaller than the number of ranks).
+  bool empty = false;
+};
+
+Shard shard_of(const BatchSource& source, const torch::Tensor& order, std::int64_t position, const ProcessGroup* group,
+               torch::Device device) {
+  Shard out;
+  if (!group) {
+    out.batch = source.batch(order, position);
+  } else {
+    const auto start = position * source.batch_size();
+    TORCH_CHECK(start < source.size(), "batch position ", position, " is past the end of the epoch");
+    const auto rows = std::min(source.batch_size(), source.size() - start);
+    auto [begin, end] = shard_bounds(rows, group->rank(), group->world_size());
+    out.empty = begin == end;
+    if (out.empty) {
+      // Still one row, weighted zero: the rank must take part in the gradient all-reduce.
+      end = begin + 1;
+      out.loss_scale = 0.0;
+    } else {
+      out.loss_scale = static_cast<double>((end - begin) * group->world_size()) / static_cast<double>(rows);
+    }
+    out.first_row = begin;
+    out.batch = source.rows(order.narrow(0, start + begin, end - begin));
+  }
+  if (device != torch::kCPU) {
+    out.batch.inputs = out.batch.inputs.to(device);
+    if (out.batch.labels.defined()) out.batch.labels = out.batch.labels.to(device);
+  }
+  return out;
+}
+
+}  // namespace
+
+MetricSums Trainer::across_ranks(const MetricSums& sums) const {
+  if (!group_) return sums;
+  MetricSums total;
+  for (const auto& text : group_->all_gather(sums.to_json().dump())) total.merge(MetricSums::from_json(Json::parse(text)));
+  return total;
+}
+
+void Trainer::backward_across_ranks(const torch::Tensor& loss) {
+  if (!averager_) {
+    loss.backward();
+    return;
+  }
+  averager_->begin_step();
+  try {
+    loss.backward();
+  } catch (const std::exception& e) {
+    // The all-reduces start inside backward: a failure there is most often a lost rank.
+    group_->fail(e.what());
+  }
+  averager_->finish_step();
+}
+
 void Trainer::train_epoch(const BatchSource& train) {
   const auto order = train.epoch_order(state_.epoch);
+  MetricSums discarded;
   while (state_.position < batches_per_epoch_) {
-    Batch batch = train.batch(order, state_.position);
-    if (device_ != torch::kCPU) {
-      batch.inputs = batch.inputs.to(device_);
-      if (batch.labels.defined()) batch.labels = batch.labels.to(device_);
-    }
+    Shard shard = shard_of(train, order, state_.position, group_.get(), device_);
+    const Batch& batch = shard.batch;
+    MetricSums& sums = shard.empty ? discarded : epoch_sums_;
     // Dropping the gradients (rather than zeroing them) lets backward write fresh ones in place of a
     // memset plus an accumulate.
     for (auto& group : optimizer_->param_groups()) {
       for (auto& p : group.params()) p.mutable_grad().reset();
     }
-    const torch::Tensor loss = task_.training_loss(batch, epoch_sums_);
+    torch::Tensor loss;
+    {
+      BatchRowOffset row_offset(shard.first_row);
+      loss = task_.training_loss(batch, sums);
+    }
     const double value = loss.item<double>();
+    if (shard.loss_scale != 1.0) loss = loss * shard.loss_scale;
     bool skip = false;
     if (!std::isfinite(value)) {
       if (on_non_finite_ == NonFinitePolicy::kError) throw NonFiniteError(describe_non_finite(batch, value));
       skip = true;
+      // The other ranks' all-reduce waits for this rank's gradients: sending non-finite ones makes
+      // every rank see the step as non-finite and skip it alike.
+      if (averager_) backward_across_ranks(loss * std::numeric_limits<double>::quiet_NaN());
     } else {
-      loss.backward();
+      backward_across_ranks(loss);
       if (on_non_finite_ == NonFinitePolicy::kSkipStep) {
         // Checked before the update so that a skipped step leaves every weight as it was.
         skip = !first_non_finite_gradient().empty();
@@ -187,10 +284,11 @@ void Trainer::train_epoch(const BatchSource& train) {
     if (!skip) {
       if (config_.grad_clip_norm > 0) torch::nn::utils::clip_grad_norm_(parameters_, config_.grad_clip_norm);
       optimizer_->step();
-      epoch_sums_.add("loss", value, static_cast<double>(batch.size()));
+      sums.add("loss", value, static_cast<double>(batch.size()));
     }
-    // Only the skip policy can skip; its metric is the fraction of steps skipped.
-    if (on_non_finite_ == NonFinitePolicy::kSkipStep) epoch_sums_.add("skipped_steps", skip ? 1.0 : 0.0, 1.0);
+    // Only the skip policy can skip; its metric is the fraction of steps skipped (counted by rank 0
+    // alone: every rank skips alike).
+    if (on_non_finite_ == NonFinitePolicy::kSkipStep && is_main_process()) epoch_sums_.add("skipped_steps", skip ? 1.0 : 0.0, 1.0);
     ++state_.step;
     ++state_.position;
     for (auto& callback : callbacks_) callback->on_batch_end(*this, value, batch.size());
@@ -204,15 +302,12 @@ Metrics Trainer::evaluate(const BatchSource& source, const std::string& prefix) 
   MetricSums sums;
   const auto order = source.epoch_order(0);
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    Batch batch = source.batch(order, b);
-    if (device_ != torch::kCPU) {
-      batch.inputs = batch.inputs.to(device_);
-      if (batch.labels.defined()) batch.labels = batch.labels.to(device_);
-    }
-    const double value = task_.validation_loss(batch, sums).item<double>();
-    sums.add("loss", value, static_cast<double>(batch.size()));
+    const Shard shard = shard_of(source, order, b, group_.get(), device_);
+    if (shard.empty) continue;
+    const double value = task_.validation_loss(shard.batch, sums).item<double>();
+    sums.add("loss", value, static_cast<double>(shard.batch.size()));
   }
-  return sums.averages(prefix);
+  return across_ranks(sums).averages(prefix);
 }
 
 Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
@@ -233,7 +328,7 @@ Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
     const auto first_position = state_.position;
     train_epoch(train);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    metrics = epoch_sums_.averages("train/");
+    metrics = across_ranks(epoch_sums_).averages("train/");
     if (validation) {
       for (const auto& [name, value] : evaluate(*validation, "val/")) metrics[name] = value;
     }
@@ -357,10 +452,50 @@ void load_optimizer_state(torch::optim::Optimizer& optimizer, torch::serialize::
   }
 }
 
-void Trainer::save_checkpoint(const std::string& file) const {
+namespace {
+
+std::string rank_rng_key(int rank) { return rank == 0 ? "rng/cpu" : fmt::format("rng/cpu/rank{}", rank); }
+
+// The generator state of this process's rank; a checkpoint of another number of ranks does not
+// hold the right ones.
+void restore_rng_state(torch::serialize::InputArchive& archive, const std::string& file) {
+  const auto& group = process_group();
+  const int world_size = group ? group->world_size() : 1;
+  c10::IValue saved_world_size;
+  const std::int64_t written_by = archive.try_read("trainer/world_size", saved_world_size) ? saved_world_size.toInt() : 1;
+  if (written_by != world_size) {
+    throw DataError(fmt::format("{}: written by a run of {} process{}, this run has {}; resume it with as many (encore run --nproc {})",
+                                file, written_by, written_by == 1 ? "" : "es", world_size, written_by));
+  }
+  torch::Tensor rng;
+  archive.read(rank_rng_key(group ? group->rank() : 0), rng);
+  set_cpu_rng_state(rng);
+}
+
+}  // namespace
+
+void Trainer::save_checkpoint(const std::string& file) {
   if (const auto name = first_non_finite_parameter(task_.module()); !name.empty()) {
     throw NonFiniteError(fmt::format("parameter {} holds a non-finite value in stage {}, epoch {}, step {}; no checkpoint written",
                                      name, state_.stage, state_.epoch + 1, state_.step));
+  }
+  std::vector<torch::Tensor> rng_states{cpu_rng_state()};
+  if (group_) {
+    // Rank 0 writes every rank's generator state and the sums of the part-done epoch of all ranks;
+    // from here on the others count from zero, so the epoch's total stays the sum over ranks.
+    const auto rng = rng_states.front();
+    const std::vector<std::uint8_t> rng_bytes(rng.data_ptr<std::uint8_t>(), rng.data_ptr<std::uint8_t>() + rng.numel());
+    const auto gathered = group_->all_gather(Json{{"sums", epoch_sums_.to_json()}, {"rng", rng_bytes}}.dump());
+    if (group_->rank() != 0) {
+      epoch_sums_ = MetricSums();
+      return;
+    }
+    epoch_sums_ = MetricSums();
+    for (std::size_t r = 0; r < gathered.size(); ++r) {
+      const auto part = Json::parse(gathered[r]);
+      epoch_sums_.merge(MetricSums::from_json(part.at("sums")));
+      if (r > 0) rng_states.push_back(torch::tensor(part.at("rng").get<std::vector<std::uint8_t>>(), torch::kUInt8));
+    }
   }
   torch::serialize::OutputArchive archive;
   torch::serialize::OutputArchive model_archive;
@@ -373,7 +508,8 @@ void Trainer::save_checkpoint(const std::string& file) const {
   archive.write("trainer/position", c10::IValue(state_.position));
   archive.write("trainer/finished", c10::IValue(state_.finished));
   archive.write("trainer/epoch_sums", c10::IValue(epoch_sums_.to_json().dump()));
-  archive.write("rng/cpu", cpu_rng_state());
+  archive.write("trainer/world_size", c10::IValue(static_cast<std::int64_t>(rng_states.size())));
+  for (std::size_t r = 0; r < rng_states.size(); ++r) archive.write(rank_rng_key(static_cast<int>(r)), rng_states[r]);
   for (const auto& callback : callbacks_) {
     if (callback->state_key().empty()) continue;
     torch::serialize::OutputArchive callback_archive;
@@ -435,11 +571,7 @@ void load_checkpoint_module(const std::string& file, torch::nn::Module& module, 
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);
   module.load(model_archive);
-  if (with_rng_state) {
-    torch::Tensor rng;
-    archive.read("rng/cpu", rng);
-    set_cpu_rng_state(rng);
-  }
+  if (with_rng_state) restore_rng_state(archive, file);
 }
 
 void load_checkpoint_callback(const std::string& file, Callback& callback) {
@@ -461,10 +593,9 @@ void Trainer::load_checkpoint(const std::string& file) {
   state_ = saved;
   c10::IValue value;
   archive.read("trainer/epoch_sums", value);
-  epoch_sums_ = MetricSums::from_json(parse_json_text(value.toStringRef(), file + ":trainer/epoch_sums"));
-  torch::Tensor rng;
-  archive.read("rng/cpu", rng);
-  set_cpu_rng_state(rng);
+  // The sums of all ranks were gathered into rank 0's (save_checkpoint).
+  epoch_sums_ = is_main_process() ? MetricSums::from_json(parse_json_text(value.toStringRef(), file + ":trainer/epoch_sums")) : MetricSums();
+  restore_rng_state(archive, file);
   for (auto& callback : callbacks_) {
     if (callback->state_key().empty()) continue;
     torch::serialize::InputArchive callback_archive;

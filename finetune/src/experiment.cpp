@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "encore/core/callbacks.h"
+#include "encore/core/distributed.h"
 #include "encore/core/errors.h"
 #include "encore/core/files.h"
 #include "encore/core/image.h"
@@ -178,6 +179,8 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   std::ostream& log = *options.log;
   const auto device = core::resolve_device(config.runtime.device);
   core::seed_everything(config.runtime.seed);
+  // In a data-parallel run every rank trains; rank 0 alone writes files and evaluates.
+  const bool writes = core::is_main_process();
 
   const auto data = core::load_data(config.data);
   const auto split = core::split_data(config.data, data.train, config.runtime.seed);
@@ -222,13 +225,15 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
     } else {
       log << "no checkpoint to resume from: starting the run again\n";
       std::error_code ignored;
-      fs::remove(metrics_file, ignored);
+      if (writes) fs::remove(metrics_file, ignored);
     }
-  } else {
+  } else if (writes) {
     core::create_run_directory(options.run_dir);
   }
-  core::write_text_atomically(options.run_dir / "config.json", to_json(config).dump(2) + "\n");
-  core::write_text_atomically(options.run_dir / "split.json", core::to_json(split, config.runtime.seed).dump() + "\n");
+  if (writes) {
+    core::write_text_atomically(options.run_dir / "config.json", to_json(config).dump(2) + "\n");
+    core::write_text_atomically(options.run_dir / "split.json", core::to_json(split, config.runtime.seed).dump() + "\n");
+  }
 
   auto progress = std::make_shared<core::ProgressReporter>(log, options.interactive);
   context.optimizers = &components.optimizers;
@@ -258,8 +263,12 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
     for (const auto& [stage, metrics] : models::pretrain(model, config.pretrain, unlabelled, validation, context)) {
       summary["stages"][stage] = metrics;
     }
-    pretrained = options.run_dir / "pretrained.pt";
-    save_module(model->module(), *pretrained);
+    if (writes) {
+      pretrained = options.run_dir / "pretrained.pt";
+      save_module(model->module(), *pretrained);
+    }
+  }
+  if (pretrains && !pretraining_done && writes) {
     const auto image_shape = data.train.example_shape();
     if (image_shape.size() == 2) {
       models::write_reconstructions_png(options.run_dir / "reconstructions.png", *model, validation, image_shape);
@@ -270,12 +279,14 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   }
 
   if (finetunes) {
-    if (pretrained) {
+    // After pretraining in this run, the other ranks' encoders are rank 0's already: the all-reduced
+    // gradients kept them alike.
+    if (pretrained && (writes || !(pretrains && !pretraining_done))) {
       // Loading by name from the file, also right after pretraining, so that every fine-tuned
       // encoder comes through the same checked path and leaves the same report.
       // A file given with --from was loaded and checked before the run directory existed.
       const auto report = given_report ? *given_report : load_by_name(model->module(), pretrained->string());
-      core::write_text_atomically(options.run_dir / "load_report.json", report.to_json().dump(2) + "\n");
+      if (writes) core::write_text_atomically(options.run_dir / "load_report.json", report.to_json().dump(2) + "\n");
       if (!given_report) check_load(report, *pretrained, config.finetune->allow_partial_load);
       log << fmt::format("loaded {}: {} tensors matched, {} missing, {} unexpected, {} mismatched\n", pretrained->string(),
                          report.matched.size(), report.missing.size(), report.unexpected.size(), report.mismatched.size());
@@ -284,6 +295,7 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
     for (const auto& [stage, metrics] : finetune(classifier, *config.finetune, labelled, validation, context)) {
       summary["stages"][stage] = metrics;
     }
+    if (!writes) return summary;
     save_trained_model(options.run_dir / "model.pt", *classifier, config, scaler, data.train.class_names, data.train.example_shape());
     summary["validation"] = evaluate_source(*classifier, validation, device).to_json(data.train.class_names);
     if (test) {
@@ -293,6 +305,7 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
       log << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test->size());
     }
   }
+  if (!writes) return summary;
   if (context.resume) {
     // Stages finished before the interruption report their last metrics.jsonl line.
     for (const auto& [stage, metrics] : last_metrics_by_stage(metrics_file)) {

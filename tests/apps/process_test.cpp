@@ -1,7 +1,6 @@
 // The `encore` executable as a separate process: killed at random moments and resumed, and fed
 // hostile files. The executable is the build tree's apps/encore next to this test's tests/ directory
 // (ENCORE_BINARY overrides).
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -17,9 +16,8 @@
 #include <thread>
 
 #include "encore/core/config.h"
+#include "support/process.h"
 #include "support/support.h"
-
-extern char** environ;
 
 namespace {
 
@@ -27,67 +25,32 @@ namespace fs = std::filesystem;
 using encore::core::Json;
 using encore::testing::TempDir;
 
-struct Outcome {
-  /// Exit code, or -signal when killed.
-  int code;
-  std::string err;
-  /// Peak resident memory in KiB.
-  long peak_kib;
-};
-
-std::string encore_binary() {
-  if (const char* path = std::getenv("ENCORE_BINARY")) return path;
-  return (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "apps" / "encore").string();
-}
+using Outcome = encore::testing::ProcessOutcome;
 
 /// Runs encore with `args`; with `kill_after`, sends SIGKILL that long after `clock_start` exists
 /// (when given; else after the start), unless it ends first.
 Outcome run_encore(const std::vector<std::string>& args, const fs::path& err_file, std::optional<std::chrono::microseconds> kill_after = {},
                    const std::vector<std::string>& extra_env = {}, const fs::path& clock_start = {}) {
-  std::vector<std::string> argv_strings{encore_binary()};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : argv_strings) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-  env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-
-  // fork, not posix_spawn: a vfork-style child starts its peak-memory count from the parent's peak.
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int null = open("/dev/null", O_WRONLY);
-    dup2(err, 2);
-    dup2(null, 1);
-    execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  EXPECT_GT(pid, 0) << "cannot start " << argv[0];
+  const pid_t pid = encore::testing::start_encore(args, err_file, extra_env);
   if (pid <= 0) return {-1, "", 0};
+  if (!kill_after) return encore::testing::wait_for_encore(pid, err_file);
   int status = 0;
   rusage usage{};
   bool ended = false;
-  if (kill_after) {
-    while (!clock_start.empty() && !fs::exists(clock_start) && !ended) {
-      ended = wait4(pid, &status, WNOHANG, &usage) == pid;
-      if (!ended) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    const auto deadline = std::chrono::steady_clock::now() + *kill_after;
-    while (!ended && std::chrono::steady_clock::now() < deadline) {
-      ended = wait4(pid, &status, WNOHANG, &usage) == pid;
-      if (!ended) std::this_thread::sleep_for(std::chrono::microseconds(200));
-    }
-    if (!ended) kill(pid, SIGKILL);
+  while (!clock_start.empty() && !fs::exists(clock_start) && !ended) {
+    ended = wait4(pid, &status, WNOHANG, &usage) == pid;
+    if (!ended) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  if (!ended) wait4(pid, &status, 0, &usage);
-  std::ifstream in(err_file);
-  std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-  return {code, err, usage.ru_maxrss};
+  const auto deadline = std::chrono::steady_clock::now() + *kill_after;
+  while (!ended && std::chrono::steady_clock::now() < deadline) {
+    ended = wait4(pid, &status, WNOHANG, &usage) == pid;
+    if (!ended) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  if (!ended) {
+    kill(pid, SIGKILL);
+    wait4(pid, &status, 0, &usage);
+  }
+  return encore::testing::outcome_of(status, usage, err_file);
 }
 
 /// A small experiment touching every resumable part: greedy and end-to-end pretraining with masking
@@ -192,20 +155,8 @@ TEST(Process, TheResumeCheckFailsWhenTheRngStateIsNotRestored) {
   const auto expected = files_of(dir / "reference");
   // Killed as soon as the first checkpoint exists, so the resumed run depends on its restored state.
   const auto second = dir / "second";
-  const std::string binary = encore_binary();
-  std::vector<std::string> args{"run", config, "--output-dir", second.string()};
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const int null = open("/dev/null", O_WRONLY);
-    dup2(null, 1);
-    dup2(null, 2);
-    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
+  const pid_t pid = encore::testing::start_encore({"run", config, "--output-dir", second.string()}, dir / "second.err");
+  ASSERT_GT(pid, 0);
   while (!fs::exists(second / "checkpoints" / "latest.pt")) {
     if (waitpid(pid, nullptr, WNOHANG) == pid) FAIL() << "the run ended before its first checkpoint";
     std::this_thread::sleep_for(std::chrono::microseconds(200));

@@ -42,7 +42,8 @@ class EarlyStopping : public Callback {
   std::vector<torch::Tensor> best_weights_;
 };
 
-/// Appends one JSON object per epoch to metrics.jsonl: stage, epoch, step and the metrics. Its
+/// Appends one JSON object per epoch to metrics.jsonl (rank 0 of a data-parallel run: every rank
+/// holds the same metrics): stage, epoch, step and the metrics. Its
 /// checkpointed state is the number of lines written, so a resumed run first cuts off the lines
 /// written after its checkpoint.
 class MetricsWriter : public Callback {
@@ -91,7 +92,7 @@ class CheckpointSaver : public Callback {
   static constexpr const char* kPrevious = "previous.pt";
 
  private:
-  void save(const Trainer& trainer);
+  void save(Trainer& trainer);
   std::filesystem::path directory_;
   std::int64_t every_steps_;
 };

@@ -18,6 +18,7 @@
 
 #include "encore/core/config.h"
 #include "encore/core/dataset.h"
+#include "encore/core/distributed.h"
 #include "encore/core/optim.h"
 
 namespace encore::core {
@@ -35,6 +36,8 @@ class MetricSums {
   /// The sums as {"name": [sum, weight]} (checkpoints carry a part-done epoch's sums).
   Json to_json() const;
   static MetricSums from_json(const Json& json);
+  /// Adds another set of sums (another rank's) to these.
+  void merge(const MetricSums& other);
 
  private:
   std::map<std::string, std::pair<double, double>> sums_;
@@ -149,18 +152,26 @@ class Trainer {
 
   /// Trains from the current state to `config.epochs` or until a stop request. Returns the last
   /// epoch's metrics. Throws NonFiniteError on a non-finite loss.
+  ///
+  /// In a data-parallel run (process_group() set when the Trainer is built) every rank calls this
+  /// alike: each trains on its contiguous share of every batch (`batch_size` is the global batch),
+  /// c10d's Reducer averages the gradients (weighted so that they are the global batch's mean
+  /// gradient), metrics are summed across ranks, and only rank 0 writes checkpoints.
   Metrics fit(const BatchSource& train, const BatchSource* validation);
 
-  /// Evaluates the task's validation loss on a source (eval mode, no gradients).
+  /// Evaluates the task's validation loss on a source (eval mode, no gradients); each rank of a
+  /// data-parallel run takes its share of every batch, and the metrics are summed across ranks.
   Metrics evaluate(const BatchSource& source, const std::string& prefix);
 
   void set_non_finite_policy(NonFinitePolicy policy) { on_non_finite_ = policy; }
 
   /// Writes model, optimizer, trainer state (mid-epoch included), RNG state and callback states to
   /// a sealed file (sealed_file.h), atomically. Refuses (NonFiniteError) when a parameter is
-  /// non-finite: no checkpoint holds a non-finite weight.
-  void save_checkpoint(const std::string& file) const;
-  /// Restores everything save_checkpoint wrote; a damaged file is a DataError naming it.
+  /// non-finite: no checkpoint holds a non-finite weight. In a data-parallel run every rank calls it:
+  /// rank 0 writes, with every rank's generator state and the epoch's metric sums of all ranks.
+  void save_checkpoint(const std::string& file);
+  /// Restores everything save_checkpoint wrote; a damaged file, or one written by a run of another
+  /// number of processes, is a DataError naming it.
   void load_checkpoint(const std::string& file);
 
   void request_stop(std::string reason);
@@ -179,6 +190,10 @@ class Trainer {
   void set_train_mode();
   std::string describe_non_finite(const Batch& batch, double loss);
   std::string first_non_finite_gradient();
+  /// The sums of every rank added up (the sums themselves when running alone).
+  MetricSums across_ranks(const MetricSums& sums) const;
+  /// loss.backward(); in a data-parallel run a failure (of the all-reduce) names the lost ranks.
+  void backward_across_ranks(const torch::Tensor& loss);
 
   TrainTask& task_;
   TrainConfig config_;
@@ -195,6 +210,8 @@ class Trainer {
   std::int64_t batches_per_epoch_ = 0;
   bool stop_requested_ = false;
   std::string stop_reason_;
+  std::shared_ptr<ProcessGroup> group_;
+  std::unique_ptr<GradientAverager> averager_;
 };
 
 /// Optimizer state (Adam, AdamW, SGD) written by group and parameter position, so identical runs
