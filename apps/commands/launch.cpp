@@ -2,6 +2,7 @@
 // waits for them.
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,8 +50,13 @@ pid_t start_worker(const std::vector<std::string>& argv, const std::vector<std::
   std::vector<char*> args;
   for (auto& s : argv_strings) args.push_back(s.data());
   args.push_back(nullptr);
+  const pid_t launcher = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    // A launcher killed outright (SIGKILL cannot be forwarded) takes its workers with it, also
+    // one that died before the request.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != launcher) ::_exit(kRuntimeError);
     ::execve("/proc/self/exe", args.data(), envp.data());
     ::_exit(127);
   }

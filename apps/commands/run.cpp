@@ -51,7 +51,17 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
                      : world.local_world_size > 1 ? "the cores shared among this machine's workers"
                                                   : "all available cores",
                      core::blas_description());
-  if (world.distributed()) {
+  if (const auto& group = core::process_group()) {
+    // Every rank must run the same experiment; a worker started with another config (or other
+    // --set values) stops the run before anything trains.
+    const auto configs = group->all_gather(finetune::to_json(config).dump());
+    for (std::size_t r = 1; r < configs.size(); ++r) {
+      const auto differences = finetune::config_differences(core::Json::parse(configs[0]), core::Json::parse(configs[r]));
+      if (!differences.empty()) {
+        throw core::ConfigError::in_file(args.config.config_file,
+                                         fmt::format("rank {}'s resolved config differs from rank 0's at: {}", r, fmt::join(differences, ", ")));
+      }
+    }
     log << fmt::format("data parallel: {} processes (Gloo), store {}, timeout {} s; batch_size is the global batch\n", world.world_size,
                        world.store_address(), args.dist_timeout.count() / 1000.0);
   }

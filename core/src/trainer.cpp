@@ -313,6 +313,17 @@ Metrics Trainer::evaluate(const BatchSource& source, const std::string& prefix) 
 Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
   batches_per_epoch_ = train.batches_per_epoch();
   stop_requested_ = false;
+  if (group_) {
+    // Ranks fed different data or state would pair up the wrong collectives: stop them here, named.
+    std::int64_t parameters = 0;
+    for (const auto& p : parameters_) parameters += p.numel();
+    const auto mine = Json{{"stage", state_.stage}, {"epoch", state_.epoch}, {"step", state_.step}, {"examples", train.size()},
+                           {"batch_size", train.batch_size()}, {"trained_parameters", parameters}}.dump();
+    const auto all = group_->all_gather(mine);
+    for (std::size_t r = 1; r < all.size(); ++r) {
+      if (all[r] != all[0]) throw DistributedError(fmt::format("ranks disagree on what to train: rank 0 has {}, rank {} has {}", all[0], r, all[r]));
+    }
+  }
   for (auto& callback : callbacks_) callback->on_fit_start(*this);
   Metrics metrics;
   while (!state_.finished && state_.epoch < config_.epochs && !stop_requested_) {

@@ -162,6 +162,59 @@ TEST(DataParallel, AKilledRankStopsTheOtherNamingItAndTheRunResumesWithTwoRanks)
   EXPECT_TRUE(encore::testing::read_bytes(run / "model.pt") == encore::testing::read_bytes(reference / "model.pt"));
 }
 
+TEST(DataParallel, RanksStartedWithDifferentConfigsStopBeforeTraining) {
+  TempDir dir;
+  const auto file = (dir / "config.json").string();
+  encore::testing::write_text(file, parallel_config(dir, 7, 1).dump());
+  const int port = encore::testing::free_loopback_port();
+  const std::vector<std::string> args{"run", file, "--output-dir", (dir / "run").string()};
+  auto changed = args;
+  changed.insert(changed.end(), {"--set", "/pretrain/greedy/epochs=3"});
+  const pid_t rank0 = start_rank(0, port, args, dir / "rank0.err");
+  const pid_t rank1 = start_rank(1, port, changed, dir / "rank1.err");
+  for (const auto& outcome : {encore::testing::wait_for_encore(rank0, dir / "rank0.err"), encore::testing::wait_for_encore(rank1, dir / "rank1.err")}) {
+    EXPECT_EQ(outcome.code, 2);
+    EXPECT_NE(outcome.err.find("rank 1's resolved config differs from rank 0's at: /pretrain/greedy/epochs"), std::string::npos) << outcome.err;
+  }
+  EXPECT_FALSE(fs::exists(dir / "run" / "metrics.jsonl"));
+}
+
+/// Whether a process is gone (or a zombie nobody has reaped yet).
+bool process_ended(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) return true;
+  const auto state = text.find(") ");
+  return state != std::string::npos && text[state + 2] == 'Z';
+}
+
+TEST(DataParallel, WorkersEndWhenTheirLauncherIsKilled) {
+  TempDir dir;
+  const auto file = (dir / "config.json").string();
+  // Long enough (about a minute) that workers left running would still be running at the deadline.
+  encore::testing::write_text(file, parallel_config(dir, 7, 2000).dump());
+  const auto run = dir / "run";
+  const pid_t launcher = encore::testing::start_encore({"run", file, "--output-dir", run.string(), "--nproc", "2"}, dir / "launcher.err");
+  while (!fs::exists(run / "metrics.jsonl")) {
+    if (waitpid(launcher, nullptr, WNOHANG) == launcher) FAIL() << "the run ended before its first epoch";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::vector<pid_t> workers;
+  {
+    std::ifstream children("/proc/" + std::to_string(launcher) + "/task/" + std::to_string(launcher) + "/children");
+    for (pid_t pid = 0; children >> pid;) workers.push_back(pid);
+  }
+  ASSERT_EQ(workers.size(), 2u);
+  kill(launcher, SIGKILL);
+  waitpid(launcher, nullptr, 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (const pid_t worker : workers) {
+    while (!process_ended(worker) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(process_ended(worker)) << "worker " << worker << " outlived its launcher";
+    if (!process_ended(worker)) kill(worker, SIGKILL);
+  }
+}
+
 TEST(DataParallel, ARankThatNeverArrivesIsNamedAndNothingIsWritten) {
   TempDir dir;
   const auto file = (dir / "config.json").string();
