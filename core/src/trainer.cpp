@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -31,8 +32,10 @@ Json MetricSums::to_json() const {
 }
 
 MetricSums MetricSums::from_json(const Json& json) {
+  // JSON has no NaN or infinity: to_json wrote them as null, and they come back as NaN.
+  const auto number = [](const Json& value) { return value.is_null() ? std::numeric_limits<double>::quiet_NaN() : value.get<double>(); };
   MetricSums out;
-  for (const auto& [name, pair] : json.items()) out.sums_[name] = {pair.at(0).get<double>(), pair.at(1).get<double>()};
+  for (const auto& [name, pair] : json.items()) out.sums_[name] = {number(pair.at(0)), number(pair.at(1))};
   return out;
 }
 
@@ -176,7 +179,12 @@ std::string Trainer::describe_non_finite(const Batch& batch, double loss) {
 }
 
 std::string Trainer::first_non_finite_gradient() {
+  // Only the gradients this step updates from: a frozen parameter may keep an old one (in a
+  // data-parallel run, a view into an earlier stage's all-reduce bucket).
+  std::set<const c10::TensorImpl*> updated;
+  for (const auto& p : parameters_) updated.insert(p.unsafeGetTensorImpl());
   for (const auto& item : task_.module().named_parameters()) {
+    if (updated.count(item.value().unsafeGetTensorImpl()) == 0) continue;
     const auto& grad = item.value().grad();
     if (grad.defined() && !all_finite(grad)) return item.key();
   }

@@ -105,6 +105,42 @@ TEST(DataParallel, ARankWithoutARowOfTheLastBatchStillTakesPart) {
   expect_same_model_as_one_process(parallel_config(dir, 53, 3), 3);
 }
 
+std::vector<Json> metrics_lines(const fs::path& run) {
+  std::vector<Json> out;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
+  return out;
+}
+
+TEST(DataParallel, EveryRankSkipsANonFiniteStepAlike) {
+  TempDir dir;
+  auto config = parallel_config(dir, 7, 1);
+  config["on_non_finite"] = "skip_step";
+  // A learning rate that sends the weights far enough for the next losses to overflow (a linear
+  // output and squared error, which saturate nowhere).
+  config["model"]["output_activation"] = "linear";
+  config["pretrain"]["loss"] = "mse";
+  config["pretrain"]["greedy"]["optimizer"] = {{"type", "sgd"}, {"lr", 1e30}};
+  const auto file = (dir / "config.json").string();
+  encore::testing::write_text(file, config.dump());
+  const auto one = encore::testing::wait_for_encore(
+      encore::testing::start_encore({"run", file, "--output-dir", (dir / "one").string()}, dir / "one.err"), dir / "one.err");
+  ASSERT_EQ(one.code, 0) << one.err;
+  const auto two = encore::testing::wait_for_encore(
+      encore::testing::start_encore({"run", file, "--output-dir", (dir / "two").string(), "--nproc", "2"}, dir / "two.err"), dir / "two.err");
+  ASSERT_EQ(two.code, 0) << two.err;
+  const auto expected = metrics_lines(dir / "one");
+  const auto actual = metrics_lines(dir / "two");
+  ASSERT_EQ(actual.size(), expected.size());
+  double skipped = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(actual[i].at("stage"), expected[i].at("stage"));
+    EXPECT_EQ(actual[i].value("train/skipped_steps", -1.0), expected[i].value("train/skipped_steps", -1.0)) << expected[i].at("stage");
+    skipped += expected[i].value("train/skipped_steps", 0.0);
+  }
+  EXPECT_GT(skipped, 0.0) << "the learning rate was meant to make steps non-finite";
+}
+
 /// A torchrun-style worker: rank `rank` of 2 meeting at a TCP store on the loopback address.
 pid_t start_rank(int rank, int port, const std::vector<std::string>& args, const fs::path& err_file) {
   return encore::testing::start_encore(args, err_file,

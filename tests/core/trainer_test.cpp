@@ -130,6 +130,18 @@ TEST(Trainer, CheckpointOfAnotherStageIsRefused) {
   EXPECT_THROW_WITH(b.load_checkpoint((dir / "junk.pt").string()), DataError, "junk.pt: 16 bytes, shorter than the 24-byte checkpoint header");
 }
 
+TEST(MetricSums, RoundTripThroughJsonKeepsNonFiniteValuesNonFinite) {
+  MetricSums sums;
+  sums.add("loss", std::numeric_limits<double>::quiet_NaN(), 4);
+  sums.add("accuracy", 0.5, 4);
+  // JSON writes NaN as null; other ranks' sums and checkpoints come back through it.
+  auto merged = MetricSums::from_json(Json::parse(sums.to_json().dump()));
+  merged.merge(sums);
+  const auto averages = merged.averages("val/");
+  EXPECT_TRUE(std::isnan(averages.at("val/loss")));
+  EXPECT_DOUBLE_EQ(averages.at("val/accuracy"), 0.5);
+}
+
 TEST(Trainer, NonFiniteLossStopsNamingEpochAndStep) {
   struct ExplodingTask : ToyTask {
     torch::Tensor training_loss(const Batch& batch, MetricSums& m) override {
