@@ -220,8 +220,11 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
       context.resume = std::make_shared<core::ResumePlan>(*checkpoint);
       // Lines written after the checkpoint go: the resumed run writes them again.
       core::load_checkpoint_callback(checkpoint->string(), *metrics_writer);
-      log << fmt::format("resuming from {}: stage {}, {} epochs done{}\n", checkpoint->string(), context.resume->summary().stage,
-                         context.resume->summary().epoch, context.resume->summary().finished ? " (stage finished)" : "");
+      const auto& at = context.resume->summary();
+      log << fmt::format("resuming from {}: stage {}, {} epochs done{}\n", checkpoint->string(), at.stage, at.epoch,
+                         at.finished        ? " (stage finished)"
+                         : at.position > 0 ? fmt::format(", at batch {} of epoch {}", at.position + 1, at.epoch + 1)
+                                           : std::string());
     } else {
       log << "no checkpoint to resume from: starting the run again\n";
       std::error_code ignored;
