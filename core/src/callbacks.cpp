@@ -213,14 +213,13 @@ void CheckpointSaver::on_epoch_end(Trainer& trainer, const Metrics&) { save(trai
 
 void CheckpointSaver::on_fit_end(Trainer& trainer) { save(trainer); }
 
-std::optional<std::filesystem::path> newest_valid_checkpoint(const std::filesystem::path& directory, std::ostream& log) {
+std::optional<Checkpoint> newest_valid_checkpoint(const std::filesystem::path& directory, std::ostream& log) {
   std::string damage;
   for (const char* name : {CheckpointSaver::kLatest, CheckpointSaver::kPrevious}) {
     const auto file = directory / name;
     if (!std::filesystem::exists(file)) continue;
     try {
-      read_checkpoint_summary(file.string());
-      return file;
+      return Checkpoint(file);
     } catch (const DataError& e) {
       log << "skipping a damaged checkpoint: " << e.what() << "\n";
       damage += std::string(damage.empty() ? "" : "; ") + e.what();

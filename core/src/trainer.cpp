@@ -475,22 +475,6 @@ namespace {
 
 std::string rank_rng_key(int rank) { return rank == 0 ? "rng/cpu" : fmt::format("rng/cpu/rank{}", rank); }
 
-// The generator state of this process's rank; a checkpoint of another number of ranks does not
-// hold the right ones.
-void restore_rng_state(torch::serialize::InputArchive& archive, const std::string& file) {
-  const auto& group = process_group();
-  const int world_size = group ? group->world_size() : 1;
-  c10::IValue saved_world_size;
-  const std::int64_t written_by = archive.try_read("trainer/world_size", saved_world_size) ? saved_world_size.toInt() : 1;
-  if (written_by != world_size) {
-    throw DataError(fmt::format("{}: written by a run of {} process{}, this run has {}; resume it with as many (encore run --nproc {})",
-                                file, written_by, written_by == 1 ? "" : "es", world_size, written_by));
-  }
-  torch::Tensor rng;
-  archive.read(rank_rng_key(group ? group->rank() : 0), rng);
-  set_cpu_rng_state(rng);
-}
-
 }  // namespace
 
 void Trainer::save_checkpoint(const std::string& file) {
@@ -540,19 +524,16 @@ void Trainer::save_checkpoint(const std::string& file) {
   write_sealed_file(file, bytes.str());
 }
 
-static torch::serialize::InputArchive open_checkpoint(const std::string& file) {
-  const auto payload = read_sealed_file(file);
-  torch::serialize::InputArchive archive;
+Checkpoint::Checkpoint(std::filesystem::path file) : file_(std::move(file)), archive_(std::make_shared<torch::serialize::InputArchive>()) {
+  const auto name = file_.string();
+  const auto payload = read_sealed_file(name);
   try {
-    archive.load_from(payload.data(), payload.size());
+    archive_->load_from(payload.data(), payload.size());
   } catch (const c10::Error& e) {
-    throw DataError(fmt::format("{}: checksum is right but the archive does not load: {}", file, e.what_without_backtrace()));
+    throw DataError(fmt::format("{}: checksum is right but the archive does not load: {}", name, e.what_without_backtrace()));
   }
-  return archive;
-}
-
-static TrainerState read_trainer_state(torch::serialize::InputArchive& archive, const std::string& file) {
-  TrainerState out;
+  auto& archive = *archive_;
+  auto& out = state_;
   c10::IValue value;
   try {
     archive.read("trainer/stage", value);
@@ -566,45 +547,58 @@ static TrainerState read_trainer_state(torch::serialize::InputArchive& archive, 
     archive.read("trainer/finished", value);
     out.finished = value.toBool();
   } catch (const c10::Error& e) {
-    throw DataError(fmt::format("{}: not a training checkpoint: {}", file, e.what_without_backtrace()));
+    throw DataError(fmt::format("{}: not a training checkpoint: {}", name, e.what_without_backtrace()));
   }
-  return out;
+  if (archive.try_read("trainer/world_size", value)) world_size_ = value.toInt();
 }
 
-TrainerState read_checkpoint_summary(const std::string& file) {
-  auto archive = open_checkpoint(file);
-  return read_trainer_state(archive, file);
+void Checkpoint::check_world_size() const {
+  const auto& group = process_group();
+  const int world_size = group ? group->world_size() : 1;
+  if (world_size_ != world_size) {
+    throw DataError(fmt::format("{}: written by a run of {} process{}, this run has {}; resume it with as many (encore run --nproc {})",
+                                file_.string(), world_size_, world_size_ == 1 ? "" : "es", world_size, world_size_));
+  }
 }
 
-ResumePlan::ResumePlan(std::filesystem::path checkpoint) : file_(std::move(checkpoint)), summary_(read_checkpoint_summary(file_.string())) {}
+void Checkpoint::restore_rng_state() const {
+  check_world_size();
+  const auto& group = process_group();
+  torch::Tensor rng;
+  archive_->read(rank_rng_key(group ? group->rank() : 0), rng);
+  set_cpu_rng_state(rng);
+}
+
+void Checkpoint::load_module(torch::nn::Module& module, bool with_rng_state) const {
+  torch::serialize::InputArchive model_archive;
+  archive_->read("model", model_archive);
+  module.load(model_archive);
+  if (with_rng_state) restore_rng_state();
+}
+
+void Checkpoint::load_callback(Callback& callback) const {
+  torch::serialize::InputArchive callback_archive;
+  if (archive_->try_read("callbacks/" + callback.state_key(), callback_archive)) callback.load(callback_archive);
+}
+
+ResumePlan::ResumePlan(Checkpoint checkpoint) : checkpoint_(std::move(checkpoint)) {}
 
 ResumePlan::Step ResumePlan::step_for(const std::string& stage) {
   if (reached_) return Step::kRun;
-  if (stage != summary_.stage) return Step::kSkip;
+  if (stage != summary().stage) return Step::kSkip;
   reached_ = true;
-  return summary_.finished ? Step::kRestoreAndSkip : Step::kContinue;
+  return summary().finished ? Step::kRestoreAndSkip : Step::kContinue;
 }
 
-void load_checkpoint_module(const std::string& file, torch::nn::Module& module, bool with_rng_state) {
-  auto archive = open_checkpoint(file);
-  torch::serialize::InputArchive model_archive;
-  archive.read("model", model_archive);
-  module.load(model_archive);
-  if (with_rng_state) restore_rng_state(archive, file);
-}
+void Trainer::load_checkpoint(const std::string& file) { load_checkpoint(Checkpoint(file)); }
 
-void load_checkpoint_callback(const std::string& file, Callback& callback) {
-  auto archive = open_checkpoint(file);
-  torch::serialize::InputArchive callback_archive;
-  if (archive.try_read("callbacks/" + callback.state_key(), callback_archive)) callback.load(callback_archive);
-}
-
-void Trainer::load_checkpoint(const std::string& file) {
-  auto archive = open_checkpoint(file);
-  const auto saved = read_trainer_state(archive, file);
+void Trainer::load_checkpoint(const Checkpoint& checkpoint) {
+  const auto file = checkpoint.file().string();
+  const auto& saved = checkpoint.state();
   if (saved.stage != state_.stage) {
     throw DataError(fmt::format("{}: checkpoint is of stage \"{}\", expected \"{}\"", file, saved.stage, state_.stage));
   }
+  auto& archive = *checkpoint.archive_;
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);
   task_.module().load(model_archive);
@@ -614,7 +608,7 @@ void Trainer::load_checkpoint(const std::string& file) {
   archive.read("trainer/epoch_sums", value);
   // The sums of all ranks were gathered into rank 0's (save_checkpoint).
   epoch_sums_ = is_main_process() ? MetricSums::from_json(parse_json_text(value.toStringRef(), file + ":trainer/epoch_sums")) : MetricSums();
-  restore_rng_state(archive, file);
+  checkpoint.restore_rng_state();
   for (auto& callback : callbacks_) {
     if (callback->state_key().empty()) continue;
     torch::serialize::InputArchive callback_archive;

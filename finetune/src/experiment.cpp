@@ -216,15 +216,17 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   models::StageContext context;
   if (options.resume) {
     if (!fs::is_directory(options.run_dir)) throw std::runtime_error(fmt::format("cannot resume: {} is not a run directory", options.run_dir.string()));
-    if (const auto checkpoint = core::newest_valid_checkpoint(checkpoints, log)) {
-      context.resume = std::make_shared<core::ResumePlan>(*checkpoint);
+    if (auto checkpoint = core::newest_valid_checkpoint(checkpoints, log)) {
+      // Refused before anything is redone: each rank's generator state is in the checkpoint.
+      checkpoint->check_world_size();
       // Lines written after the checkpoint go: the resumed run writes them again.
-      core::load_checkpoint_callback(checkpoint->string(), *metrics_writer);
-      const auto& at = context.resume->summary();
-      log << fmt::format("resuming from {}: stage {}, {} epochs done{}\n", checkpoint->string(), at.stage, at.epoch,
+      checkpoint->load_callback(*metrics_writer);
+      const auto at = checkpoint->state();
+      log << fmt::format("resuming from {}: stage {}, {} epochs done{}\n", checkpoint->file().string(), at.stage, at.epoch,
                          at.finished        ? " (stage finished)"
                          : at.position > 0 ? fmt::format(", at batch {} of epoch {}", at.position + 1, at.epoch + 1)
                                            : std::string());
+      context.resume = std::make_shared<core::ResumePlan>(std::move(*checkpoint));
     } else {
       log << "no checkpoint to resume from: starting the run again\n";
       std::error_code ignored;

@@ -195,7 +195,7 @@ std::map<std::string, core::Metrics> finetune(Classifier& classifier, const Fine
     if (step == core::ResumePlan::Step::kContinue) {
       // The optimizer's groups must be those of the checkpoint before its state is loaded.
       if (unfreezing) unfreezing->catch_up(trainer, context.resume->summary().epoch);
-      trainer.load_checkpoint(context.resume->checkpoint().string());
+      trainer.load_checkpoint(context.resume->checkpoint());
     }
     results[stage] = trainer.fit(phase_train, &validation);
   }

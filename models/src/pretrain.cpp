@@ -131,7 +131,7 @@ core::ResumePlan::Step resume_step(const StageContext& context, const std::strin
   // The checkpoint's weights first: the stages after it, and a greedy stage's input codes, build on them.
   if (step == core::ResumePlan::Step::kRestoreAndSkip || step == core::ResumePlan::Step::kContinue) {
     // A continued stage's Trainer restores the generator with the rest of its state.
-    core::load_checkpoint_module(context.resume->checkpoint().string(), module, step == core::ResumePlan::Step::kRestoreAndSkip);
+    context.resume->checkpoint().load_module(module, step == core::ResumePlan::Step::kRestoreAndSkip);
   }
   return step;
 }
@@ -177,7 +177,7 @@ std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderM
       GreedyLayerTask task(model, static_cast<int>(k), config.loss);
       core::Trainer trainer(task, stage_config, stage, *context.optimizers, context.device);
       if (context.attach_callbacks) context.attach_callbacks(trainer);
-      if (step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint().string());
+      if (step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint());
       results[stage] = trainer.fit(*stage_train, &*stage_validation);
     }
   }
@@ -187,7 +187,7 @@ std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderM
     core::BatchSource e2e_train(train.data(), train.indices(), train.scaler(), config.end_to_end.batch_size, true, context.seed + 100);
     core::Trainer trainer(task, config.end_to_end, "pretrain/end_to_end", *context.optimizers, context.device);
     if (context.attach_callbacks) context.attach_callbacks(trainer);
-    if (end_to_end_step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint().string());
+    if (end_to_end_step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint());
     results["pretrain/end_to_end"] = trainer.fit(e2e_train, &validation);
   }
   return results;

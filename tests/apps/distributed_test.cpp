@@ -166,7 +166,7 @@ TEST(DataParallel, AKilledRankStopsTheOtherNamingItAndTheRunResumesWithTwoRanks)
   const auto checkpoint = run / "checkpoints" / "latest.pt";
   const auto mid_epoch_of_fine_tuning = [&] {
     try {
-      const auto state = encore::core::read_checkpoint_summary(checkpoint.string());
+      const auto state = encore::core::Checkpoint(checkpoint).state();
       return state.stage == "finetune/all" && state.epoch > 0 && state.position > 0;
     } catch (const std::exception&) {
       return false;  // not written yet, or between the rotation and the next write

@@ -279,11 +279,15 @@ TEST(CheckpointSaver, KeepsTheLastTwoAndFallsBackToThePreviousWhenTheLatestIsDam
   trainer.fit(train, nullptr);
   EXPECT_EQ(encore::testing::list_tree(dir.path()), (std::vector<std::string>{"latest.pt", "previous.pt"}));
   std::ostringstream log;
-  EXPECT_EQ(newest_valid_checkpoint(dir.path(), log), dir / "latest.pt");
+  const auto latest = newest_valid_checkpoint(dir.path(), log);
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->file(), dir / "latest.pt");
   auto bytes = encore::testing::read_bytes(dir / "latest.pt");
   bytes[100] ^= 1;
   encore::testing::write_bytes(dir / "latest.pt", bytes);
-  EXPECT_EQ(newest_valid_checkpoint(dir.path(), log), dir / "previous.pt");
+  const auto fallback = newest_valid_checkpoint(dir.path(), log);
+  ASSERT_TRUE(fallback.has_value());
+  EXPECT_EQ(fallback->file(), dir / "previous.pt");
   EXPECT_NE(log.str().find("latest.pt: checksum mismatch"), std::string::npos) << log.str();
 }
 

@@ -97,11 +97,11 @@ class CheckpointSaver : public Callback {
   std::int64_t every_steps_;
 };
 
-/// The newest checkpoint in a CheckpointSaver directory that verifies: latest.pt, else
+/// The newest checkpoint in a CheckpointSaver directory that verifies, read: latest.pt, else
 /// previous.pt (a kill can land between their rotation and the next write). Messages about
 /// damaged files go to `log`. Empty when there is none; DataError when there are some but every
 /// one is damaged.
-std::optional<std::filesystem::path> newest_valid_checkpoint(const std::filesystem::path& directory, std::ostream& log);
+std::optional<Checkpoint> newest_valid_checkpoint(const std::filesystem::path& directory, std::ostream& log);
 
 /// Whether a stream descriptor is a terminal (for choosing the progress style).
 bool is_terminal(int file_descriptor);

@@ -120,6 +120,7 @@ enum class NonFinitePolicy {
 };
 
 class Trainer;
+class Checkpoint;
 
 /// Observes training; may request a stop. One concern per callback.
 class Callback {
@@ -170,8 +171,10 @@ class Trainer {
   /// non-finite: no checkpoint holds a non-finite weight. In a data-parallel run every rank calls it:
   /// rank 0 writes, with every rank's generator state and the epoch's metric sums of all ranks.
   void save_checkpoint(const std::string& file);
-  /// Restores everything save_checkpoint wrote; a damaged file, or one written by a run of another
-  /// number of processes, is a DataError naming it.
+  /// Restores everything save_checkpoint wrote; a checkpoint of another stage, or written by a run
+  /// of another number of processes, is a DataError naming it.
+  void load_checkpoint(const Checkpoint& checkpoint);
+  /// load_checkpoint of Checkpoint(file): a damaged file is a DataError naming it.
   void load_checkpoint(const std::string& file);
 
   void request_stop(std::string reason);
@@ -219,14 +222,40 @@ class Trainer {
 void save_optimizer_state(const torch::optim::Optimizer& optimizer, torch::serialize::OutputArchive& archive);
 void load_optimizer_state(torch::optim::Optimizer& optimizer, torch::serialize::InputArchive& archive, const std::string& file);
 
-/// The trainer state a checkpoint holds, read without building anything.
-TrainerState read_checkpoint_summary(const std::string& file);
+/// A checkpoint file read and verified once (its checksum, then LibTorch's archive), with its
+/// trainer state; its parts are loaded from memory.
+class Checkpoint {
+ public:
+  /// A damaged or foreign file is a DataError naming it.
+  explicit Checkpoint(std::filesystem::path file);
+  const std::filesystem::path& file() const { return file_; }
+  const TrainerState& state() const { return state_; }
+  /// Number of processes of the run that wrote it.
+  std::int64_t world_size() const { return world_size_; }
+  /// DataError unless this run has as many processes as the one that wrote the checkpoint (each
+  /// rank's generator state is in it).
+  void check_world_size() const;
+  /// Loads the module weights, and with `with_rng_state` this rank's generator state (the next
+  /// stage of a run resumed after a finished stage draws what it would have drawn).
+  void load_module(torch::nn::Module& module, bool with_rng_state) const;
+  /// Loads one callback's state (nothing when the checkpoint has none for it).
+  void load_callback(Callback& callback) const;
+
+ private:
+  friend class Trainer;
+  void restore_rng_state() const;
+  std::filesystem::path file_;
+  // Reading from a LibTorch archive is not const; the checkpoint is never changed.
+  std::shared_ptr<torch::serialize::InputArchive> archive_;
+  TrainerState state_;
+  std::int64_t world_size_ = 1;
+};
 
 /// Where an interrupted run continues from its checkpoint. Stages run in a fixed order, so the
 /// stages before the checkpoint's finished earlier; asked stage by stage, in order.
 class ResumePlan {
  public:
-  explicit ResumePlan(std::filesystem::path checkpoint);
+  explicit ResumePlan(Checkpoint checkpoint);
   enum class Step {
     /// Finished before the checkpoint's stage: nothing to do.
     kSkip,
@@ -238,20 +267,12 @@ class ResumePlan {
     kRun,
   };
   Step step_for(const std::string& stage);
-  const std::filesystem::path& checkpoint() const { return file_; }
-  const TrainerState& summary() const { return summary_; }
+  const Checkpoint& checkpoint() const { return checkpoint_; }
+  const TrainerState& summary() const { return checkpoint_.state(); }
 
  private:
-  std::filesystem::path file_;
-  TrainerState summary_;
+  Checkpoint checkpoint_;
   bool reached_ = false;
 };
-
-/// Loads the module weights of a checkpoint, and with `with_rng_state` the random generator state
-/// (the next stage of a run resumed after a finished stage draws what it would have drawn).
-void load_checkpoint_module(const std::string& file, torch::nn::Module& module, bool with_rng_state);
-
-/// Loads one callback's state from a checkpoint (nothing when the checkpoint has none for it).
-void load_checkpoint_callback(const std::string& file, Callback& callback);
 
 }  // namespace encore::core
