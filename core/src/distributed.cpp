@@ -82,6 +82,8 @@ WorldInfo world_from_environment(std::chrono::milliseconds timeout) {
   if (!address) throw ConfigError("$MASTER_ADDR", "is needed for a run of several processes (torchrun sets it)");
   world.master_addr = *address;
   world.master_port = environment_int("MASTER_PORT", std::nullopt, 1, 65535);
+  world.agent_store = environment("TORCHELASTIC_USE_AGENT_STORE") == std::optional<std::string>("True");
+  if (world.agent_store) world.restart_count = environment_int("TORCHELASTIC_RESTART_COUNT", 0, 0, 1 << 30);
   return world;
 }
 
@@ -106,17 +108,18 @@ c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world) {
   }
   c10d::TCPStoreOptions options;
   options.port = static_cast<std::uint16_t>(world.master_port);
-  options.isServer = world.rank == 0;
+  options.isServer = world.rank == 0 && !world.agent_store;
   options.waitWorkers = false;
   options.timeout = world.timeout;
   try {
-    return c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
+    auto store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
+    if (!world.agent_store) return store;
+    return c10::make_intrusive<c10d::PrefixStore>(fmt::format("/worker/attempt_{}", world.restart_count), store);
   } catch (const std::exception& e) {
-    if (world.rank == 0) {
-      throw DistributedError(fmt::format("rank 0 cannot host the store at {}: {}", world.store_address(), e.what()));
-    }
-    throw DistributedError(fmt::format("rank {} of {}: rank 0 (the store host at {}) did not answer within {} s: {}", world.rank,
-                                       world.world_size, world.store_address(), world.timeout.count() / 1000.0, e.what()));
+    if (options.isServer) throw DistributedError(fmt::format("rank 0 cannot host the store at {}: {}", world.store_address(), e.what()));
+    throw DistributedError(fmt::format("rank {} of {}: {} at {} did not answer within {} s: {}", world.rank, world.world_size,
+                                       world.agent_store ? "the launcher's store" : "rank 0 (the store host)", world.store_address(),
+                                       world.timeout.count() / 1000.0, e.what()));
   }
 }
 
@@ -193,9 +196,10 @@ ProcessGroup::~ProcessGroup() {
 }
 
 void ProcessGroup::fail(const std::string& cause) {
-  // A rank is lost when its heartbeat stands still over several beats; the store itself lives in
-  // rank 0, so an unreachable store means rank 0 is gone.
+  // A rank is lost when its heartbeat stands still over several beats. An unreachable store means
+  // its host is gone: rank 0, or torchrun's agent.
   std::vector<int> lost;
+  bool store_lost = false;
   try {
     auto read_beats = [&] {
       std::vector<std::int64_t> beats;
@@ -209,9 +213,11 @@ void ProcessGroup::fail(const std::string& cause) {
       if (r != world_.rank && before[r] == after[r]) lost.push_back(r);
     }
   } catch (const std::exception&) {
-    lost = {0};
+    store_lost = true;
+    if (!world_.agent_store) lost = {0};
   }
   const auto where = fmt::format("rank {} of {}, store {}", world_.rank, world_.world_size, world_.store_address());
+  if (store_lost && world_.agent_store) throw DistributedError(fmt::format("{}: the launcher's store is gone: {}", where, cause));
   if (lost.empty()) throw DistributedError(fmt::format("{}: a collective failed while every other rank is alive: {}", where, cause));
   throw DistributedError(fmt::format("{}: lost rank{} {} (no heartbeat for {} s): {}", where, lost.size() > 1 ? "s" : "",
                                      fmt::join(lost, ", "), (state_->beat_interval * 3).count() / 1000.0, cause));

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <gtest/gtest.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
 #include <fstream>
@@ -203,6 +204,34 @@ TEST(DataParallel, AKilledRankStopsTheOtherNamingItAndTheRunResumesWithTwoRanks)
       dir / "reference.err");
   ASSERT_EQ(uninterrupted.code, 0) << uninterrupted.err;
   EXPECT_TRUE(encore::testing::read_bytes(run / "model.pt") == encore::testing::read_bytes(reference / "model.pt"));
+}
+
+TEST(DataParallel, RanksJoinTheStoreOfTorchrunsAgent) {
+  TempDir dir;
+  const auto file = (dir / "config.json").string();
+  encore::testing::write_text(file, parallel_config(dir, 7, 1).dump());
+  // What torchrun's agent does: it hosts the TCPStore and tells the workers to use it
+  // (TORCHELASTIC_USE_AGENT_STORE), under a prefix of its restart count.
+  const int port = encore::testing::free_loopback_port();
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<std::uint16_t>(port);
+  options.isServer = true;
+  options.waitWorkers = false;
+  c10d::TCPStore agent_store("127.0.0.1", options);
+  const auto run = dir / "run";
+  std::vector<pid_t> ranks;
+  for (int rank = 0; rank < 2; ++rank) {
+    ranks.push_back(encore::testing::start_encore(
+        {"run", file, "--output-dir", run.string()}, dir / fmt::format("rank{}.err", rank),
+        {"WORLD_SIZE=2", fmt::format("RANK={}", rank), fmt::format("LOCAL_RANK={}", rank), "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
+         fmt::format("MASTER_PORT={}", port), "TORCHELASTIC_USE_AGENT_STORE=True", "TORCHELASTIC_RESTART_COUNT=3"}));
+  }
+  for (int rank = 0; rank < 2; ++rank) {
+    const auto outcome = encore::testing::wait_for_encore(ranks[rank], dir / fmt::format("rank{}.err", rank));
+    EXPECT_EQ(outcome.code, 0) << outcome.err;
+  }
+  EXPECT_TRUE(fs::exists(run / "model.pt"));
+  EXPECT_TRUE(agent_store.check({"/worker/attempt_3/encore/arrived/1"}));
 }
 
 TEST(DataParallel, RanksStartedWithDifferentConfigsStopBeforeTraining) {

@@ -26,6 +26,10 @@ struct WorldInfo {
   int master_port = 0;
   /// FileStore used instead of a TCPStore when set (`encore run --nproc`: ENCORE_STORE_FILE).
   std::string store_file;
+  /// torchrun's agent hosts the TCPStore (TORCHELASTIC_USE_AGENT_STORE=True): every rank is a
+  /// client, under the key prefix of the agent's restart count, as PyTorch's env:// rendezvous does.
+  bool agent_store = false;
+  int restart_count = 0;
   /// How long a collective, a store operation or the rendezvous may wait for another rank.
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
 
@@ -34,8 +38,8 @@ struct WorldInfo {
   std::string store_address() const;
 };
 
-/// Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT and
-/// ENCORE_STORE_FILE. Without WORLD_SIZE (or WORLD_SIZE=1) the process runs alone. A malformed or
+/// Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
+/// TORCHELASTIC_USE_AGENT_STORE, TORCHELASTIC_RESTART_COUNT and ENCORE_STORE_FILE. Without WORLD_SIZE (or WORLD_SIZE=1) the process runs alone. A malformed or
 /// missing value is a ConfigError naming the variable.
 WorldInfo world_from_environment(std::chrono::milliseconds timeout);
 
