@@ -253,8 +253,6 @@ std::vector<std::string> ProcessGroup::all_gather(const std::string& text) {
       out.emplace_back(static_cast<const char*>(all[0][r].data_ptr()), static_cast<std::size_t>(lengths[0][r].item<std::int64_t>()));
     }
     return out;
-  } catch (const DistributedError&) {
-    throw;
   } catch (const std::exception& e) {
     fail(e.what());
   }
@@ -274,9 +272,12 @@ struct GradientAverager::State {
     c10::intrusive_ptr<c10d::Work> work;
   };
   std::vector<Bucket> buckets;
-  /// Bucket and element offset of each parameter.
-  std::vector<std::pair<std::size_t, std::int64_t>> slots;
+  /// Bucket of each parameter, and its place there shaped like the parameter.
+  std::vector<std::size_t> bucket_of;
+  std::vector<torch::Tensor> slots;
   std::vector<bool> arrived;
+  /// 1 / ranks: gradients are scaled on the way in, so that the all-reduced sum is the average.
+  torch::Tensor scale;
   /// Buckets are all-reduced strictly in order: Gloo pairs the ranks' collectives by order.
   std::size_t next_launch = 0;
 };
@@ -285,9 +286,10 @@ GradientAverager::GradientAverager(ProcessGroup& group, std::vector<torch::Tenso
     : group_(group), parameters_(std::move(parameters)), state_(std::make_unique<State>()) {
   constexpr std::int64_t kFirstBucketBytes = 1 << 20;
   constexpr std::int64_t kBucketBytes = 25 << 20;
-  state_->slots.resize(parameters_.size());
+  state_->bucket_of.resize(parameters_.size());
   state_->arrived.assign(parameters_.size(), false);
-  std::vector<std::int64_t> sizes;
+  state_->scale = torch::scalar_tensor(1.0 / group_.world_size());
+  std::vector<std::int64_t> sizes, offsets(parameters_.size());
   for (std::size_t i = parameters_.size(); i-- > 0;) {
     const auto& p = parameters_[i];
     TORCH_CHECK(p.scalar_type() == torch::kFloat32 && p.device().is_cpu(), "gradient averaging handles float32 CPU parameters");
@@ -296,11 +298,16 @@ GradientAverager::GradientAverager(ProcessGroup& group, std::vector<torch::Tenso
       state_->buckets.emplace_back();
       sizes.push_back(0);
     }
-    state_->slots[i] = {state_->buckets.size() - 1, sizes.back()};
+    state_->bucket_of[i] = state_->buckets.size() - 1;
+    offsets[i] = sizes.back();
     state_->buckets.back().members.push_back(i);
     sizes.back() += p.numel();
   }
   for (std::size_t b = 0; b < state_->buckets.size(); ++b) state_->buckets[b].flat = torch::zeros({sizes[b]}, torch::kFloat32);
+  for (std::size_t i = 0; i < parameters_.size(); ++i) {
+    const auto& p = parameters_[i];
+    state_->slots.push_back(state_->buckets[state_->bucket_of[i]].flat.narrow(0, offsets[i], p.numel()).view(p.sizes()));
+  }
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     hooks_.push_back(parameters_[i].register_hook([this, i](torch::Tensor gradient) { gradient_ready(i, gradient); }));
   }
@@ -321,11 +328,8 @@ void GradientAverager::begin_step() {
 
 void GradientAverager::gradient_ready(std::size_t index, const torch::Tensor& gradient) {
   TORCH_CHECK(!state_->arrived[index], "parameter ", index, " received two gradients in one backward pass");
-  const auto [b, offset] = state_->slots[index];
-  auto& bucket = state_->buckets[b];
-  // Scaled on the way in, so that the all-reduced sum is the average.
-  auto slice = bucket.flat.narrow(0, offset, gradient.numel());
-  torch::mul_out(slice, gradient.reshape({-1}), torch::scalar_tensor(1.0 / group_.world_size()));
+  auto& bucket = state_->buckets[state_->bucket_of[index]];
+  torch::mul_out(state_->slots[index], gradient, state_->scale);
   state_->arrived[index] = true;
   if (++bucket.arrived == bucket.members.size()) launch_full_buckets();
 }
@@ -343,10 +347,9 @@ void GradientAverager::finish_step() {
   auto& s = *state_;
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     if (s.arrived[i]) continue;
-    const auto [b, offset] = s.slots[i];
-    s.buckets[b].flat.narrow(0, offset, parameters_[i].numel()).zero_();
+    s.slots[i].zero_();
     s.arrived[i] = true;
-    ++s.buckets[b].arrived;
+    ++s.buckets[s.bucket_of[i]].arrived;
   }
   try {
     launch_full_buckets();
@@ -354,10 +357,7 @@ void GradientAverager::finish_step() {
   } catch (const std::exception& e) {
     group_.fail(e.what());
   }
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    const auto [b, offset] = s.slots[i];
-    parameters_[i].mutable_grad() = s.buckets[b].flat.narrow(0, offset, parameters_[i].numel()).view(parameters_[i].sizes());
-  }
+  for (std::size_t i = 0; i < parameters_.size(); ++i) parameters_[i].mutable_grad() = s.slots[i];
 }
 
 std::pair<std::int64_t, std::int64_t> shard_bounds(std::int64_t rows, int rank, int world_size) {

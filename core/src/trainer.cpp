@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <limits>
 #include <mutex>
-#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -180,13 +179,14 @@ std::string Trainer::describe_non_finite(const Batch& batch, double loss) {
 
 std::string Trainer::first_non_finite_gradient() {
   // Only the gradients this step updates from: a frozen parameter may keep an old one (in a
-  // data-parallel run, a view into an earlier stage's all-reduce bucket).
-  std::set<const c10::TensorImpl*> updated;
-  for (const auto& p : parameters_) updated.insert(p.unsafeGetTensorImpl());
-  for (const auto& item : task_.module().named_parameters()) {
-    if (updated.count(item.value().unsafeGetTensorImpl()) == 0) continue;
-    const auto& grad = item.value().grad();
-    if (grad.defined() && !all_finite(grad)) return item.key();
+  // data-parallel run, a view into an earlier stage's all-reduce bucket). Names are looked up only
+  // for the message.
+  for (const auto& p : parameters_) {
+    if (!p.grad().defined() || all_finite(p.grad())) continue;
+    for (const auto& item : task_.module().named_parameters()) {
+      if (item.value().is_same(p)) return item.key();
+    }
+    return "an unnamed parameter";
   }
   return "";
 }

@@ -262,7 +262,8 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   // A run interrupted while fine-tuning has its pretraining, and pretrained.pt, behind it.
   const bool pretraining_done = context.resume && context.resume->summary().stage.rfind("finetune/", 0) == 0;
   if (pretrains && pretraining_done) pretrained = options.run_dir / "pretrained.pt";
-  if (pretrains && !pretraining_done) {
+  const bool pretrains_now = pretrains && !pretraining_done;
+  if (pretrains_now) {
     // Pretraining sees every training image, labelled or not; never the validation split.
     core::BatchSource unlabelled(data.train, split.all_training, scaler, batch, true, config.runtime.seed);
     for (const auto& [stage, metrics] : models::pretrain(model, config.pretrain, unlabelled, validation, context)) {
@@ -273,7 +274,7 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
       save_module(model->module(), *pretrained);
     }
   }
-  if (pretrains && !pretraining_done && writes) {
+  if (pretrains_now && writes) {
     const auto image_shape = data.train.example_shape();
     if (image_shape.size() == 2) {
       models::write_reconstructions_png(options.run_dir / "reconstructions.png", *model, validation, image_shape);
@@ -286,7 +287,7 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
   if (finetunes) {
     // After pretraining in this run, the other ranks' encoders are rank 0's already: the all-reduced
     // gradients kept them alike.
-    if (pretrained && (writes || !(pretrains && !pretraining_done))) {
+    if (pretrained && (writes || !pretrains_now)) {
       // Loading by name from the file, also right after pretraining, so that every fine-tuned
       // encoder comes through the same checked path and leaves the same report.
       // A file given with --from was loaded and checked before the run directory existed.
