@@ -1,10 +1,10 @@
 #include "encore/core/fused_adam.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <cmath>
 
+#include "encore/core/ops.h"
 #include "kernels.h"
 
 namespace encore::core {
@@ -61,9 +61,13 @@ void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
       const auto* grad = p.grad().data_ptr<float>();
       auto* mean = state.exp_avg().template data_ptr<float>();
       auto* square = state.exp_avg_sq().template data_ptr<float>();
-      // Chunks of 64K elements: big enough that a thread's share outweighs waking it.
-      at::parallel_for(0, p.numel(), 1 << 16, [&](std::int64_t begin, std::int64_t end) {
-        kernels::adam_update(param + begin, grad + begin, mean + begin, square + begin, end - begin, c);
+      // Split as linear() splits the weight, so each block is updated by the thread whose core
+      // computed its gradient (and holds it in cache).
+      const auto rows = p.dim() > 0 ? p.size(0) : 1;
+      const auto row_size = rows > 0 ? p.numel() / rows : 0;
+      for_each_owned_rows(rows, row_size, [&](std::int64_t, std::int64_t first, std::int64_t end) {
+        const auto begin = first * row_size;
+        kernels::adam_update(param + begin, grad + begin, mean + begin, square + begin, (end - first) * row_size, c);
       });
     }
   }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "encore/core/errors.h"
+#include "encore/core/ops.h"
 
 namespace encore::finetune {
 
@@ -52,7 +53,7 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor& x) {
     h = x;
     for (auto& layer : layers_) h = layer->encode(h);
   }
-  if (hidden_) h = hidden_dropout_(models::activate(hidden_activation_, hidden_(h)));
+  if (hidden_) h = hidden_dropout_(models::activate(hidden_activation_, core::linear(h, hidden_->weight, hidden_->bias)));
   return h;
 }
 

@@ -130,11 +130,11 @@ void AutoencoderLayerImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor AutoencoderLayerImpl::decoder_weight() const { return options.tied() ? encoder_weight.t() : decoder_weight_; }
 
 torch::Tensor AutoencoderLayerImpl::encode(const torch::Tensor& x) {
-  return activate(options.activation(), torch::addmm(encoder_bias, x, encoder_weight.t()));
+  return activate(options.activation(), core::linear(x, encoder_weight, encoder_bias));
 }
 
 torch::Tensor AutoencoderLayerImpl::decode(const torch::Tensor& code) {
-  return activate(options.output_activation(), torch::addmm(decoder_bias, code, decoder_weight().t()));
+  return activate(options.output_activation(), core::linear(code, decoder_weight(), decoder_bias));
 }
 
 torch::Tensor AutoencoderLayerImpl::forward(const torch::Tensor& x) {
@@ -165,10 +165,10 @@ torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& pre_activation,
 
 AutoencoderLayerImpl::Loss AutoencoderLayerImpl::loss(const torch::Tensor& x, ReconstructionLoss kind) {
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
-  const auto pre_activation = torch::addmm(encoder_bias, input, encoder_weight.t());
+  const auto pre_activation = core::linear(input, encoder_weight, encoder_bias);
   const auto code = activate(options.activation(), pre_activation);
   const auto reconstruction = kind == ReconstructionLoss::kBinaryCrossEntropy && options.output_activation() == Activation::kSigmoid
-                                  ? logistic_reconstruction_loss(torch::addmm(decoder_bias, code, decoder_weight().t()), x)
+                                  ? logistic_reconstruction_loss(core::linear(code, decoder_weight(), decoder_bias), x)
                                   : reconstruction_loss(kind, decode(code), x);
   const auto regulariser = penalty(pre_activation, code);
   return {regulariser.defined() ? reconstruction + regulariser : reconstruction, reconstruction, code};

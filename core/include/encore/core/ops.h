@@ -2,6 +2,7 @@
 /// Tensor operations of the training step done in one pass where LibTorch needs several.
 
 #include <cstdint>
+#include <functional>
 
 #include <torch/types.h>
 
@@ -27,5 +28,25 @@ class BatchRowOffset {
  private:
   std::int64_t previous_;
 };
+
+/// input W^T + bias, as torch::linear (input (..., in), weight (out, in), bias (out) or undefined),
+/// with the work on the weight split by owner: each intra-op thread computes the output features of
+/// its own block of the weight's rows (for_each_owned_rows) in forward and backward, so a weight
+/// block, its gradient and its optimizer state are only ever touched by one core. Where cores do not
+/// share a cache (this machine's two cores sit on different L3 caches) this keeps them out of each
+/// other's way: the weight-gradient and optimizer passes run on data in the core's own cache. The
+/// input gradient is summed from the per-block partial products. Float32 CPU contiguous weights
+/// take this path; anything else (a transposed tied weight, other types) goes to torch::linear.
+torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias);
+
+/// Splits a parameter of `rows` rows of `row_size` elements into one block of rows per intra-op
+/// thread (fewer when blocks would hold under 64K elements; one block runs on the calling thread)
+/// and runs fn(block, first_row, end_row) for each, block b on thread b. linear() and the fused
+/// optimizers split alike, so a block stays with one thread from forward to update.
+void for_each_owned_rows(std::int64_t rows, std::int64_t row_size,
+                         const std::function<void(std::int64_t block, std::int64_t first_row, std::int64_t end_row)>& fn);
+
+/// How many blocks for_each_owned_rows splits such a parameter into.
+std::int64_t owned_row_blocks(std::int64_t rows, std::int64_t row_size);
 
 }  // namespace encore::core

@@ -52,7 +52,7 @@ class OneVsAllHeadImpl : public torch::nn::Cloneable<OneVsAllHeadImpl>, public H
   void pretty_print(std::ostream& stream) const override;
 
   torch::nn::Module& module() override { return *this; }
-  torch::Tensor forward(const torch::Tensor& features) override { return linear(features); }
+  torch::Tensor forward(const torch::Tensor& features) override;
   torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
   torch::Tensor probabilities(const torch::Tensor& scores) const override;
   torch::Tensor predict(const torch::Tensor& scores) const override;
@@ -73,7 +73,7 @@ class SoftmaxHeadImpl : public torch::nn::Cloneable<SoftmaxHeadImpl>, public Hea
   void pretty_print(std::ostream& stream) const override;
 
   torch::nn::Module& module() override { return *this; }
-  torch::Tensor forward(const torch::Tensor& features) override { return linear(features); }
+  torch::Tensor forward(const torch::Tensor& features) override;
   torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
   torch::Tensor probabilities(const torch::Tensor& scores) const override;
   torch::Tensor predict(const torch::Tensor& scores) const override;
