@@ -1,6 +1,8 @@
 #include "kernels.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 // Each loop is compiled for AVX-512, AVX2 and the baseline; the loader picks the widest the
 // processor runs. Feature names, not "arch=" names: GCC dispatches those on the exact processor
@@ -80,6 +82,70 @@ ENCORE_VECTOR_CLONES
 void gather_scaled(const float* data, const std::int64_t* rows, std::int64_t count, std::int64_t d, const float* offset,
                    const float* multiplier, float* out) {
   gather_scaled_rows(data, rows, count, d, offset, multiplier, out);
+}
+
+namespace {
+
+// exp(x) for x <= 0, as loops over it vectorise (std::exp does not without -ffast-math): Cephes'
+// single-precision range reduction and polynomial (relative error about 1e-7). Below -87 the result
+// would leave the normal range; exp(-87) ~ 1.6e-38 is used instead, far below any loss term.
+inline float exp_of_nonpositive(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  const float k = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float mantissa = p * r * r + r + 1.0f;
+  const std::int32_t exponent_bits = (static_cast<std::int32_t>(k) + 127) << 23;
+  float two_to_k;
+  std::memcpy(&two_to_k, &exponent_bits, sizeof two_to_k);
+  return mantissa * two_to_k;
+}
+
+// log(1 + e) for e in [0, 1], as 2 atanh(s) with s = e / (2 + e) in [0, 1/3] (no rounding of 1 + e,
+// so tiny e keep their precision); the series' first omitted term is below 2e-8 relative.
+inline float log1p_of_unit(float e) {
+  const float s = e / (2.0f + e);
+  const float s2 = s * s;
+  float series = 1.0f / 13.0f;
+  series = series * s2 + 1.0f / 11.0f;
+  series = series * s2 + 1.0f / 9.0f;
+  series = series * s2 + 1.0f / 7.0f;
+  series = series * s2 + 1.0f / 5.0f;
+  series = series * s2 + 1.0f / 3.0f;
+  series = series * s2 + 1.0f;
+  return 2.0f * s * series;
+}
+
+}  // namespace
+
+ENCORE_VECTOR_CLONES
+double logistic_loss_sum(const float* __restrict logits, const float* __restrict targets, std::int64_t n) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float z = logits[i];
+    const float positive_part = z > 0.0f ? z : 0.0f;
+    const float loss = positive_part - z * targets[i] + log1p_of_unit(exp_of_nonpositive(-std::fabs(z)));
+    sum += static_cast<double>(loss);
+  }
+  return sum;
+}
+
+ENCORE_VECTOR_CLONES
+void logistic_loss_gradient(const float* __restrict logits, const float* __restrict targets, float scale, float* __restrict out,
+                            std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float z = logits[i];
+    const float e = exp_of_nonpositive(-std::fabs(z));
+    // sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below, e = exp(-|z|): never overflows.
+    const float numerator = z >= 0.0f ? 1.0f : e;
+    out[i] = scale * (numerator / (1.0f + e) - targets[i]);
+  }
 }
 
 }  // namespace encore::core::kernels

@@ -32,4 +32,11 @@ void gather_scaled(const std::uint8_t* data, const std::int64_t* rows, std::int6
 void gather_scaled(const float* data, const std::int64_t* rows, std::int64_t count, std::int64_t d, const float* offset,
                    const float* multiplier, float* out);
 
+/// Sum over n elements of the logistic loss of logit z against target t, softplus(z) - z t, in the
+/// stable form max(z, 0) - z t + log(1 + exp(-|z|)); accumulated in double.
+double logistic_loss_sum(const float* logits, const float* targets, std::int64_t n);
+
+/// out[i] = scale * (sigmoid(logits[i]) - targets[i]): the gradient of logistic_loss_sum, scaled.
+void logistic_loss_gradient(const float* logits, const float* targets, float scale, float* out, std::int64_t n);
+
 }  // namespace encore::core::kernels

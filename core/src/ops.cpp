@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <vector>
 
 #include "kernels.h"
 
@@ -14,7 +15,10 @@ namespace encore::core {
 
 namespace {
 thread_local std::int64_t batch_row_offset = 0;
-}
+
+// The tensors encore's one-pass kernels handle.
+bool cpu_float32(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
+}  // namespace
 
 BatchRowOffset::BatchRowOffset(std::int64_t first_row) : previous_(batch_row_offset) { batch_row_offset = first_row; }
 
@@ -24,7 +28,7 @@ std::int64_t BatchRowOffset::current() { return batch_row_offset; }
 
 torch::Tensor masking_noise(const torch::Tensor& x, double level) {
   TORCH_CHECK(level >= 0 && level < 1, "masking level must be in [0, 1), got ", level);
-  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || x.requires_grad()) {
+  if (!cpu_float32(x) || x.requires_grad()) {
     return x * torch::empty_like(x).bernoulli_(1.0 - level);
   }
   std::uint64_t seed = 0;
@@ -114,10 +118,56 @@ struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
   }
 };
 
+// Chunks of the loss's element loops: fixed, so the sum's order does not depend on the thread count.
+constexpr std::int64_t kLossChunk = 1 << 14;
+
+template <class F>
+void for_each_loss_chunk(std::int64_t n, const F& f) {
+  const auto chunks = (n + kLossChunk - 1) / kLossChunk;
+  at::parallel_for(0, chunks, 1, [&](std::int64_t begin, std::int64_t end) {
+    for (auto chunk = begin; chunk < end; ++chunk) {
+      const auto first = chunk * kLossChunk;
+      f(chunk, first, std::min(n, first + kLossChunk) - first);
+    }
+  });
+}
+
+struct LogisticLossSum : torch::autograd::Function<LogisticLossSum> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& logits, const torch::Tensor& targets) {
+    const auto z = logits.contiguous();
+    const auto t = targets.contiguous();
+    const auto n = z.numel();
+    std::vector<double> chunk_sums(static_cast<std::size_t>((n + kLossChunk - 1) / kLossChunk), 0.0);
+    const float* zs = z.data_ptr<float>();
+    const float* ts = t.data_ptr<float>();
+    for_each_loss_chunk(n, [&](std::int64_t chunk, std::int64_t first, std::int64_t count) {
+      chunk_sums[static_cast<std::size_t>(chunk)] = kernels::logistic_loss_sum(zs + first, ts + first, count);
+    });
+    double total = 0;
+    for (const double s : chunk_sums) total += s;
+    ctx->save_for_backward({z, t});
+    return torch::scalar_tensor(total, z.options());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& z = saved[0];
+    const auto& t = saved[1];
+    const auto scale = grad_outputs[0].item<float>();
+    auto grad = torch::empty_like(z);
+    const float* zs = z.data_ptr<float>();
+    const float* ts = t.data_ptr<float>();
+    float* out = grad.data_ptr<float>();
+    for_each_loss_chunk(z.numel(), [&](std::int64_t, std::int64_t first, std::int64_t count) {
+      kernels::logistic_loss_gradient(zs + first, ts + first, scale, out + first, count);
+    });
+    return {grad, torch::Tensor()};
+  }
+};
+
 bool owned_linear_applies(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
-  const auto cpu_float = [](const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; };
-  return input.dim() >= 1 && weight.dim() == 2 && cpu_float(input) && cpu_float(weight) && weight.is_contiguous() &&
-         (!bias.defined() || (cpu_float(bias) && bias.dim() == 1 && bias.is_contiguous())) && input.size(-1) == weight.size(1) &&
+  return input.dim() >= 1 && weight.dim() == 2 && cpu_float32(input) && cpu_float32(weight) && weight.is_contiguous() &&
+         (!bias.defined() || (cpu_float32(bias) && bias.dim() == 1 && bias.is_contiguous())) && input.size(-1) == weight.size(1) &&
          input.numel() > 0;
 }
 
@@ -145,6 +195,13 @@ void for_each_owned_rows(std::int64_t rows, std::int64_t row_size,
     at::AutoGradMode same_mode(grad_mode);
     for (auto block = begin; block < end; ++block) run(block);
   });
+}
+
+torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
+  if (!cpu_float32(logits) || !cpu_float32(targets) || targets.requires_grad() || logits.sizes() != targets.sizes()) {
+    return torch::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::Sum);
+  }
+  return LogisticLossSum::apply(logits, targets);
 }
 
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {

@@ -26,7 +26,7 @@ torch::Tensor OneVsAllHeadImpl::forward(const torch::Tensor& features) { return 
 torch::Tensor OneVsAllHeadImpl::loss(const torch::Tensor& scores, const torch::Tensor& labels) const {
   const auto targets = torch::one_hot(labels, scores.size(1)).to(scores.scalar_type());
   // Summed over the K units: each unit is its own logistic regression, as in one-versus-all.
-  return torch::binary_cross_entropy_with_logits(scores, targets, {}, {}, at::Reduction::Sum) / scores.size(0);
+  return core::logistic_loss_sum(scores, targets) / scores.size(0);
 }
 
 torch::Tensor OneVsAllHeadImpl::probabilities(const torch::Tensor& scores) const { return torch::sigmoid(scores); }

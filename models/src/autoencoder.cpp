@@ -79,7 +79,7 @@ torch::Tensor reconstruction_loss(ReconstructionLoss kind, const torch::Tensor& 
 
 torch::Tensor logistic_reconstruction_loss(const torch::Tensor& logits, const torch::Tensor& target) {
   // BCE of sigmoid(logits), computed from the logits: one fused op, stable where the sigmoid saturates.
-  return torch::binary_cross_entropy_with_logits(logits, target, {}, {}, at::Reduction::Sum) / logits.size(0);
+  return core::logistic_loss_sum(logits, target) / logits.size(0);
 }
 
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {

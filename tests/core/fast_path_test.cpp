@@ -191,6 +191,45 @@ TEST(Linear, MatchesTorchLinearForWeightsItDoesNotSplit) {
   expect_linear_like_torch(x.to(torch::kFloat64), torch::randn({kSplitColumns, kSplitRows}, torch::kFloat64), torch::Tensor());
 }
 
+TEST(LogisticLossSum, MatchesLibTorchsLossAndGradientAcrossTheLogitRange) {
+  torch::manual_seed(12);
+  // Saturated logits both ways, zero, and soft targets; over 3 chunks of the loss's loops.
+  auto logits = torch::cat({torch::randn({40000}) * 6, torch::tensor({-100.0f, -30.0f, -1e-8f, 0.0f, 1e-8f, 30.0f, 100.0f})});
+  const auto targets = torch::rand_like(logits);
+  const auto run = [&](bool ours) {
+    auto z = logits.detach().clone().requires_grad_(true);
+    auto loss = ours ? logistic_loss_sum(z, targets)
+                     : torch::binary_cross_entropy_with_logits(z, targets, {}, {}, at::Reduction::Sum);
+    (loss / 7).backward();
+    return std::make_pair(loss.item<double>(), z.grad());
+  };
+  const auto [loss, grad] = run(true);
+  const auto [reference_loss, reference_grad] = run(false);
+  EXPECT_NEAR(loss, reference_loss, 1e-5 * std::abs(reference_loss));
+  EXPECT_TRUE(torch::allclose(grad, reference_grad, /*rtol=*/1e-5, /*atol=*/1e-7))
+      << "largest difference " << (grad - reference_grad).abs().max().item<double>();
+  EXPECT_TRUE(torch::isfinite(grad).all().item<bool>());
+}
+
+TEST(LogisticLossSum, IsTheSameForAnyThreadCountAndFallsBackForOtherTypes) {
+  torch::manual_seed(13);
+  const auto logits = torch::randn({300, 200});
+  const auto targets = torch::rand({300, 200});
+  torch::Tensor one_thread, three_threads;
+  {
+    IntraOpThreads threads(1);
+    one_thread = logistic_loss_sum(logits, targets);
+  }
+  {
+    IntraOpThreads threads(3);
+    three_threads = logistic_loss_sum(logits, targets);
+  }
+  EXPECT_TRUE(bitwise_equal(one_thread, three_threads));
+  const auto doubles = logistic_loss_sum(logits.to(torch::kFloat64), targets.to(torch::kFloat64));
+  EXPECT_EQ(doubles.scalar_type(), torch::kFloat64);
+  EXPECT_NEAR(doubles.item<double>(), one_thread.item<double>(), 1e-5 * std::abs(doubles.item<double>()));
+}
+
 TEST(ScalerGather, EqualsScalingTheSelectedRows) {
   torch::manual_seed(2);
   Dataset images;

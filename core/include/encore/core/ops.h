@@ -29,6 +29,12 @@ class BatchRowOffset {
   std::int64_t previous_;
 };
 
+/// The sum over all elements of the binary cross-entropy of sigmoid(logits) against targets, from
+/// the logits: torch::binary_cross_entropy_with_logits(logits, targets, {}, {}, Sum) in one pass
+/// forward and one backward (LibTorch's takes about ten). Float32 CPU tensors of one shape whose
+/// targets need no gradient take this path; others go to LibTorch's.
+torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets);
+
 /// input W^T + bias, as torch::linear (input (..., in), weight (out, in), bias (out) or undefined),
 /// with the work on the weight split by owner: each intra-op thread computes the output features of
 /// its own block of the weight's rows (for_each_owned_rows) in forward and backward, so a weight
