@@ -60,9 +60,12 @@ def main():
     print(f"{args.samples} Fashion-MNIST training images per epoch; median of {args.repeats} runs each; "
           f"peers run with {PYTHON} (python3-torch)\n")
 
-    print("matrix-multiply limit (the products of one training step, timed alone; measured again beside each run):")
+    print("matrix-multiply limit (the products of one training step, timed alone, the faster of the BLAS's own threads")
+    print("and one block of weight rows per thread as encore's linear() runs them; measured again beside each run):")
     for case, name in GEMM_OF_CASE.items():
-        print(f"  {case:<16} {gemm[name]['gemm_gflops']:7.1f} GFLOP/s = {gemm[name]['samples_per_second']:9.0f} samples/s")
+        g = gemm[name]
+        print(f"  {case:<16} {g['gemm_gflops']:7.1f} GFLOP/s = {g['samples_per_second']:9.0f} samples/s   "
+              f"(BLAS threads {g['threaded_gemm_gflops']:.1f}, blocks per thread {g['owned_blocks_gemm_gflops']:.1f})")
     print()
 
     header = f"{'job':<50} {'encore':>9} {'PyTorch':>9} {'tuned':>9} {'/PyTorch':>9} {'/tuned':>7} {'GEMM share':>11}"
