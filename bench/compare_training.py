@@ -44,7 +44,9 @@ def environments(kernel):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("build_dir")
-    parser.add_argument("--samples", type=int, default=20000)
+    # A whole epoch of the training set, as the jobs are defined (one epoch per layer); fewer
+    # samples weigh each run's start-up (thread pool, first-touch page faults) more heavily.
+    parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-epochs", type=int, default=1)
     args = parser.parse_args()
