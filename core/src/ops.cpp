@@ -53,7 +53,7 @@ torch::Tensor masking_noise(const torch::Tensor& x, double level) {
 
 namespace {
 
-// A block must be worth waking a thread for (the same threshold as before the split was by rows).
+// A block must be worth waking a thread for.
 constexpr std::int64_t kMinElementsPerBlock = 1 << 16;
 
 using torch::autograd::AutogradContext;
