@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "encore/core/config.h"
+#include "encore/core/ops.h"
 #include "encore/core/runtime.h"
 #include "encore/finetune/experiment.h"
 #include "encore/models/model.h"
@@ -33,8 +34,11 @@ class DropoutAutoencoderImpl : public torch::nn::Cloneable<DropoutAutoencoderImp
   }
 
   torch::nn::Module& module() override { return *this; }
-  torch::Tensor encode(const torch::Tensor& x) override { return torch::tanh(encoder(x)); }
-  torch::Tensor forward(const torch::Tensor& x) override { return torch::sigmoid(decoder(dropout(encode(x)))); }
+  // encore::core::linear computes the nn::Linear layers with each core keeping its block of the weights.
+  torch::Tensor encode(const torch::Tensor& x) override { return torch::tanh(encore::core::linear(x, encoder->weight, encoder->bias)); }
+  torch::Tensor forward(const torch::Tensor& x) override {
+    return torch::sigmoid(encore::core::linear(dropout(encode(x)), decoder->weight, decoder->bias));
+  }
   std::int64_t code_dim() const override { return options.code_dim(); }
 
   DropoutAutoencoderOptions options;
