@@ -121,10 +121,11 @@ struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
 // Chunks of the loss's element loops: fixed, so the sum's order does not depend on the thread count.
 constexpr std::int64_t kLossChunk = 1 << 14;
 
+std::int64_t loss_chunks(std::int64_t n) { return (n + kLossChunk - 1) / kLossChunk; }
+
 template <class F>
 void for_each_loss_chunk(std::int64_t n, const F& f) {
-  const auto chunks = (n + kLossChunk - 1) / kLossChunk;
-  at::parallel_for(0, chunks, 1, [&](std::int64_t begin, std::int64_t end) {
+  at::parallel_for(0, loss_chunks(n), 1, [&](std::int64_t begin, std::int64_t end) {
     for (auto chunk = begin; chunk < end; ++chunk) {
       const auto first = chunk * kLossChunk;
       f(chunk, first, std::min(n, first + kLossChunk) - first);
@@ -137,7 +138,7 @@ struct LogisticLossSum : torch::autograd::Function<LogisticLossSum> {
     const auto z = logits.contiguous();
     const auto t = targets.contiguous();
     const auto n = z.numel();
-    std::vector<double> chunk_sums(static_cast<std::size_t>((n + kLossChunk - 1) / kLossChunk), 0.0);
+    std::vector<double> chunk_sums(static_cast<std::size_t>(loss_chunks(n)), 0.0);
     const float* zs = z.data_ptr<float>();
     const float* ts = t.data_ptr<float>();
     for_each_loss_chunk(n, [&](std::int64_t chunk, std::int64_t first, std::int64_t count) {

@@ -598,17 +598,14 @@ void Trainer::load_checkpoint(const Checkpoint& checkpoint) {
   if (saved.stage != state_.stage) {
     throw DataError(fmt::format("{}: checkpoint is of stage \"{}\", expected \"{}\"", file, saved.stage, state_.stage));
   }
+  checkpoint.load_module(task_.module(), /*with_rng_state=*/true);
   auto& archive = *checkpoint.archive_;
-  torch::serialize::InputArchive model_archive;
-  archive.read("model", model_archive);
-  task_.module().load(model_archive);
   load_optimizer_state(*optimizer_, archive, file);
   state_ = saved;
   c10::IValue value;
   archive.read("trainer/epoch_sums", value);
   // The sums of all ranks were gathered into rank 0's (save_checkpoint).
   epoch_sums_ = is_main_process() ? MetricSums::from_json(parse_json_text(value.toStringRef(), file + ":trainer/epoch_sums")) : MetricSums();
-  checkpoint.restore_rng_state();
   for (auto& callback : callbacks_) {
     if (callback->state_key().empty()) continue;
     torch::serialize::InputArchive callback_archive;

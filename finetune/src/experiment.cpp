@@ -221,7 +221,7 @@ core::Json run_experiment(const ExperimentConfig& config, const Components& comp
       checkpoint->check_world_size();
       // Lines written after the checkpoint go: the resumed run writes them again.
       checkpoint->load_callback(*metrics_writer);
-      const auto at = checkpoint->state();
+      const auto& at = checkpoint->state();
       log << fmt::format("resuming from {}: stage {}, {} epochs done{}\n", checkpoint->file().string(), at.stage, at.epoch,
                          at.finished        ? " (stage finished)"
                          : at.position > 0 ? fmt::format(", at batch {} of epoch {}", at.position + 1, at.epoch + 1)

@@ -39,8 +39,9 @@ struct WorldInfo {
 };
 
 /// Reads RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT,
-/// TORCHELASTIC_USE_AGENT_STORE, TORCHELASTIC_RESTART_COUNT and ENCORE_STORE_FILE. Without WORLD_SIZE (or WORLD_SIZE=1) the process runs alone. A malformed or
-/// missing value is a ConfigError naming the variable.
+/// TORCHELASTIC_USE_AGENT_STORE, TORCHELASTIC_RESTART_COUNT and ENCORE_STORE_FILE. Without
+/// WORLD_SIZE (or WORLD_SIZE=1) the process runs alone. A malformed or missing value is a
+/// ConfigError naming the variable.
 WorldInfo world_from_environment(std::chrono::milliseconds timeout);
 
 /// A collective failed: a rank died, hung past the timeout or never arrived. The message names the

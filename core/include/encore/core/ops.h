@@ -31,7 +31,7 @@ class BatchRowOffset {
 
 /// The sum over all elements of the binary cross-entropy of sigmoid(logits) against targets, from
 /// the logits: torch::binary_cross_entropy_with_logits(logits, targets, {}, {}, Sum) in one pass
-/// forward and one backward (LibTorch's takes about ten). Float32 CPU tensors of one shape whose
+/// forward and one backward (LibTorch's composes several operations). Float32 CPU tensors of one shape whose
 /// targets need no gradient take this path; others go to LibTorch's.
 torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets);
 
@@ -39,8 +39,8 @@ torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor
 /// with the work on the weight split by owner: each intra-op thread computes the output features of
 /// its own block of the weight's rows (for_each_owned_rows) in forward and backward, so a weight
 /// block, its gradient and its optimizer state are only ever touched by one core. Where cores do not
-/// share a cache (this machine's two cores sit on different L3 caches) this keeps them out of each
-/// other's way: the weight-gradient and optimizer passes run on data in the core's own cache. The
+/// share a cache this keeps them out of each other's way: the weight-gradient and optimizer passes
+/// run on data in the core's own cache. The
 /// input gradient is summed from the per-block partial products. Float32 CPU contiguous weights
 /// take this path; anything else (a transposed tied weight, other types) goes to torch::linear.
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias);
