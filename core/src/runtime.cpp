@@ -45,6 +45,11 @@ int available_cores() {
 int configure_threads(int threads) {
   const int count = threads > 0 ? threads : available_cores();
   at::set_num_threads(count);
+  // ATen sets each worker thread's count on the thread's first parallel operation by calling
+  // set_num_threads there, which also recreates LibTorch's pthreadpool (unused by encore) whose new
+  // thread then busy-waits on one of the cores for a while. Here, at start-up, rather than in the
+  // middle of the first training step.
+  at::parallel_for(0, count, 1, [](std::int64_t, std::int64_t) { (void)at::get_num_threads(); });
   return at::get_num_threads();
 }
 
