@@ -37,11 +37,15 @@ void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       auto& slot = states[c10::guts::to_string(p.unsafeGetTensorImpl())];
-      if (!slot) {
+      const bool first_update = !slot;
+      if (first_update) {
+        // Left unwritten: the first update starts the moments at zero without reading them, and
+        // each thread's first write to its block maps that block's pages (in parallel, where a
+        // zero fill here would map them all on this thread).
         auto fresh = std::make_unique<State>();
         fresh->step(0);
-        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
-        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Contiguous));
+        fresh->exp_avg(torch::empty_like(p, torch::MemoryFormat::Contiguous));
+        fresh->exp_avg_sq(torch::empty_like(p, torch::MemoryFormat::Contiguous));
         slot = std::move(fresh);
       }
       auto& state = static_cast<State&>(*slot);
@@ -56,7 +60,8 @@ void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
                          static_cast<float>(options.lr() / correction1),
                          static_cast<float>(1.0 / std::sqrt(correction2)),
                          kDecoupled ? 0.0f : static_cast<float>(decay),
-                         kDecoupled ? static_cast<float>(1.0 - options.lr() * decay) : 1.0f};
+                         kDecoupled ? static_cast<float>(1.0 - options.lr() * decay) : 1.0f,
+                         first_update};
       auto* param = p.data_ptr<float>();
       const auto* grad = p.grad().data_ptr<float>();
       auto* mean = state.exp_avg().template data_ptr<float>();

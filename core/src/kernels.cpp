@@ -11,11 +11,14 @@
 
 namespace encore::core::kernels {
 
+namespace {
+
 // Follows LibTorch's order of operations: m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g*g;
-// p -= step_size * m / (sqrt(v) / sqrt(c2) + eps).
-ENCORE_VECTOR_CLONES
-void adam_update(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, std::int64_t n,
-                 const AdamCoefficients& c) {
+// p -= step_size * m / (sqrt(v) / sqrt(c2) + eps). With kFirst, m and v are taken as 0 (the
+// results are the same bits: b1*0 + x is x).
+template <bool kFirst>
+inline void adam_update_loop(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, std::int64_t n,
+                             const AdamCoefficients& c) {
   const float beta1 = c.beta1, beta2 = c.beta2, eps = c.eps, step_size = c.step_size;
   const float inverse_sqrt_correction2 = c.inverse_sqrt_correction2, gradient_decay = c.gradient_decay, shrink = c.shrink;
   const float one_minus_beta1 = 1.0f - beta1;
@@ -23,11 +26,23 @@ void adam_update(float* __restrict p, const float* __restrict g, float* __restri
   for (std::int64_t i = 0; i < n; ++i) {
     const float param = p[i] * shrink;
     const float grad = g[i] + gradient_decay * param;
-    const float mean = m[i] * beta1 + one_minus_beta1 * grad;
-    const float square = v[i] * beta2 + one_minus_beta2 * grad * grad;
+    const float mean = (kFirst ? 0.0f : m[i] * beta1) + one_minus_beta1 * grad;
+    const float square = (kFirst ? 0.0f : v[i] * beta2) + one_minus_beta2 * grad * grad;
     m[i] = mean;
     v[i] = square;
     p[i] = param - step_size * mean / (std::sqrt(square) * inverse_sqrt_correction2 + eps);
+  }
+}
+
+}  // namespace
+
+ENCORE_VECTOR_CLONES
+void adam_update(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, std::int64_t n,
+                 const AdamCoefficients& c) {
+  if (c.first_update) {
+    adam_update_loop<true>(p, g, m, v, n, c);
+  } else {
+    adam_update_loop<false>(p, g, m, v, n, c);
   }
 }
 

@@ -17,9 +17,12 @@ struct AdamCoefficients {
   float gradient_decay;
   /// AdamW's decoupled shrink factor 1 - lr * weight_decay (1 for Adam).
   float shrink;
+  /// The moments start at zero: m and v are written, not read (they may hold anything).
+  bool first_update;
 };
 
-/// One Adam(W) update of n elements: reads p, g, m, v once and writes p, m, v once.
+/// One Adam(W) update of n elements: reads p, g, m, v once (m, v not on the first update) and
+/// writes p, m, v once.
 void adam_update(float* p, const float* g, float* m, float* v, std::int64_t n, const AdamCoefficients& c);
 
 /// out[i] = x[i] where a uniform 32-bit hash of (seed, first + i) is >= drop_threshold, else 0.
