@@ -194,11 +194,15 @@ torch::Tensor Scaler::gather(const torch::Tensor& features, const torch::Tensor&
   auto out = torch::empty({count, d}, torch::kFloat32);
   const auto* offset = offset_.data_ptr<float>();
   const auto* multiplier = multiplier_.data_ptr<float>();
-  if (features.scalar_type() == torch::kUInt8) {
-    kernels::gather_scaled(features.data_ptr<std::uint8_t>(), row, count, d, offset, multiplier, out.data_ptr<float>());
-  } else {
-    kernels::gather_scaled(features.data_ptr<float>(), row, count, d, offset, multiplier, out.data_ptr<float>());
-  }
+  float* target = out.data_ptr<float>();
+  // The rows lie anywhere in the data set, so copying them waits on memory: threads share them.
+  at::parallel_for(0, count, std::max<std::int64_t>(1, (1 << 14) / std::max<std::int64_t>(d, 1)), [&](std::int64_t begin, std::int64_t end) {
+    if (features.scalar_type() == torch::kUInt8) {
+      kernels::gather_scaled(features.data_ptr<std::uint8_t>(), row + begin, end - begin, d, offset, multiplier, target + begin * d);
+    } else {
+      kernels::gather_scaled(features.data_ptr<float>(), row + begin, end - begin, d, offset, multiplier, target + begin * d);
+    }
+  });
   return out;
 }
 

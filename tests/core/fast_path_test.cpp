@@ -243,6 +243,15 @@ TEST(ScalerGather, EqualsScalingTheSelectedRows) {
       EXPECT_TRUE(torch::allclose(scaler.gather(data->features, rows), scaler.apply(data->features.index_select(0, rows))));
     }
   }
+  // Enough rows for the gather to be shared between threads.
+  {
+    IntraOpThreads threads(3);
+    Dataset many;
+    many.features = torch::randint(0, 256, {3000, 28, 28}, torch::kUInt8);
+    const auto scaler = Scaler::fit(Scaling::kStandardize, many, torch::arange(3000));
+    const auto shuffled = torch::randperm(3000);
+    EXPECT_TRUE(torch::allclose(scaler.gather(many.features, shuffled), scaler.apply(many.features.index_select(0, shuffled))));
+  }
   const auto scaler = Scaler::fit(Scaling::kUnit, table, torch::arange(30));
   EXPECT_THROW_WITH(scaler.gather(table.features, torch::tensor({3, 40}, torch::kInt64)), c10::Error, "row 40 is outside the 40 examples");
 }
