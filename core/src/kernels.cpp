@@ -151,16 +151,26 @@ double logistic_loss_sum(const float* __restrict logits, const float* __restrict
   return sum;
 }
 
+namespace {
+
+// sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below, e = exp(-|z|): never overflows.
+inline float sigmoid_of(float z) {
+  const float e = exp_of_nonpositive(-std::fabs(z));
+  const float numerator = z >= 0.0f ? 1.0f : e;
+  return numerator / (1.0f + e);
+}
+
+}  // namespace
+
 ENCORE_VECTOR_CLONES
 void logistic_loss_gradient(const float* __restrict logits, const float* __restrict targets, float scale, float* __restrict out,
                             std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) {
-    const float z = logits[i];
-    const float e = exp_of_nonpositive(-std::fabs(z));
-    // sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below, e = exp(-|z|): never overflows.
-    const float numerator = z >= 0.0f ? 1.0f : e;
-    out[i] = scale * (numerator / (1.0f + e) - targets[i]);
-  }
+  for (std::int64_t i = 0; i < n; ++i) out[i] = scale * (sigmoid_of(logits[i]) - targets[i]);
+}
+
+ENCORE_VECTOR_CLONES
+void sigmoid(float* __restrict x, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) x[i] = sigmoid_of(x[i]);
 }
 
 }  // namespace encore::core::kernels

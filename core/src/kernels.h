@@ -42,4 +42,7 @@ double logistic_loss_sum(const float* logits, const float* targets, std::int64_t
 /// out[i] = scale * (sigmoid(logits[i]) - targets[i]): the gradient of logistic_loss_sum, scaled.
 void logistic_loss_gradient(const float* logits, const float* targets, float scale, float* out, std::int64_t n);
 
+/// x[i] = 1 / (1 + exp(-x[i])), in place.
+void sigmoid(float* x, std::int64_t n);
+
 }  // namespace encore::core::kernels

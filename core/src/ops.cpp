@@ -2,10 +2,13 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <omp.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <mutex>
 #include <vector>
 
@@ -59,12 +62,84 @@ constexpr std::int64_t kMinElementsPerBlock = 1 << 16;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// y = x W^T + b for a 2-D contiguous x, each thread computing the columns of y of its block of W's
-// rows. Called from inside for_each_owned_rows, ATen's BLAS runs single-threaded on each block.
+// Block b's rows of a parameter of `rows` rows split into `blocks`: blocks differ by at most a row,
+// and none is empty (there are never more blocks than rows).
+std::pair<std::int64_t, std::int64_t> block_rows(std::int64_t block, std::int64_t rows, std::int64_t blocks) {
+  return {block * rows / blocks, (block + 1) * rows / blocks};
+}
+
+using BlockStep = std::function<void(std::int64_t block)>;
+
+// Runs each step for every block, block b on thread b of the OpenMP team ATen's operations use (the
+// same thread every call), every block finishing a step before any block starts the next. With one
+// block, or inside another parallel region, the blocks run on the calling thread in turn.
+void run_owned_blocks(std::int64_t blocks, const std::vector<BlockStep>& steps) {
+  if (blocks == 1 || at::in_parallel_region()) {
+    for (const auto& step : steps) {
+      for (std::int64_t block = 0; block < blocks; ++block) step(block);
+    }
+    return;
+  }
+  // Grad mode is per thread and OpenMP does not carry it over: the blocks run under the caller's.
+  const bool grad_mode = at::GradMode::is_enabled();
+  std::exception_ptr error;
+  std::atomic<bool> failed{false};
+  // ATen's own parallel loop has no barrier between steps, hence a region of our own. Without a
+  // num_threads clause, as ATen's: the team is the one its operations run on.
+#pragma omp parallel
+  {
+    at::AutoGradMode same_mode(grad_mode);
+    const std::int64_t thread = omp_get_thread_num();
+    const std::int64_t team = omp_get_num_threads();
+    // What at::get_thread_num() answers inside, as in ATen's own loops.
+    at::internal::ThreadIdGuard thread_id(static_cast<int>(thread));
+    for (std::size_t s = 0; s < steps.size(); ++s) {
+      if (s > 0) {
+#pragma omp barrier
+      }
+      for (auto block = thread; block < blocks && !failed.load(); block += team) {
+        try {
+          steps[s](block);
+        } catch (...) {
+#pragma omp critical(encore_owned_blocks_error)
+          if (!error) error = std::current_exception();
+          failed = true;
+        }
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+// y: a float32 matrix whose rows are contiguous (a block of columns of a larger one).
+void activate_in_place(Activation activation, torch::Tensor& y) {
+  switch (activation) {
+    case Activation::kSigmoid:
+      // LibTorch 1.13's sigmoid runs 8-lane (AVX2) code even where 16 lanes are available.
+      for (std::int64_t row = 0; row < y.size(0); ++row) kernels::sigmoid(y.data_ptr<float>() + row * y.stride(0), y.size(1));
+      return;
+    case Activation::kRelu: y.relu_(); return;
+    case Activation::kTanh: y.tanh_(); return;
+    case Activation::kLinear: return;
+  }
+}
+
+// grad_z = grad_y * activation'(z), from the activation's output y (as LibTorch's own backward).
+void activation_backward(Activation activation, torch::Tensor& grad_z, const torch::Tensor& grad_y, const torch::Tensor& y) {
+  switch (activation) {
+    case Activation::kSigmoid: at::sigmoid_backward_out(grad_z, grad_y, y); return;
+    case Activation::kRelu: at::threshold_backward_out(grad_z, grad_y, y, 0); return;
+    case Activation::kTanh: at::tanh_backward_out(grad_z, grad_y, y); return;
+    case Activation::kLinear: return;  // Not asked: a linear layer's grad_z is grad_y itself.
+  }
+}
+
+// y = activation(x W^T + b) for a 2-D contiguous x, each thread computing the columns of y of its
+// block of W's rows. Called from inside the blocks, ATen's BLAS runs single-threaded on each.
 struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
   // The bias is optional: LibTorch's custom functions take an absent tensor argument only as such.
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
-                               const c10::optional<torch::Tensor>& bias) {
+                               const c10::optional<torch::Tensor>& bias, Activation activation) {
     const auto rows = weight.size(0);
     auto y = torch::empty({x.size(0), rows}, x.options());
     for_each_owned_rows(rows, weight.size(1), [&](std::int64_t, std::int64_t first, std::int64_t end) {
@@ -75,9 +150,12 @@ struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
       } else {
         at::mm_out(block, x, weight_rows);
       }
+      activate_in_place(activation, block);
     });
-    ctx->save_for_backward({x, weight});
+    // The activation's derivative comes from its output, so y is kept rather than x W^T + b.
+    ctx->save_for_backward({x, weight, activation == Activation::kLinear ? torch::Tensor() : y});
     ctx->saved_data["has_bias"] = bias.has_value();
+    ctx->saved_data["activation"] = static_cast<std::int64_t>(activation);
     return y;
   }
 
@@ -85,20 +163,29 @@ struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
     const auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];
     const auto& weight = saved[1];
+    const auto& y = saved[2];
+    const auto activation = static_cast<Activation>(ctx->saved_data["activation"].toInt());
     const auto grad_y = grad_outputs[0].contiguous();
     const bool want_x = ctx->needs_input_grad(0);
     const bool want_weight = ctx->needs_input_grad(1);
     const bool want_bias = ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2);
     const auto rows = weight.size(0);
     const auto blocks = owned_row_blocks(rows, weight.size(1));
+    auto grad_z = activation == Activation::kLinear ? grad_y : torch::empty_like(grad_y);
     torch::Tensor grad_weight = want_weight ? torch::empty_like(weight) : torch::Tensor();
     torch::Tensor grad_bias = want_bias ? torch::empty({rows}, weight.options()) : torch::Tensor();
-    // d loss / dx = grad_y W sums over all of W's rows: each block adds its rows' share into a
-    // partial product of its own, summed afterwards (the batch-sized partials are far smaller than
-    // the weight blocks they spare from crossing between cores).
-    torch::Tensor partials = want_x ? torch::empty({blocks, x.size(0), x.size(1)}, x.options()) : torch::Tensor();
-    for_each_owned_rows(rows, weight.size(1), [&](std::int64_t block, std::int64_t first, std::int64_t end) {
-      const auto grad_block = grad_y.narrow(1, first, end - first);
+    torch::Tensor grad_x = want_x ? torch::empty_like(x) : torch::Tensor();
+    // d loss / dx = grad_z W sums over all of W's rows: each block adds its rows' share into a
+    // partial product of its own (the batch-sized partials are far smaller than the weight blocks
+    // they spare from crossing between cores); then each thread sums the partials over its share of
+    // x's columns, the share its thread owns in a layer below split alike.
+    torch::Tensor partials = want_x && blocks > 1 ? torch::empty({blocks, x.size(0), x.size(1)}, x.options()) : torch::Tensor();
+    std::vector<BlockStep> steps{[&](std::int64_t block) {
+      const auto [first, end] = block_rows(block, rows, blocks);
+      auto grad_block = grad_z.narrow(1, first, end - first);
+      if (activation != Activation::kLinear) {
+        activation_backward(activation, grad_block, grad_y.narrow(1, first, end - first), y.narrow(1, first, end - first));
+      }
       if (want_weight) {
         auto rows_of_grad = grad_weight.narrow(0, first, end - first);
         at::mm_out(rows_of_grad, grad_block.t(), x);
@@ -108,13 +195,21 @@ struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
         at::sum_out(rows_of_grad, grad_block, {0});
       }
       if (want_x) {
-        auto partial = partials[block];
+        auto partial = blocks > 1 ? partials[block] : grad_x;
         at::mm_out(partial, grad_block, weight.narrow(0, first, end - first));
       }
-    });
-    torch::Tensor grad_x;
-    if (want_x) grad_x = blocks == 1 ? partials[0] : partials.sum(0);
-    return {grad_x, grad_weight, grad_bias};
+    }};
+    if (partials.defined()) {
+      steps.emplace_back([&](std::int64_t block) {
+        const auto [first, end] = block_rows(block, x.size(1), blocks);
+        auto columns = grad_x.narrow(1, first, end - first);
+        const auto share = partials.narrow(2, first, end - first);
+        at::add_out(columns, share[0], share[1]);
+        for (std::int64_t k = 2; k < blocks; ++k) columns.add_(share[k]);
+      });
+    }
+    run_owned_blocks(blocks, steps);
+    return {grad_x, grad_weight, grad_bias, torch::Tensor()};
   }
 };
 
@@ -183,19 +278,20 @@ std::int64_t owned_row_blocks(std::int64_t rows, std::int64_t row_size) {
 void for_each_owned_rows(std::int64_t rows, std::int64_t row_size,
                          const std::function<void(std::int64_t, std::int64_t, std::int64_t)>& fn) {
   const auto blocks = owned_row_blocks(rows, row_size);
-  // Blocks differ by at most a row, and none is empty (there are never more blocks than rows).
-  const auto run = [&](std::int64_t block) { fn(block, block * rows / blocks, (block + 1) * rows / blocks); };
-  if (blocks == 1) {
-    run(0);
-    return;
+  run_owned_blocks(blocks, {[&](std::int64_t block) {
+                     const auto [first, end] = block_rows(block, rows, blocks);
+                     fn(block, first, end);
+                   }});
+}
+
+torch::Tensor activate(Activation activation, const torch::Tensor& z) {
+  switch (activation) {
+    case Activation::kSigmoid: return torch::sigmoid(z);
+    case Activation::kRelu: return torch::relu(z);
+    case Activation::kTanh: return torch::tanh(z);
+    case Activation::kLinear: return z;
   }
-  // A grain of one block: ATen's OpenMP loop then gives block b to thread b, every time. Grad mode
-  // is per thread and ATen's loop does not carry it over: the blocks run under the caller's.
-  const bool grad_mode = at::GradMode::is_enabled();
-  at::parallel_for(0, blocks, 1, [&](std::int64_t begin, std::int64_t end) {
-    at::AutoGradMode same_mode(grad_mode);
-    for (auto block = begin; block < end; ++block) run(block);
-  });
+  return z;
 }
 
 torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
@@ -205,13 +301,13 @@ torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor
   return LogisticLossSum::apply(logits, targets);
 }
 
-torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (!owned_linear_applies(input, weight, bias)) return torch::linear(input, weight, bias);
+torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias, Activation activation) {
+  if (!owned_linear_applies(input, weight, bias)) return activate(activation, torch::linear(input, weight, bias));
   auto sizes = input.sizes().vec();
   const auto x = input.reshape({-1, weight.size(1)}).contiguous();
   sizes.back() = weight.size(0);
   const auto optional_bias = bias.defined() ? c10::optional<torch::Tensor>(bias) : c10::nullopt;
-  return OwnedLinear::apply(x, weight, optional_bias).view(sizes);
+  return OwnedLinear::apply(x, weight, optional_bias, activation).view(sizes);
 }
 
 }  // namespace encore::core

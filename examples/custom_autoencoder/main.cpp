@@ -34,10 +34,13 @@ class DropoutAutoencoderImpl : public torch::nn::Cloneable<DropoutAutoencoderImp
   }
 
   torch::nn::Module& module() override { return *this; }
-  // encore::core::linear computes the nn::Linear layers with each core keeping its block of the weights.
-  torch::Tensor encode(const torch::Tensor& x) override { return torch::tanh(encore::core::linear(x, encoder->weight, encoder->bias)); }
+  // encore::core::linear computes the nn::Linear layers and their activations with each core
+  // keeping its block of the weights.
+  torch::Tensor encode(const torch::Tensor& x) override {
+    return encore::core::linear(x, encoder->weight, encoder->bias, encore::core::Activation::kTanh);
+  }
   torch::Tensor forward(const torch::Tensor& x) override {
-    return torch::sigmoid(encore::core::linear(dropout(encode(x)), decoder->weight, decoder->bias));
+    return encore::core::linear(dropout(encode(x)), decoder->weight, decoder->bias, encore::core::Activation::kSigmoid);
   }
   std::int64_t code_dim() const override { return options.code_dim(); }
 

@@ -53,7 +53,7 @@ torch::Tensor ClassifierImpl::features(const torch::Tensor& x) {
     h = x;
     for (auto& layer : layers_) h = layer->encode(h);
   }
-  if (hidden_) h = hidden_dropout_(models::activate(hidden_activation_, core::linear(h, hidden_->weight, hidden_->bias)));
+  if (hidden_) h = hidden_dropout_(core::linear(h, hidden_->weight, hidden_->bias, hidden_activation_));
   return h;
 }
 

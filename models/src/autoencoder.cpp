@@ -51,24 +51,14 @@ std::string sparsity_name(Sparsity s) { return to_name(kSparsities, s); }
 ReconstructionLoss parse_reconstruction_loss(const std::string& name) { return from_name(kLosses, name, "reconstruction loss"); }
 std::string reconstruction_loss_name(ReconstructionLoss l) { return to_name(kLosses, l); }
 
-torch::Tensor activate(Activation a, const torch::Tensor& z) {
-  switch (a) {
-    case Activation::kSigmoid: return torch::sigmoid(z);
-    case Activation::kRelu: return torch::relu(z);
-    case Activation::kTanh: return torch::tanh(z);
-    case Activation::kLinear: return z;
-  }
-  return z;
-}
-
-torch::Tensor activation_derivative(Activation a, const torch::Tensor& z, const torch::Tensor& h) {
+torch::Tensor activation_derivative(Activation a, const torch::Tensor& h) {
   switch (a) {
     case Activation::kSigmoid: return h * (1 - h);
-    case Activation::kRelu: return (z > 0).to(z.scalar_type());
+    case Activation::kRelu: return (h > 0).to(h.scalar_type());
     case Activation::kTanh: return 1 - h * h;
-    case Activation::kLinear: return torch::ones_like(z);
+    case Activation::kLinear: return torch::ones_like(h);
   }
-  return torch::ones_like(z);
+  return torch::ones_like(h);
 }
 
 torch::Tensor reconstruction_loss(ReconstructionLoss kind, const torch::Tensor& reconstruction, const torch::Tensor& target) {
@@ -130,11 +120,11 @@ void AutoencoderLayerImpl::pretty_print(std::ostream& stream) const {
 torch::Tensor AutoencoderLayerImpl::decoder_weight() const { return options.tied() ? encoder_weight.t() : decoder_weight_; }
 
 torch::Tensor AutoencoderLayerImpl::encode(const torch::Tensor& x) {
-  return activate(options.activation(), core::linear(x, encoder_weight, encoder_bias));
+  return core::linear(x, encoder_weight, encoder_bias, options.activation());
 }
 
 torch::Tensor AutoencoderLayerImpl::decode(const torch::Tensor& code) {
-  return activate(options.output_activation(), core::linear(code, decoder_weight(), decoder_bias));
+  return core::linear(code, decoder_weight(), decoder_bias, options.output_activation());
 }
 
 torch::Tensor AutoencoderLayerImpl::forward(const torch::Tensor& x) {
@@ -142,7 +132,7 @@ torch::Tensor AutoencoderLayerImpl::forward(const torch::Tensor& x) {
   return decode(encode(input));
 }
 
-torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& pre_activation, const torch::Tensor& code) {
+torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& code) {
   torch::Tensor total;
   const auto add = [&total](const torch::Tensor& term) { total = total.defined() ? total + term : term; };
   if (options.sparsity() == Sparsity::kKl && options.sparsity_weight() > 0) {
@@ -156,7 +146,7 @@ torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& pre_activation,
   if (options.contractive_weight() > 0) {
     // For code = act(W x + b), d code_j / d x_i = act'(z_j) W_ji, so
     // ||J||_F^2 = sum_j act'(z_j)^2 * sum_i W_ji^2, computed without forming J.
-    const auto slope = activation_derivative(options.activation(), pre_activation, code);
+    const auto slope = activation_derivative(options.activation(), code);
     const auto row_norms = encoder_weight.pow(2).sum(1);
     add(options.contractive_weight() * (slope.pow(2) * row_norms).sum(1).mean());
   }
@@ -165,12 +155,11 @@ torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& pre_activation,
 
 AutoencoderLayerImpl::Loss AutoencoderLayerImpl::loss(const torch::Tensor& x, ReconstructionLoss kind) {
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
-  const auto pre_activation = core::linear(input, encoder_weight, encoder_bias);
-  const auto code = activate(options.activation(), pre_activation);
+  const auto code = encode(input);
   const auto reconstruction = kind == ReconstructionLoss::kBinaryCrossEntropy && options.output_activation() == Activation::kSigmoid
                                   ? logistic_reconstruction_loss(core::linear(code, decoder_weight(), decoder_bias), x)
                                   : reconstruction_loss(kind, decode(code), x);
-  const auto regulariser = penalty(pre_activation, code);
+  const auto regulariser = penalty(code);
   return {regulariser.defined() ? reconstruction + regulariser : reconstruction, reconstruction, code};
 }
 

@@ -145,14 +145,15 @@ TEST(OwnedRows, EachBlockRunsOnItsOwnThreadAndTheBlocksCoverEveryRowOnce) {
   EXPECT_EQ(owned_row_blocks(0, 1000), 1);
 }
 
-// Forward values and every gradient of core::linear against torch::linear.
-void expect_linear_like_torch(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
+// Forward values and every gradient of core::linear against torch::linear and LibTorch's activation.
+void expect_linear_like_torch(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
+                              Activation activation = Activation::kLinear) {
   const auto grad_output_like = [](const torch::Tensor& y) { return torch::randn_like(y); };
   const auto run = [&](bool ours) {
     auto x = input.detach().clone().requires_grad_(input.requires_grad());
     auto w = weight.detach().clone().requires_grad_(true);
     auto b = bias.defined() ? bias.detach().clone().requires_grad_(true) : torch::Tensor();
-    auto y = ours ? linear(x, w, b) : torch::linear(x, w, b);
+    auto y = ours ? linear(x, w, b, activation) : activate(activation, torch::linear(x, w, b));
     torch::manual_seed(11);
     (y * grad_output_like(y)).sum().backward();
     return std::vector<torch::Tensor>{y.detach(), x.grad(), w.grad(), b.defined() ? b.grad() : torch::Tensor()};
@@ -179,6 +180,22 @@ TEST(Linear, MatchesTorchLinearWhenTheWeightIsSplitAcrossThreads) {
   // Data as the first layer sees it: no gradient with respect to the input.
   expect_linear_like_torch(torch::randn({50, kSplitColumns}), weight, bias);
   expect_linear_like_torch(torch::randn({4, 6, kSplitColumns}).requires_grad_(true), weight, bias);
+}
+
+TEST(Linear, AppliesEachActivationInsideTheBlocksAsLibTorchDoes) {
+  IntraOpThreads threads(3);
+  torch::manual_seed(7);
+  const auto weight = torch::randn({kSplitRows, kSplitColumns}) * 0.05;
+  const auto bias = torch::randn({kSplitRows});
+  for (const auto activation : {Activation::kSigmoid, Activation::kRelu, Activation::kTanh}) {
+    SCOPED_TRACE(static_cast<int>(activation));
+    expect_linear_like_torch(torch::randn({50, kSplitColumns}).requires_grad_(true), weight, bias, activation);
+    // Pre-activations out to about +-100: saturated units, and the sigmoid's exp at its limits.
+    expect_linear_like_torch((torch::randn({50, kSplitColumns}) * 100).requires_grad_(true), weight, bias, activation);
+    // One block, on the calling thread.
+    expect_linear_like_torch(torch::randn({50, kSplitColumns}).requires_grad_(true), weight.narrow(0, 0, 10), bias.narrow(0, 0, 10),
+                             activation);
+  }
 }
 
 TEST(Linear, MatchesTorchLinearForWeightsItDoesNotSplit) {

@@ -107,7 +107,7 @@ TEST(AutoencoderLayer, ContractivePenaltyMatchesAutogradJacobian) {
     const auto x = torch::randn({4, 7}).to(torch::kFloat64);
     layer->to(torch::kFloat64);
     const auto z = torch::addmm(layer->encoder_bias, x, layer->encoder_weight.t());
-    const auto penalty = layer->penalty(z, activate(activation, z)).item<double>();
+    const auto penalty = layer->penalty(encore::core::activate(activation, z)).item<double>();
     double frobenius = 0;
     for (int i = 0; i < 4; ++i) {
       auto xi = x[i].detach().clone().requires_grad_(true);

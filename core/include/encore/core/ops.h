@@ -35,15 +35,23 @@ class BatchRowOffset {
 /// targets need no gradient take this path; others go to LibTorch's.
 torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets);
 
-/// input W^T + bias, as torch::linear (input (..., in), weight (out, in), bias (out) or undefined),
-/// with the work on the weight split by owner: each intra-op thread computes the output features of
-/// its own block of the weight's rows (for_each_owned_rows) in forward and backward, so a weight
-/// block, its gradient and its optimizer state are only ever touched by one core. Where cores do not
-/// share a cache this keeps them out of each other's way: the weight-gradient and optimizer passes
-/// run on data in the core's own cache. The
-/// input gradient is summed from the per-block partial products. Float32 CPU contiguous weights
-/// take this path; anything else (a transposed tied weight, other types) goes to torch::linear.
-torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias);
+/// The elementwise nonlinearities of dense layers.
+enum class Activation { kSigmoid, kRelu, kTanh, kLinear };
+
+/// activation(z) with LibTorch's operations (kLinear returns z).
+torch::Tensor activate(Activation activation, const torch::Tensor& z);
+
+/// activation(input W^T + bias): torch::linear (input (..., in), weight (out, in), bias (out) or
+/// undefined) followed by the activation, with the work on the weight split by owner: each intra-op
+/// thread computes the output features of its own block of the weight's rows (for_each_owned_rows),
+/// activation included, in forward and backward, so a weight block, its gradient and its optimizer
+/// state are only ever touched by one core. Where cores do not share a cache this keeps them out of
+/// each other's way: the weight-gradient and optimizer passes run on data in the core's own cache.
+/// The input gradient is summed from the per-block partial products, each thread summing the
+/// columns the layer below owns. Float32 CPU contiguous weights take this path; anything else (a
+/// transposed tied weight, other types) goes to torch::linear and activate().
+torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
+                     Activation activation = Activation::kLinear);
 
 /// Splits a parameter of `rows` rows of `row_size` elements into one block of rows per intra-op
 /// thread (fewer when blocks would hold under 64K elements; one block runs on the calling thread)

@@ -9,9 +9,11 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "encore/core/ops.h"
+
 namespace encore::models {
 
-enum class Activation { kSigmoid, kRelu, kTanh, kLinear };
+using core::Activation;
 enum class Corruption {
   kNone,
   /// Sets a random fraction `level` of inputs to zero.
@@ -39,9 +41,9 @@ std::string sparsity_name(Sparsity s);
 ReconstructionLoss parse_reconstruction_loss(const std::string& name);
 std::string reconstruction_loss_name(ReconstructionLoss l);
 
-torch::Tensor activate(Activation a, const torch::Tensor& z);
-/// Derivative of the activation at pre-activation z, given its output h.
-torch::Tensor activation_derivative(Activation a, const torch::Tensor& z, const torch::Tensor& h);
+/// Derivative of the activation at the pre-activation whose output is h (each activation's
+/// derivative is a function of its output).
+torch::Tensor activation_derivative(Activation a, const torch::Tensor& h);
 /// Mean per-example reconstruction loss (summed over features for BCE, averaged for MSE).
 torch::Tensor reconstruction_loss(ReconstructionLoss kind, const torch::Tensor& reconstruction, const torch::Tensor& target);
 /// The BCE reconstruction loss of sigmoid(logits), computed from the logits.
@@ -106,7 +108,7 @@ class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
   Loss loss(const torch::Tensor& x, ReconstructionLoss kind);
   /// Sparsity and contractive penalties of a batch, given its pre-activations and codes; undefined
   /// when the layer has none (no zero term in the graph).
-  torch::Tensor penalty(const torch::Tensor& pre_activation, const torch::Tensor& code);
+  torch::Tensor penalty(const torch::Tensor& code);
 
   /// The decoder weight: the encoder's weight itself when tied.
   torch::Tensor decoder_weight() const;
