@@ -113,13 +113,20 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
   const auto order = source.indices();
   // Chunks larger than a training batch: without gradients only the product's efficiency matters.
   constexpr std::int64_t kChunk = 1024;
-  std::vector<torch::Tensor> codes;
-  for (std::int64_t start = 0; start < order.size(0); start += kChunk) {
-    const auto rows = order.narrow(0, start, std::min(kChunk, order.size(0) - start));
-    codes.push_back(encoder(source.rows(rows).inputs.to(device)).to(torch::kCPU));
-  }
   core::Dataset out;
-  out.features = torch::cat(codes);
+  // At least one chunk, empty for an empty source: the codes' shape comes from the encoder.
+  for (std::int64_t start = 0; start == 0 || start < order.size(0); start += kChunk) {
+    const auto rows = order.narrow(0, start, std::min(kChunk, order.size(0) - start));
+    const auto codes = encoder(source.rows(rows).inputs.to(device)).to(torch::kCPU);
+    // Written into their rows as they come: a list of chunks joined at the end would hold the
+    // codes twice at the peak.
+    if (start == 0) {
+      auto sizes = codes.sizes().vec();
+      sizes[0] = order.size(0);
+      out.features = torch::empty(sizes, codes.options());
+    }
+    out.features.narrow(0, start, rows.size(0)).copy_(codes);
+  }
   out.labels = source.data().labels.defined() ? source.data().labels.index_select(0, order) : torch::Tensor();
   out.class_names = source.data().class_names;
   return out;
