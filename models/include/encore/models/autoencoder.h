@@ -106,7 +106,7 @@ class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
   /// The loss of one batch: reconstruction of the clean input from the input (corrupted in
   /// training mode), plus the sparsity and contractive penalties.
   Loss loss(const torch::Tensor& x, ReconstructionLoss kind);
-  /// Sparsity and contractive penalties of a batch, given its pre-activations and codes; undefined
+  /// Sparsity and contractive penalties of a batch, given its codes; undefined
   /// when the layer has none (no zero term in the graph).
   torch::Tensor penalty(const torch::Tensor& code);
 
