@@ -113,10 +113,11 @@ void run_owned_blocks(std::int64_t blocks, const std::vector<BlockStep>& steps) 
 
 // y: a float32 matrix whose rows are contiguous (a block of columns of a larger one).
 void activate_in_place(Activation activation, torch::Tensor& y) {
+  float* data = y.data_ptr<float>();
   switch (activation) {
     case Activation::kSigmoid:
       // LibTorch 1.13's sigmoid runs 8-lane (AVX2) code even where 16 lanes are available.
-      for (std::int64_t row = 0; row < y.size(0); ++row) kernels::sigmoid(y.data_ptr<float>() + row * y.stride(0), y.size(1));
+      for (std::int64_t row = 0; row < y.size(0); ++row) kernels::sigmoid(data + row * y.stride(0), y.size(1));
       return;
     case Activation::kRelu: y.relu_(); return;
     case Activation::kTanh: y.tanh_(); return;
@@ -124,14 +125,20 @@ void activate_in_place(Activation activation, torch::Tensor& y) {
   }
 }
 
-// grad_z = grad_y * activation'(z), from the activation's output y (as LibTorch's own backward).
-void activation_backward(Activation activation, torch::Tensor& grad_z, const torch::Tensor& grad_y, const torch::Tensor& y) {
+// d loss / dz for output units [first, end), in those columns of grad_z: grad_y * activation'(z)
+// from the activation's output y, as LibTorch's own backward computes it. A linear layer's grad_z
+// is grad_y itself.
+torch::Tensor activation_gradient(Activation activation, const torch::Tensor& grad_y, const torch::Tensor& y, const torch::Tensor& grad_z,
+                                  std::int64_t first, std::int64_t end) {
+  const auto columns = [&](const torch::Tensor& t) { return t.narrow(1, first, end - first); };
+  auto out = columns(grad_z);
   switch (activation) {
-    case Activation::kSigmoid: at::sigmoid_backward_out(grad_z, grad_y, y); return;
-    case Activation::kRelu: at::threshold_backward_out(grad_z, grad_y, y, 0); return;
-    case Activation::kTanh: at::tanh_backward_out(grad_z, grad_y, y); return;
-    case Activation::kLinear: return;  // Not asked: a linear layer's grad_z is grad_y itself.
+    case Activation::kSigmoid: at::sigmoid_backward_out(out, columns(grad_y), columns(y)); break;
+    case Activation::kRelu: at::threshold_backward_out(out, columns(grad_y), columns(y), 0); break;
+    case Activation::kTanh: at::tanh_backward_out(out, columns(grad_y), columns(y)); break;
+    case Activation::kLinear: break;
   }
+  return out;
 }
 
 // y = activation(x W^T + b) for a 2-D contiguous x, each thread computing the columns of y of its
@@ -171,7 +178,7 @@ struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
     const bool want_bias = ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2);
     const auto rows = weight.size(0);
     const auto blocks = owned_row_blocks(rows, weight.size(1));
-    auto grad_z = activation == Activation::kLinear ? grad_y : torch::empty_like(grad_y);
+    const auto grad_z = activation == Activation::kLinear ? grad_y : torch::empty_like(grad_y);
     torch::Tensor grad_weight = want_weight ? torch::empty_like(weight) : torch::Tensor();
     torch::Tensor grad_bias = want_bias ? torch::empty({rows}, weight.options()) : torch::Tensor();
     torch::Tensor grad_x = want_x ? torch::empty_like(x) : torch::Tensor();
@@ -182,10 +189,7 @@ struct OwnedLinear : torch::autograd::Function<OwnedLinear> {
     torch::Tensor partials = want_x && blocks > 1 ? torch::empty({blocks, x.size(0), x.size(1)}, x.options()) : torch::Tensor();
     std::vector<BlockStep> steps{[&](std::int64_t block) {
       const auto [first, end] = block_rows(block, rows, blocks);
-      auto grad_block = grad_z.narrow(1, first, end - first);
-      if (activation != Activation::kLinear) {
-        activation_backward(activation, grad_block, grad_y.narrow(1, first, end - first), y.narrow(1, first, end - first));
-      }
+      const auto grad_block = activation_gradient(activation, grad_y, y, grad_z, first, end);
       if (want_weight) {
         auto rows_of_grad = grad_weight.narrow(0, first, end - first);
         at::mm_out(rows_of_grad, grad_block.t(), x);
