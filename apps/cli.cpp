@@ -4,6 +4,7 @@
 #include <torch/version.h>
 
 #include <exception>
+#include <functional>
 
 #include <fmt/format.h>
 
@@ -22,6 +23,49 @@ void add_config_options(CLI::App& command, ConfigArgs& args) {
   command.add_option("--set", args.overrides, "override a value of the resolved config: /json/pointer=<json> (repeatable)")
       ->type_name("/PATH=VALUE")
       ->allow_extra_args(false);
+}
+
+// --resume and the data-parallel options of run, pretrain and finetune.
+void add_resume_and_parallel_options(CLI::App& command, RunArgs& run_args) {
+  command.add_option("--resume", run_args.resume_dir, "continue the interrupted run in this directory from its last checkpoint")
+      ->excludes("--output-dir");
+  command.add_flag("--allow-config-change", run_args.allow_config_change, "resume even though the config differs from the run's");
+  command.add_option("--nproc", run_args.nproc, "data parallel: start this many worker processes on this machine")
+      ->check(CLI::Range(1, 256));
+  command.add_option("--master-addr", run_args.master_addr,
+                      "with --nproc: the workers meet at a TCPStore on this address (default: a local file store, no port opened)")
+      ->needs("--nproc");
+  command.add_option("--master-port", run_args.master_port, "with --master-addr: the store's port (default 29500)")
+      ->check(CLI::Range(1, 65535))
+      ->needs("--master-addr");
+  command.add_option_function<double>(
+             "--dist-timeout",
+             [&run_args](double seconds) {
+               run_args.dist_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+             },
+             "data parallel: seconds a rank waits for another before failing (default 300)")
+      ->check(CLI::Range(0.1, 86400.0));
+}
+
+// Runs a command; the single place where exceptions become messages and exit codes. `config_file`
+// prefixes config errors that do not name a file already.
+int exit_code_of(const std::function<int()>& command, const std::string& config_file, std::ostream& err) {
+  try {
+    return command();
+  } catch (const core::ConfigError& e) {
+    const std::string what = e.what();
+    err << "encore: " << (what.find(config_file) == std::string::npos ? config_file + ": " : "") << what << '\n';
+    return kUsageError;
+  } catch (const core::NonFiniteError& e) {
+    err << "encore: " << e.what() << '\n';
+    return kNonFinite;
+  } catch (const c10::Error& e) {
+    err << "encore: " << e.what_without_backtrace() << '\n';
+    return kRuntimeError;
+  } catch (const std::exception& e) {
+    err << "encore: " << e.what() << '\n';
+    return kRuntimeError;
+  }
 }
 
 }  // namespace
@@ -43,26 +87,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     add_config_options(*command, run_args.config);
     command->add_option("--output-dir", run_args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
   }
-  for (auto* command : {run, pretrain, finetune}) {
-    command->add_option("--resume", run_args.resume_dir, "continue the interrupted run in this directory from its last checkpoint")
-        ->excludes("--output-dir");
-    command->add_flag("--allow-config-change", run_args.allow_config_change, "resume even though the config differs from the run's");
-    command->add_option("--nproc", run_args.nproc, "data parallel: start this many worker processes on this machine")
-        ->check(CLI::Range(1, 256));
-    command->add_option("--master-addr", run_args.master_addr,
-                        "with --nproc: the workers meet at a TCPStore on this address (default: a local file store, no port opened)")
-        ->needs("--nproc");
-    command->add_option("--master-port", run_args.master_port, "with --master-addr: the store's port (default 29500)")
-        ->check(CLI::Range(1, 65535))
-        ->needs("--master-addr");
-    command->add_option_function<double>(
-               "--dist-timeout",
-               [&run_args](double seconds) {
-                 run_args.dist_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
-               },
-               "data parallel: seconds a rank waits for another before failing (default 300)")
-        ->check(CLI::Range(0.1, 86400.0));
-  }
+  for (auto* command : {run, pretrain, finetune}) add_resume_and_parallel_options(*command, run_args);
   finetune->add_option("--from", run_args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
 
   std::string evaluate_dir;
@@ -86,7 +111,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     return code == 0 ? kSuccess : kUsageError;
   }
 
-  try {
+  const auto dispatch = [&]() -> int {
     if (check->parsed()) return check_command(check_args, out, err);
     if (list->parsed()) return list_command(out);
     if (run->parsed() || pretrain->parsed() || finetune->parsed()) {
@@ -96,23 +121,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
     if (evaluate->parsed()) return evaluate_command(evaluate_dir, out, err);
     if (predict->parsed()) return predict_command(predict_args, out, err);
-  } catch (const core::ConfigError& e) {
-    const auto& file = check->parsed() ? check_args.config_file : run_args.config.config_file;
-    const std::string what = e.what();
-    // Errors from inside a file already name it; path errors get the file prefixed.
-    err << "encore: " << (what.find(file) == std::string::npos ? file + ": " : "") << what << '\n';
     return kUsageError;
-  } catch (const core::NonFiniteError& e) {
-    err << "encore: " << e.what() << '\n';
-    return kNonFinite;
-  } catch (const c10::Error& e) {
-    err << "encore: " << e.what_without_backtrace() << '\n';
-    return kRuntimeError;
-  } catch (const std::exception& e) {
-    err << "encore: " << e.what() << '\n';
-    return kRuntimeError;
-  }
-  return kUsageError;
+  };
+  return exit_code_of(dispatch, check->parsed() ? check_args.config_file : run_args.config.config_file, err);
 }
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

@@ -84,8 +84,7 @@ Result pretrain_case(const Fixture& f, const std::shared_ptr<models::StackedAuto
   const auto batch = config.runs_greedy() ? config.greedy.batch_size : config.end_to_end.batch_size;
   const auto train = f.source(f.train_rows, batch, true);
   const auto validation = f.source(f.validation_rows, 256, false);
-  models::StageContext context;
-  context.optimizers = &f.optimizers;
+  core::StageContext context;
   const auto start = std::chrono::steady_clock::now();
   models::pretrain(model, config, train, validation, context);
   return {train.size() * stages, seconds_since(start)};
@@ -122,8 +121,7 @@ Result finetune(const Fixture& f) {
   auto classifier = ft::build_classifier(config, stack({1000, 1000, 1000}, models::Activation::kSigmoid, {}), heads, 10);
   const auto train = f.source(f.train_rows, 128, true);
   const auto validation = f.source(f.validation_rows, 256, false);
-  models::StageContext context;
-  context.optimizers = &f.optimizers;
+  core::StageContext context;
   const auto start = std::chrono::steady_clock::now();
   ft::finetune(classifier, config, train, validation, context);
   Result result{train.size(), seconds_since(start)};

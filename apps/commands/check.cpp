@@ -6,7 +6,7 @@ namespace encore::apps {
 int check_command(const ConfigArgs& args, std::ostream& out, std::ostream&) {
   const auto components = finetune::builtin_components();
   const auto config = finetune::load_experiment(args.config_file, args.overrides, components);
-  out << finetune::to_json(config).dump(2) << '\n';
+  out << finetune::to_json(config, components).dump(2) << '\n';
   return 0;
 }
 

@@ -69,24 +69,67 @@ std::string describe_status(int status) {
   return fmt::format("exited with code {}", WEXITSTATUS(status));
 }
 
+// What every worker's environment shares: the world's size and where the workers meet. Local runs
+// rendezvous through a file (a c10d FileStore, created in `store_dir`): no port is opened for the
+// store, and Gloo listens on the loopback address only. --master-addr asks for a TCPStore there.
+std::vector<std::string> shared_environment(const RunArgs& args, std::string& store_dir) {
+  std::vector<std::string> env{fmt::format("WORLD_SIZE={}", args.nproc), fmt::format("LOCAL_WORLD_SIZE={}", args.nproc),
+                               "ENCORE_NPROC_WORKER=1"};
+  if (args.master_addr.empty()) {
+    char pattern[] = "/tmp/encore-store-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error(fmt::format("cannot create a store directory in /tmp: {}", std::strerror(errno)));
+    store_dir = pattern;
+    env.push_back("ENCORE_STORE_FILE=" + store_dir + "/store");
+  } else {
+    env.push_back("MASTER_ADDR=" + args.master_addr);
+    env.push_back(fmt::format("MASTER_PORT={}", args.master_port));
+  }
+  return env;
+}
+
+// Waits for every worker; returns the wait status of the first that failed (nullopt when none did).
+// Every worker ends by itself: a lost rank makes the others fail within twice their timeout. The
+// launcher only stops stragglers well past that.
+std::optional<int> wait_for_workers(const std::vector<pid_t>& pids, std::chrono::milliseconds timeout, std::ostream& err) {
+  const int n = static_cast<int>(pids.size());
+  std::optional<int> failure_status;
+  std::optional<std::chrono::steady_clock::time_point> kill_at;
+  int running = n;
+  while (running > 0) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      const auto found = std::find(pids.begin(), pids.end(), pid);
+      if (found == pids.end()) continue;
+      const int rank = static_cast<int>(found - pids.begin());
+      worker_pids[rank] = 0;
+      --running;
+      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      if (!ok && !failure_status) {
+        failure_status = status;
+        err << fmt::format("encore: rank {} of {} {}\n", rank, n, describe_status(status));
+        kill_at = std::chrono::steady_clock::now() + 2 * timeout + std::chrono::seconds(30);
+      }
+      continue;
+    }
+    if (pid < 0 && errno != EINTR) break;
+    if (kill_at && std::chrono::steady_clock::now() > *kill_at) {
+      err << "encore: stopping the workers still running long after a rank failed\n";
+      forward_signal(SIGKILL);
+      kill_at.reset();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return failure_status;
+}
+
 }  // namespace
 
 int launch_workers(const RunArgs& args, std::ostream& err) {
   const int n = args.nproc;
   if (n > kMaxWorkers) throw std::invalid_argument(fmt::format("--nproc is at most {}, got {}", kMaxWorkers, n));
-  // Local runs rendezvous through a file (a c10d FileStore): no port is opened for the store, and
-  // Gloo listens on the loopback address only. --master-addr asks for a TCPStore there instead.
   std::string store_dir;
-  std::vector<std::string> shared_env{fmt::format("WORLD_SIZE={}", n), fmt::format("LOCAL_WORLD_SIZE={}", n), "ENCORE_NPROC_WORKER=1"};
-  if (args.master_addr.empty()) {
-    char pattern[] = "/tmp/encore-store-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error(fmt::format("cannot create a store directory in /tmp: {}", std::strerror(errno)));
-    store_dir = pattern;
-    shared_env.push_back("ENCORE_STORE_FILE=" + store_dir + "/store");
-  } else {
-    shared_env.push_back("MASTER_ADDR=" + args.master_addr);
-    shared_env.push_back(fmt::format("MASTER_PORT={}", args.master_port));
-  }
+  const auto shared_env = shared_environment(args, store_dir);
   struct sigaction action {};
   action.sa_handler = forward_signal;
   ::sigemptyset(&action.sa_mask);
@@ -103,38 +146,7 @@ int launch_workers(const RunArgs& args, std::ostream& err) {
     worker_pids[rank] = pids.back();
     worker_count = rank + 1;
   }
-  // Every worker ends by itself: a lost rank makes the others fail within twice their timeout. The
-  // launcher only stops stragglers well past that.
-  int first_failure = -1;
-  int failure_status = 0;
-  std::optional<std::chrono::steady_clock::time_point> kill_at;
-  int running = n;
-  while (running > 0) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid > 0) {
-      const auto found = std::find(pids.begin(), pids.end(), pid);
-      if (found == pids.end()) continue;
-      const int rank = static_cast<int>(found - pids.begin());
-      worker_pids[rank] = 0;
-      --running;
-      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      if (!ok && first_failure < 0) {
-        first_failure = rank;
-        failure_status = status;
-        err << fmt::format("encore: rank {} of {} {}\n", rank, n, describe_status(status));
-        kill_at = std::chrono::steady_clock::now() + 2 * args.dist_timeout + std::chrono::seconds(30);
-      }
-      continue;
-    }
-    if (pid < 0 && errno != EINTR) break;
-    if (kill_at && std::chrono::steady_clock::now() > *kill_at) {
-      err << "encore: stopping the workers still running long after a rank failed\n";
-      forward_signal(SIGKILL);
-      kill_at.reset();
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  const auto failure_status = wait_for_workers(pids, args.dist_timeout, err);
   worker_count = 0;
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
@@ -142,8 +154,8 @@ int launch_workers(const RunArgs& args, std::ostream& err) {
     std::error_code ignored;
     fs::remove_all(store_dir, ignored);
   }
-  if (first_failure < 0) return kSuccess;
-  if (WIFEXITED(failure_status)) return WEXITSTATUS(failure_status);
+  if (!failure_status) return kSuccess;
+  if (WIFEXITED(*failure_status)) return WEXITSTATUS(*failure_status);
   return kRuntimeError;
 }
 

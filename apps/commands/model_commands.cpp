@@ -7,7 +7,8 @@
 #include "encore/core/errors.h"
 #include "encore/core/files.h"
 #include "encore/core/idx.h"
-#include "encore/finetune/experiment.h"
+#include "encore/finetune/evaluation.h"
+#include "encore/finetune/trained_model.h"
 
 namespace encore::apps {
 

@@ -80,7 +80,6 @@ int main(int argc, char** argv) {
                          }});
   try {
     const auto config = encore::finetune::load_experiment(argv[1], {}, components);
-    encore::core::configure_threads(config.runtime.threads);
     encore::finetune::RunOptions options;
     options.run_dir = argv[2];
     options.log = &std::cerr;

@@ -65,6 +65,11 @@ std::vector<std::string> ClassifierImpl::block_names() const {
   return names;
 }
 
+std::pair<torch::Tensor, torch::Tensor> ClassifierImpl::classify(const torch::Tensor& x) {
+  const auto scores = forward(x);
+  return {head().probabilities(scores).cpu(), head().predict(scores).cpu()};
+}
+
 const Block& ClassifierImpl::block(const std::string& name) const {
   for (const auto& b : blocks_) {
     if (b.name == name) return b;

@@ -2,95 +2,27 @@
 
 #include <torch/torch.h>
 
-#include <sstream>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "encore/core/callbacks.h"
+#include "encore/core/data_section.h"
 #include "encore/core/distributed.h"
 #include "encore/core/errors.h"
-#include "encore/core/files.h"
 #include "encore/core/image.h"
+#include "encore/core/resume.h"
+#include "encore/core/stage.h"
+#include "encore/finetune/evaluation.h"
+#include "encore/finetune/run_policy.h"
 #include "encore/models/pictures.h"
 
 namespace encore::finetune {
 
 namespace fs = std::filesystem;
 
-Components builtin_components() {
-  Components c;
-  core::register_builtin_optimizers(c.optimizers);
-  models::register_builtin_models(c.models);
-  register_builtin_heads(c.heads);
-  return c;
-}
-
-std::vector<std::pair<std::string, std::string>> builtin_callbacks() {
-  return {{"early_stopping", "stops a stage when a monitored metric stops improving; restores the best weights"},
-          {"metrics", "appends each epoch's metrics to metrics.jsonl"},
-          {"checkpoint",
-           "saves sealed checkpoints (checkpoints/latest.pt, previous.pt) after each epoch, every checkpoint_every_steps steps and "
-           "at a stage's end"},
-          {"progress", "reports progress on stderr: a bar on a terminal, a line per epoch otherwise"},
-          {"gradual_unfreezing", "makes one more block trainable every n epochs of a fine-tuning phase"}};
-}
-
-ExperimentConfig parse_experiment(const core::Json& json, const Components& components) {
-  core::JsonReader r(json);
-  ExperimentConfig c;
-  c.name = r.get<std::string>("name", c.name);
-  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == "..") {
-    r.fail("name", "must be a non-empty name without '/', got " + core::describe_value(json["name"]));
-  }
-  c.runtime = core::parse_runtime(r);
-  c.data = core::parse_data_config(r.object("data"));
-  c.model = models::parse_model_config(r.object("model"), components.models);
-  const core::Json empty = core::Json::object();
-  c.pretrain = models::parse_pretrain_config(r.has("pretrain") ? r.object("pretrain") : core::JsonReader(empty, "/pretrain"),
-                                             components.optimizers);
-  if (auto f = r.optional_object("finetune")) c.finetune = parse_finetune_config(*f, components.optimizers, components.heads);
-  r.finish();
-  return c;
-}
-
-core::Json to_json(const ExperimentConfig& c) {
-  core::Json out{{"name", c.name}};
-  core::add_runtime_json(out, c.runtime);
-  out["data"] = core::to_json(c.data);
-  out["model"] = c.model.options;
-  out["pretrain"] = models::to_json(c.pretrain);
-  out["finetune"] = c.finetune ? to_json(*c.finetune) : core::Json(nullptr);
-  return out;
-}
-
-ExperimentConfig load_experiment(const std::string& file, const std::vector<std::string>& overrides, const Components& components) {
-  const core::Json raw = core::load_json_file(file);
-  ExperimentConfig config = parse_experiment(raw, components);
-  if (overrides.empty()) return config;
-  // Overrides address the resolved config, where every setting exists with its default.
-  core::Json resolved = to_json(config);
-  for (const auto& assignment : overrides) core::apply_override(resolved, assignment);
-  return parse_experiment(resolved, components);
-}
-
 namespace {
-
-constexpr std::int64_t kEvaluationBatch = 512;
-
-// Serialised in memory first: LibTorch names the archive's top folder after the file written, and
-// the atomic write's temporary name would make every run's bytes differ.
-void write_archive_atomically(torch::serialize::OutputArchive& archive, const fs::path& file) {
-  std::ostringstream bytes;
-  archive.save_to(bytes);
-  core::write_text_atomically(file, bytes.str());
-}
-
-void save_module(const torch::nn::Module& module, const fs::path& file) {
-  torch::serialize::OutputArchive archive;
-  module.save(archive);
-  write_archive_atomically(archive, file);
-}
 
 double mean_reconstruction_mse(models::AutoencoderModel& model, const core::BatchSource& source, torch::Device device) {
   torch::NoGradGuard no_grad;
@@ -104,29 +36,18 @@ double mean_reconstruction_mse(models::AutoencoderModel& model, const core::Batc
   return total / static_cast<double>(source.size() * source.data().feature_dim());
 }
 
-// Per-class probabilities and predictions of one batch of model inputs, on the CPU.
-void score_batch(ClassifierImpl& classifier, const torch::Tensor& inputs, std::vector<torch::Tensor>& scores,
-                 std::vector<torch::Tensor>& predictions) {
-  const auto s = classifier.forward(inputs);
-  scores.push_back(classifier.head().probabilities(s).cpu());
-  predictions.push_back(classifier.head().predict(s).cpu());
-}
-
-// Scores and predictions of every row of a source, in its index order.
-std::pair<torch::Tensor, torch::Tensor> classify(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
+Evaluation evaluate_source(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
   torch::NoGradGuard no_grad;
   classifier.eval();
   std::vector<torch::Tensor> scores, predictions;
   const auto order = source.indices();
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    score_batch(classifier, source.batch(order, b).inputs.to(device), scores, predictions);
+    auto [batch_scores, batch_predictions] = classifier.classify(source.batch(order, b).inputs.to(device));
+    scores.push_back(batch_scores);
+    predictions.push_back(batch_predictions);
   }
-  return {torch::cat(scores), torch::cat(predictions)};
-}
-
-Evaluation evaluate_source(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
-  const auto [scores, predictions] = classify(classifier, source, device);
-  return evaluate_predictions(source.data().labels.index_select(0, source.indices()), predictions, scores, source.data().num_classes());
+  return evaluate_predictions(source.data().labels.index_select(0, source.indices()), torch::cat(predictions), torch::cat(scores),
+                              source.data().num_classes());
 }
 
 void write_confusion_png(const fs::path& file, const torch::Tensor& confusion) {
@@ -155,10 +76,6 @@ void check_load(const LoadReport& report, const fs::path& file, bool allow_parti
                                     file.string(), report.missing.front(), report.missing.size()));
 }
 
-}  // namespace
-
-namespace {
-
 std::map<std::string, core::Json> last_metrics_by_stage(const fs::path& file) {
   std::map<std::string, core::Json> out;
   std::ifstream in(file);
@@ -172,232 +89,220 @@ std::map<std::string, core::Json> last_metrics_by_stage(const fs::path& file) {
   return out;
 }
 
+// One run of an experiment, step by step; run_experiment says the order.
+class ExperimentRun {
+ public:
+  ExperimentRun(const ExperimentConfig& config, const Components& components, const RunOptions& options)
+      : config_(config),
+        components_(components),
+        options_(options),
+        log_(*options.log),
+        run_(options.run_dir, core::is_main_process()),
+        resolved_(to_json(config, components)),
+        pretrains_(config.pretrain.runs() && !options.pretrained_file),
+        finetunes_(config.finetune && !options.pretrain_only) {}
+
+  // Threads, the BLAS gate and the config checks, before anything is loaded.
+  void apply_run_policy() {
+    configure_run_threads(config_.runtime, log_);
+    check_ranks_agree(resolved_, options_.config_source, log_);
+    check_matrix_products(log_);
+    if (options_.resume) check_resumed_config(run_, resolved_, options_.allow_config_change, options_.config_source, log_);
+  }
+
+  void load_data() {
+    device_ = core::resolve_device(config_.runtime.device);
+    core::seed_everything(config_.runtime.seed);
+    data_ = core::load_data(config_.data);
+    split_ = core::split_data(config_.data, data_.train, config_.runtime.seed);
+    scaler_ = core::Scaler::fit(config_.data.scaling, data_.train, split_.all_training);
+    log_ << fmt::format("data: {} training examples ({} validation held out, {} labelled, {} unlabelled), {} features, {} classes{}\n",
+                        data_.train.size(), split_.validation.size(0), split_.labelled.size(0), split_.unlabelled.size(0),
+                        data_.train.feature_dim(), data_.train.num_classes(),
+                        data_.test ? fmt::format(", {} test examples", data_.test->size()) : std::string());
+  }
+
+  // The models are built and checked against the stage settings, and an encoder given from a file
+  // is loaded and checked, before anything is written.
+  void build_models() {
+    if (options_.pretrained_file && !finetunes_) throw core::ConfigError("/finetune", "fine-tuning from a pretrained file needs a finetune section");
+    model_ = models::build_model(config_.model, components_.models, data_.train.feature_dim());
+    if (pretrains_) models::check_pretrain_fits_model(config_.pretrain, *model_);
+    if (finetunes_) {
+      classifier_ = build_classifier(*config_.finetune, model_, components_.heads, data_.train.num_classes());
+      check_phases_fit_classifier(*config_.finetune, *classifier_);
+      classifier_->to(device_);
+    }
+    if (options_.pretrained_file) {
+      given_report_ = load_by_name(model_->module(), options_.pretrained_file->string());
+      check_load(*given_report_, *options_.pretrained_file, config_.finetune->allow_partial_load);
+    }
+    model_->module().to(device_);
+  }
+
+  // A new run creates its directory, a resumed one reads its checkpoint; both write the config and
+  // the split, and set up what every stage shares.
+  void open_directory() {
+    metrics_writer_ = std::make_shared<core::MetricsWriter>(run_.file(RunDirectory::kMetrics));
+    if (options_.resume) {
+      find_resume_point();
+    } else {
+      run_.create();
+    }
+    run_.write_json(RunDirectory::kConfig, resolved_);
+    run_.write_json(RunDirectory::kSplit, core::to_json(split_, config_.runtime.seed), -1);
+    context_.device = device_;
+    context_.seed = config_.runtime.seed;
+    context_.attach_callbacks = run_callbacks();
+    validation_.emplace(data_.train, split_.validation, scaler_, kEvaluationBatch, false, config_.runtime.seed);
+    if (data_.test) {
+      test_.emplace(*data_.test, torch::arange(data_.test->size(), torch::kInt64), scaler_, kEvaluationBatch, false, config_.runtime.seed);
+    }
+  }
+
+  void pretrain() {
+    if (!pretrains_) return;
+    // A run interrupted while fine-tuning has its pretraining, and pretrained.pt, behind it.
+    if (context_.resume && context_.resume->is_past(models::pretrain_stage_names(config_.pretrain, *model_))) {
+      pretrained_ = run_.file(RunDirectory::kPretrained);
+      return;
+    }
+    // Pretraining sees every training image, labelled or not; never the validation split.
+    core::BatchSource unlabelled(data_.train, split_.all_training, scaler_, kEvaluationBatch, true, config_.runtime.seed);
+    for (const auto& [stage, metrics] : models::pretrain(model_, config_.pretrain, unlabelled, *validation_, context_)) {
+      summary_["stages"][stage] = metrics;
+    }
+    pretrained_now_ = true;
+    if (!run_.writes()) return;
+    torch::serialize::OutputArchive archive;
+    model_->module().save(archive);
+    run_.write_bytes(RunDirectory::kPretrained, archive_bytes(archive));
+    pretrained_ = run_.file(RunDirectory::kPretrained);
+    describe_pretraining();
+  }
+
+  void finetune() {
+    if (!finetunes_) return;
+    load_pretrained_encoder();
+    core::BatchSource labelled(data_.train, split_.labelled, scaler_, kEvaluationBatch, true, config_.runtime.seed);
+    for (const auto& [stage, metrics] : finetune::finetune(classifier_, *config_.finetune, labelled, *validation_, context_)) {
+      summary_["stages"][stage] = metrics;
+    }
+    if (!run_.writes()) return;
+    run_.write_bytes(RunDirectory::kModel, trained_model_bytes(*classifier_, config_, components_, scaler_, data_.train.class_names,
+                                                               data_.train.example_shape()));
+    evaluate_classifier();
+  }
+
+  core::Json write_summary() {
+    if (!run_.writes()) return summary_;
+    if (context_.resume) {
+      // Stages finished before the interruption report their last metrics.jsonl line.
+      for (const auto& [stage, metrics] : last_metrics_by_stage(run_.file(RunDirectory::kMetrics))) {
+        if (!summary_["stages"].contains(stage)) summary_["stages"][stage] = metrics;
+      }
+    }
+    run_.write_json(RunDirectory::kSummary, summary_);
+    return summary_;
+  }
+
+ private:
+  void find_resume_point() {
+    if (!fs::is_directory(run_.path())) throw std::runtime_error(fmt::format("cannot resume: {} is not a run directory", run_.path().string()));
+    auto checkpoint = core::newest_valid_checkpoint(run_.file(RunDirectory::kCheckpoints), log_);
+    if (!checkpoint) {
+      log_ << "no checkpoint to resume from: starting the run again\n";
+      run_.remove(RunDirectory::kMetrics);
+      return;
+    }
+    // Refused before anything is redone: each rank's generator state is in the checkpoint.
+    checkpoint->check_world_size();
+    // Lines written after the checkpoint go: the resumed run writes them again.
+    checkpoint->load_callback(*metrics_writer_);
+    log_ << fmt::format("resuming from {}: {}\n", checkpoint->file().string(), core::describe_resume_point(*checkpoint));
+    context_.resume = std::make_shared<core::ResumePlan>(std::move(*checkpoint));
+  }
+
+  std::function<void(core::Trainer&)> run_callbacks() {
+    auto progress = std::make_shared<core::ProgressReporter>(log_, options_.interactive);
+    const auto policy = config_.runtime.on_non_finite == "skip_step" ? core::NonFinitePolicy::kSkipStep : core::NonFinitePolicy::kError;
+    return [this, progress, policy](core::Trainer& trainer) {
+      trainer.set_non_finite_policy(policy);
+      if (trainer.config().early_stopping) trainer.add_callback(std::make_shared<core::EarlyStopping>(*trainer.config().early_stopping));
+      trainer.add_callback(metrics_writer_);
+      trainer.add_callback(std::make_shared<core::CheckpointSaver>(run_.file(RunDirectory::kCheckpoints), config_.runtime.checkpoint_every_steps));
+      trainer.add_callback(progress);
+    };
+  }
+
+  // Pictures and reconstruction errors of the pretrained autoencoder (rank 0).
+  void describe_pretraining() {
+    const auto image_shape = data_.train.example_shape();
+    if (image_shape.size() == 2) {
+      models::write_reconstructions_png(run_.file(RunDirectory::kReconstructions), *model_, *validation_, image_shape);
+      if (!model_->greedy_layers().empty()) models::write_filters_png(run_.file(RunDirectory::kFilters), *model_, image_shape);
+    }
+    summary_["pretrain"] = {{"validation", {{"reconstruction_mse", mean_reconstruction_mse(*model_, *validation_, device_)}}}};
+    if (test_) summary_["pretrain"]["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model_, *test_, device_)}};
+  }
+
+  // Every fine-tuned encoder comes through the same checked load by name, also right after
+  // pretraining in this run, and leaves the same report. After pretraining in this run, the other
+  // ranks' encoders are rank 0's already (the all-reduced gradients kept them alike); a file given
+  // with --from was loaded and checked before the run directory existed.
+  void load_pretrained_encoder() {
+    if (!pretrained_ || (!run_.writes() && pretrained_now_)) return;
+    const auto report = given_report_ ? *given_report_ : load_by_name(model_->module(), pretrained_->string());
+    run_.write_json(RunDirectory::kLoadReport, report.to_json());
+    if (!given_report_) check_load(report, *pretrained_, config_.finetune->allow_partial_load);
+    log_ << fmt::format("loaded {}: {} tensors matched, {} missing, {} unexpected, {} mismatched\n", pretrained_->string(),
+                        report.matched.size(), report.missing.size(), report.unexpected.size(), report.mismatched.size());
+  }
+
+  void evaluate_classifier() {
+    summary_["validation"] = evaluate_source(*classifier_, *validation_, device_).to_json(data_.train.class_names);
+    if (!test_) return;
+    const auto evaluation = evaluate_source(*classifier_, *test_, device_);
+    summary_["test"] = evaluation.to_json(data_.train.class_names);
+    write_confusion_png(run_.file(RunDirectory::kConfusion), evaluation.confusion);
+    log_ << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test_->size());
+  }
+
+  const ExperimentConfig& config_;
+  const Components& components_;
+  const RunOptions& options_;
+  std::ostream& log_;
+  RunDirectory run_;
+  const core::Json resolved_;
+  const bool pretrains_;
+  const bool finetunes_;
+  torch::Device device_ = torch::kCPU;
+  core::LoadedData data_;
+  core::DataSplit split_;
+  core::Scaler scaler_;
+  std::shared_ptr<models::AutoencoderModel> model_;
+  Classifier classifier_ = nullptr;
+  std::optional<LoadReport> given_report_;
+  std::shared_ptr<core::MetricsWriter> metrics_writer_;
+  core::StageContext context_;
+  std::optional<core::BatchSource> validation_, test_;
+  std::optional<fs::path> pretrained_ = options_.pretrained_file;
+  bool pretrained_now_ = false;
+  core::Json summary_{{"name", config_.name}, {"stages", core::Json::object()}};
+};
+
 }  // namespace
 
 core::Json run_experiment(const ExperimentConfig& config, const Components& components, const RunOptions& options) {
   TORCH_CHECK(options.log, "run_experiment needs a log stream");
-  std::ostream& log = *options.log;
-  const auto device = core::resolve_device(config.runtime.device);
-  core::seed_everything(config.runtime.seed);
-  // In a data-parallel run every rank trains; rank 0 alone writes files and evaluates.
-  const bool writes = core::is_main_process();
-
-  const auto data = core::load_data(config.data);
-  const auto split = core::split_data(config.data, data.train, config.runtime.seed);
-  const auto scaler = core::Scaler::fit(config.data.scaling, data.train, split.all_training);
-  log << fmt::format("data: {} training examples ({} validation held out, {} labelled, {} unlabelled), {} features, {} classes{}\n",
-                     data.train.size(), split.validation.size(0), split.labelled.size(0), split.unlabelled.size(0),
-                     data.train.feature_dim(), data.train.num_classes(),
-                     data.test ? fmt::format(", {} test examples", data.test->size()) : std::string());
-
-  // The model is built and checked against the stage settings before anything is written.
-  const bool pretrains = config.pretrain.runs() && !options.pretrained_file;
-  const bool finetunes = config.finetune && !options.pretrain_only;
-  if (options.pretrained_file && !finetunes) throw core::ConfigError("/finetune", "fine-tuning from a pretrained file needs a finetune section");
-  auto model = models::build_model(config.model, components.models, data.train.feature_dim());
-  if (pretrains) models::check_pretrain_fits_model(config.pretrain, *model);
-  Classifier classifier = nullptr;
-  if (finetunes) {
-    classifier = build_classifier(*config.finetune, model, components.heads, data.train.num_classes());
-    check_phases_fit_classifier(*config.finetune, *classifier);
-    classifier->to(device);
-  }
-  // An encoder given from a file is loaded and checked before anything is written.
-  std::optional<LoadReport> given_report;
-  if (options.pretrained_file) {
-    given_report = load_by_name(model->module(), options.pretrained_file->string());
-    check_load(*given_report, *options.pretrained_file, config.finetune->allow_partial_load);
-  }
-  model->module().to(device);
-
-  const auto checkpoints = options.run_dir / "checkpoints";
-  const auto metrics_file = options.run_dir / "metrics.jsonl";
-  auto metrics_writer = std::make_shared<core::MetricsWriter>(metrics_file);
-  models::StageContext context;
-  if (options.resume) {
-    if (!fs::is_directory(options.run_dir)) throw std::runtime_error(fmt::format("cannot resume: {} is not a run directory", options.run_dir.string()));
-    if (auto checkpoint = core::newest_valid_checkpoint(checkpoints, log)) {
-      // Refused before anything is redone: each rank's generator state is in the checkpoint.
-      checkpoint->check_world_size();
-      // Lines written after the checkpoint go: the resumed run writes them again.
-      checkpoint->load_callback(*metrics_writer);
-      const auto& at = checkpoint->state();
-      log << fmt::format("resuming from {}: stage {}, {} epochs done{}\n", checkpoint->file().string(), at.stage, at.epoch,
-                         at.finished        ? " (stage finished)"
-                         : at.position > 0 ? fmt::format(", at batch {} of epoch {}", at.position + 1, at.epoch + 1)
-                                           : std::string());
-      context.resume = std::make_shared<core::ResumePlan>(std::move(*checkpoint));
-    } else {
-      log << "no checkpoint to resume from: starting the run again\n";
-      std::error_code ignored;
-      if (writes) fs::remove(metrics_file, ignored);
-    }
-  } else if (writes) {
-    core::create_run_directory(options.run_dir);
-  }
-  if (writes) {
-    core::write_text_atomically(options.run_dir / "config.json", to_json(config).dump(2) + "\n");
-    core::write_text_atomically(options.run_dir / "split.json", core::to_json(split, config.runtime.seed).dump() + "\n");
-  }
-
-  auto progress = std::make_shared<core::ProgressReporter>(log, options.interactive);
-  context.optimizers = &components.optimizers;
-  context.device = device;
-  context.seed = config.runtime.seed;
-  const auto policy = config.runtime.on_non_finite == "skip_step" ? core::NonFinitePolicy::kSkipStep : core::NonFinitePolicy::kError;
-  context.attach_callbacks = [&](core::Trainer& trainer) {
-    trainer.set_non_finite_policy(policy);
-    if (trainer.config().early_stopping) trainer.add_callback(std::make_shared<core::EarlyStopping>(*trainer.config().early_stopping));
-    trainer.add_callback(metrics_writer);
-    trainer.add_callback(std::make_shared<core::CheckpointSaver>(checkpoints, config.runtime.checkpoint_every_steps));
-    trainer.add_callback(progress);
-  };
-  const std::int64_t batch = kEvaluationBatch;
-  core::BatchSource validation(data.train, split.validation, scaler, batch, false, config.runtime.seed);
-  std::optional<core::BatchSource> test;
-  if (data.test) test.emplace(*data.test, torch::arange(data.test->size(), torch::kInt64), scaler, batch, false, config.runtime.seed);
-
-  core::Json summary{{"name", config.name}, {"stages", core::Json::object()}};
-  std::optional<fs::path> pretrained = options.pretrained_file;
-  // A run interrupted while fine-tuning has its pretraining, and pretrained.pt, behind it.
-  const bool pretraining_done = context.resume && context.resume->summary().stage.rfind("finetune/", 0) == 0;
-  if (pretrains && pretraining_done) pretrained = options.run_dir / "pretrained.pt";
-  const bool pretrains_now = pretrains && !pretraining_done;
-  if (pretrains_now) {
-    // Pretraining sees every training image, labelled or not; never the validation split.
-    core::BatchSource unlabelled(data.train, split.all_training, scaler, batch, true, config.runtime.seed);
-    for (const auto& [stage, metrics] : models::pretrain(model, config.pretrain, unlabelled, validation, context)) {
-      summary["stages"][stage] = metrics;
-    }
-    if (writes) {
-      pretrained = options.run_dir / "pretrained.pt";
-      save_module(model->module(), *pretrained);
-    }
-  }
-  if (pretrains_now && writes) {
-    const auto image_shape = data.train.example_shape();
-    if (image_shape.size() == 2) {
-      models::write_reconstructions_png(options.run_dir / "reconstructions.png", *model, validation, image_shape);
-      if (!model->greedy_layers().empty()) models::write_filters_png(options.run_dir / "filters.png", *model, image_shape);
-    }
-    summary["pretrain"] = {{"validation", {{"reconstruction_mse", mean_reconstruction_mse(*model, validation, device)}}}};
-    if (test) summary["pretrain"]["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model, *test, device)}};
-  }
-
-  if (finetunes) {
-    // After pretraining in this run, the other ranks' encoders are rank 0's already: the all-reduced
-    // gradients kept them alike.
-    if (pretrained && (writes || !pretrains_now)) {
-      // Loading by name from the file, also right after pretraining, so that every fine-tuned
-      // encoder comes through the same checked path and leaves the same report.
-      // A file given with --from was loaded and checked before the run directory existed.
-      const auto report = given_report ? *given_report : load_by_name(model->module(), pretrained->string());
-      if (writes) core::write_text_atomically(options.run_dir / "load_report.json", report.to_json().dump(2) + "\n");
-      if (!given_report) check_load(report, *pretrained, config.finetune->allow_partial_load);
-      log << fmt::format("loaded {}: {} tensors matched, {} missing, {} unexpected, {} mismatched\n", pretrained->string(),
-                         report.matched.size(), report.missing.size(), report.unexpected.size(), report.mismatched.size());
-    }
-    core::BatchSource labelled(data.train, split.labelled, scaler, batch, true, config.runtime.seed);
-    for (const auto& [stage, metrics] : finetune(classifier, *config.finetune, labelled, validation, context)) {
-      summary["stages"][stage] = metrics;
-    }
-    if (!writes) return summary;
-    save_trained_model(options.run_dir / "model.pt", *classifier, config, scaler, data.train.class_names, data.train.example_shape());
-    summary["validation"] = evaluate_source(*classifier, validation, device).to_json(data.train.class_names);
-    if (test) {
-      const auto evaluation = evaluate_source(*classifier, *test, device);
-      summary["test"] = evaluation.to_json(data.train.class_names);
-      write_confusion_png(options.run_dir / "confusion.png", evaluation.confusion);
-      log << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test->size());
-    }
-  }
-  if (!writes) return summary;
-  if (context.resume) {
-    // Stages finished before the interruption report their last metrics.jsonl line.
-    for (const auto& [stage, metrics] : last_metrics_by_stage(metrics_file)) {
-      if (!summary["stages"].contains(stage)) summary["stages"][stage] = metrics;
-    }
-  }
-  core::write_text_atomically(options.run_dir / "summary.json", summary.dump(2) + "\n");
-  return summary;
-}
-
-std::vector<std::string> config_differences(const core::Json& before, const core::Json& after) {
-  const auto flat_before = before.flatten();
-  const auto flat_after = after.flatten();
-  std::vector<std::string> out;
-  for (const auto& [key, value] : flat_before.items()) {
-    if (!flat_after.contains(key) || flat_after.at(key) != value) out.push_back(key);
-  }
-  for (const auto& [key, value] : flat_after.items()) {
-    if (!flat_before.contains(key)) out.push_back(key);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-void save_trained_model(const fs::path& file, ClassifierImpl& classifier, const ExperimentConfig& config, const core::Scaler& scaler,
-                      const std::vector<std::string>& class_names, const std::vector<std::int64_t>& example_shape) {
-  // Saved for use, in one defined state whatever the phases left (and whether a resumed run skipped
-  // them): eval mode, every block trainable.
-  classifier.eval();
-  const auto blocks = classifier.block_names();
-  classifier.set_trainable(std::set<std::string>(blocks.begin(), blocks.end()));
-  torch::serialize::OutputArchive archive;
-  classifier.save(archive);
-  archive.write("encore_config", c10::IValue(to_json(config).dump()));
-  archive.write("encore_class_names", c10::IValue(core::Json(class_names).dump()));
-  archive.write("encore_example_shape", c10::IValue(core::Json(example_shape).dump()));
-  archive.write("encore_scaler_offset", scaler.offset().cpu(), /*is_buffer=*/true);
-  archive.write("encore_scaler_multiplier", scaler.multiplier().cpu(), /*is_buffer=*/true);
-  write_archive_atomically(archive, file);
-}
-
-TrainedModel load_trained_model(const fs::path& file, const Components& components) {
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file.string());
-  } catch (const c10::Error& e) {
-    throw core::DataError(fmt::format("{}: not a readable model: {}", file.string(), e.what_without_backtrace()));
-  }
-  auto read_json = [&](const std::string& key) {
-    c10::IValue value;
-    if (!archive.try_read(key, value) || !value.isString()) {
-      throw core::DataError(fmt::format("{}: has no \"{}\"; is it a model.pt written by encore run?", file.string(), key));
-    }
-    return core::parse_json_text(value.toStringRef(), file.string() + ":" + key);
-  };
-  TrainedModel out;
-  out.config = parse_experiment(read_json("encore_config"), components);
-  if (!out.config.finetune) throw core::DataError(fmt::format("{}: its config has no finetune section", file.string()));
-  out.class_names = read_json("encore_class_names").get<std::vector<std::string>>();
-  out.example_shape = read_json("encore_example_shape").get<std::vector<std::int64_t>>();
-  torch::Tensor offset, multiplier;
-  if (!archive.try_read("encore_scaler_offset", offset, true) || !archive.try_read("encore_scaler_multiplier", multiplier, true)) {
-    throw core::DataError(fmt::format("{}: has no scaler", file.string()));
-  }
-  out.scaler = core::Scaler::from_tensors(offset, multiplier);
-  std::int64_t features = 1;
-  for (auto d : out.example_shape) features *= d;
-  auto autoencoder = models::build_model(out.config.model, components.models, features);
-  out.classifier = build_classifier(*out.config.finetune, autoencoder, components.heads, static_cast<std::int64_t>(out.class_names.size()));
-  const auto report = load_by_name(*out.classifier, file.string());
-  if (!report.complete()) {
-    throw core::DataError(fmt::format("{}: weights do not fit the model its config describes ({} missing, {} mismatched)", file.string(),
-                                      report.missing.size(), report.mismatched.size()));
-  }
-  return out;
-}
-
-std::pair<torch::Tensor, torch::Tensor> predict(TrainedModel& model, const torch::Tensor& raw_features) {
-  torch::NoGradGuard no_grad;
-  model.classifier->eval();
-  std::vector<torch::Tensor> scores, predictions;
-  for (std::int64_t start = 0; start < raw_features.size(0); start += kEvaluationBatch) {
-    const auto rows = raw_features.narrow(0, start, std::min(kEvaluationBatch, raw_features.size(0) - start));
-    score_batch(*model.classifier, model.scaler.apply(rows), scores, predictions);
-  }
-  return {torch::cat(scores), torch::cat(predictions)};
+  ExperimentRun run(config, components, options);
+  run.apply_run_policy();
+  run.load_data();
+  run.build_models();
+  run.open_directory();
+  run.pretrain();
+  run.finetune();
+  return run.write_summary();
 }
 
 }  // namespace encore::finetune

@@ -3,8 +3,11 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
+
+#include "encore/core/random.h"
 
 namespace encore::finetune {
 
@@ -27,10 +30,10 @@ PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optim
   return p;
 }
 
-core::Json phase_json(const PhaseConfig& p) {
+core::Json phase_json(const PhaseConfig& p, const core::OptimizerRegistry& optimizers) {
   core::Json out{{"name", p.name}, {"trainable", p.trainable}, {"lr_decay_per_depth", p.lr_decay_per_depth},
                  {"unfreeze_every_epochs", p.unfreeze_every_epochs}};
-  out.update(core::to_json(p.train));
+  out.update(core::to_json(p.train, optimizers));
   return out;
 }
 
@@ -70,7 +73,7 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
   return c;
 }
 
-core::Json to_json(const FinetuneConfig& c) {
+core::Json to_json(const FinetuneConfig& c, const core::OptimizerRegistry& optimizers) {
   core::Json out{{"encoder_depth", c.encoder_depth ? core::Json(*c.encoder_depth) : core::Json(nullptr)}};
   if (c.hidden) {
     out["hidden"] = {{"units", c.hidden->units}, {"activation", models::activation_name(c.hidden->activation)}, {"dropout", c.hidden->dropout}};
@@ -80,7 +83,7 @@ core::Json to_json(const FinetuneConfig& c) {
   out["head"] = c.head;
   out["allow_partial_load"] = c.allow_partial_load;
   out["phases"] = core::Json::array();
-  for (const auto& p : c.phases) out["phases"].push_back(phase_json(p));
+  for (const auto& p : c.phases) out["phases"].push_back(phase_json(p, optimizers));
   return out;
 }
 
@@ -173,31 +176,59 @@ void GradualUnfreezing::unfreeze_after(core::Trainer& trainer, std::int64_t epoc
   for (auto& group : task_.unfreeze(block)) trainer.add_parameter_group(std::move(group.parameters), group.lr_scale);
 }
 
+namespace {
+
+// One fine-tuning phase: its trainable blocks set when it starts, its own batch order.
+class PhaseStage : public core::Stage {
+ public:
+  PhaseStage(Classifier classifier, const PhaseConfig& phase, std::size_t index, const core::BatchSource& train,
+             const core::BatchSource& validation)
+      : classifier_(std::move(classifier)), phase_(phase), index_(index), train_(train), validation_(validation) {}
+
+  std::string name() const override { return "finetune/" + phase_.name; }
+  const core::TrainConfig& config() const override { return phase_.train; }
+  torch::nn::Module& module() override { return *classifier_; }
+  core::TrainTask& task() override { return *task_; }
+  const core::BatchSource& train() const override { return *phase_train_; }
+  const core::BatchSource* validation() const override { return &validation_; }
+
+  void prepare(const core::StageContext& context) override {
+    task_.emplace(classifier_, phase_);
+    phase_train_.emplace(train_.data(), train_.indices(), train_.scaler(), phase_.train.batch_size, true,
+                         core::stream_seed(context.seed, core::RandomStream::kFinetunePhase, index_));
+  }
+
+  void attach(core::Trainer& trainer) override {
+    if (phase_.unfreeze_every_epochs <= 0) return;
+    std::vector<std::string> pending(phase_.trainable.begin(), phase_.trainable.end() - 1);
+    unfreezing_ = std::make_shared<GradualUnfreezing>(*task_, pending, phase_.unfreeze_every_epochs);
+    trainer.add_callback(unfreezing_);
+  }
+
+  void before_restore(core::Trainer& trainer, const core::TrainerState& saved) override {
+    // The optimizer's groups must be those of the checkpoint before its state is loaded.
+    if (unfreezing_) unfreezing_->catch_up(trainer, saved.epoch);
+  }
+
+ private:
+  Classifier classifier_;
+  const PhaseConfig& phase_;
+  std::size_t index_;
+  const core::BatchSource& train_;
+  const core::BatchSource& validation_;
+  std::optional<ClassificationTask> task_;
+  std::optional<core::BatchSource> phase_train_;
+  std::shared_ptr<GradualUnfreezing> unfreezing_;
+};
+
+}  // namespace
+
 std::map<std::string, core::Metrics> finetune(Classifier& classifier, const FinetuneConfig& config, const core::BatchSource& train,
-                                              const core::BatchSource& validation, const models::StageContext& context) {
-  TORCH_CHECK(context.optimizers, "fine-tuning needs an optimizer registry");
+                                              const core::BatchSource& validation, const core::StageContext& context) {
   std::map<std::string, core::Metrics> results;
   for (std::size_t i = 0; i < config.phases.size(); ++i) {
-    const auto& phase = config.phases[i];
-    const std::string stage = "finetune/" + phase.name;
-    const auto step = models::resume_step(context, stage, *classifier);
-    if (step == core::ResumePlan::Step::kSkip || step == core::ResumePlan::Step::kRestoreAndSkip) continue;
-    ClassificationTask task(classifier, phase);
-    core::BatchSource phase_train(train.data(), train.indices(), train.scaler(), phase.train.batch_size, true, context.seed + 200 + i);
-    core::Trainer trainer(task, phase.train, stage, *context.optimizers, context.device);
-    std::shared_ptr<GradualUnfreezing> unfreezing;
-    if (phase.unfreeze_every_epochs > 0) {
-      std::vector<std::string> pending(phase.trainable.begin(), phase.trainable.end() - 1);
-      unfreezing = std::make_shared<GradualUnfreezing>(task, pending, phase.unfreeze_every_epochs);
-      trainer.add_callback(unfreezing);
-    }
-    if (context.attach_callbacks) context.attach_callbacks(trainer);
-    if (step == core::ResumePlan::Step::kContinue) {
-      // The optimizer's groups must be those of the checkpoint before its state is loaded.
-      if (unfreezing) unfreezing->catch_up(trainer, context.resume->summary().epoch);
-      trainer.load_checkpoint(context.resume->checkpoint());
-    }
-    results[stage] = trainer.fit(phase_train, &validation);
+    PhaseStage stage(classifier, config.phases[i], i, train, validation);
+    if (auto metrics = core::run_stage(stage, context)) results[stage.name()] = *metrics;
   }
   return results;
 }

@@ -4,6 +4,8 @@
 
 #include <optional>
 
+#include "encore/core/random.h"
+
 #include <fmt/format.h>
 
 namespace encore::models {
@@ -51,13 +53,13 @@ PretrainConfig parse_pretrain_config(core::JsonReader r, const core::OptimizerRe
   return c;
 }
 
-core::Json to_json(const PretrainConfig& c) {
+core::Json to_json(const PretrainConfig& c, const core::OptimizerRegistry& optimizers) {
   core::Json out{{"mode", c.mode}, {"loss", reconstruction_loss_name(c.loss)}};
   if (c.runs_greedy()) {
-    out["greedy"] = core::to_json(c.greedy);
+    out["greedy"] = core::to_json(c.greedy, optimizers);
     if (!c.greedy_layer_overrides.empty()) out["greedy"]["layers"] = c.greedy_layer_overrides;
   }
-  if (c.runs_end_to_end()) out["end_to_end"] = core::to_json(c.end_to_end);
+  if (c.runs_end_to_end()) out["end_to_end"] = core::to_json(c.end_to_end, optimizers);
   return out;
 }
 
@@ -132,70 +134,123 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
   return out;
 }
 
-core::ResumePlan::Step resume_step(const StageContext& context, const std::string& stage, torch::nn::Module& module) {
-  if (!context.resume) return core::ResumePlan::Step::kRun;
-  const auto step = context.resume->step_for(stage);
-  // The checkpoint's weights first: the stages after it, and a greedy stage's input codes, build on them.
-  if (step == core::ResumePlan::Step::kRestoreAndSkip || step == core::ResumePlan::Step::kContinue) {
-    // A continued stage's Trainer restores the generator with the rest of its state.
-    context.resume->checkpoint().load_module(module, step == core::ResumePlan::Step::kRestoreAndSkip);
+namespace {
+
+std::string greedy_stage_name(std::size_t layer) { return fmt::format("pretrain/layer{}", layer); }
+const char* const kEndToEndStage = "pretrain/end_to_end";
+
+// Greedy layer k: learns to reconstruct the codes of the frozen layers below (the data itself for
+// the first layer), computed once when the stage starts.
+class GreedyLayerStage : public core::Stage {
+ public:
+  GreedyLayerStage(std::shared_ptr<AutoencoderModel> model, std::size_t layer, const PretrainConfig& config, const core::BatchSource& train,
+                   const core::BatchSource& validation)
+      : model_(std::move(model)), layer_(layer), config_(config), train_(train), validation_(validation) {}
+
+  std::string name() const override { return greedy_stage_name(layer_); }
+  const core::TrainConfig& config() const override { return config_.greedy_layer(layer_); }
+  torch::nn::Module& module() override { return model_->module(); }
+  core::TrainTask& task() override { return *task_; }
+  const core::BatchSource& train() const override { return *stage_train_; }
+  const core::BatchSource* validation() const override { return &*stage_validation_; }
+
+  void prepare(const core::StageContext& context) override {
+    const auto seed = core::stream_seed(context.seed, core::RandomStream::kGreedyLayer, layer_);
+    const auto batch_size = config().batch_size;
+    if (layer_ == 0) {
+      stage_train_.emplace(train_.data(), train_.indices(), train_.scaler(), batch_size, true, seed);
+      stage_validation_.emplace(validation_.data(), validation_.indices(), validation_.scaler(), validation_.batch_size(), false, seed);
+    } else {
+      encode_inputs(context.device);
+      const auto identity = core::Scaler::fit(core::Scaling::kNone, train_codes_, torch::arange(1));
+      stage_train_.emplace(train_codes_, torch::arange(train_codes_.size()), identity, batch_size, true, seed);
+      stage_validation_.emplace(validation_codes_, torch::arange(validation_codes_.size()), identity, validation_.batch_size(), false,
+                                context.seed);
+    }
+    task_.emplace(model_, static_cast<int>(layer_), config_.loss);
   }
-  return step;
+
+ private:
+  // The codes of the layers below, computed once: they are frozen now.
+  void encode_inputs(torch::Device device) {
+    auto layers = model_->greedy_layers();
+    const Encoder below = [&](const torch::Tensor& x) {
+      auto h = x;
+      for (std::size_t i = 0; i < layer_; ++i) h = layers[i]->encode(h);
+      return h;
+    };
+    auto& module = model_->module();
+    const bool was_training = module.is_training();
+    module.eval();
+    train_codes_ = encode_dataset(below, train_, device);
+    validation_codes_ = encode_dataset(below, validation_, device);
+    module.train(was_training);
+  }
+
+  std::shared_ptr<AutoencoderModel> model_;
+  std::size_t layer_;
+  const PretrainConfig& config_;
+  const core::BatchSource& train_;
+  const core::BatchSource& validation_;
+  core::Dataset train_codes_, validation_codes_;
+  std::optional<core::BatchSource> stage_train_, stage_validation_;
+  std::optional<GreedyLayerTask> task_;
+};
+
+// The whole stack learns to reconstruct its input.
+class EndToEndStage : public core::Stage {
+ public:
+  EndToEndStage(std::shared_ptr<AutoencoderModel> model, const PretrainConfig& config, const core::BatchSource& train,
+                const core::BatchSource& validation)
+      : model_(std::move(model)), config_(config), train_(train), validation_(validation) {}
+
+  std::string name() const override { return kEndToEndStage; }
+  const core::TrainConfig& config() const override { return config_.end_to_end; }
+  torch::nn::Module& module() override { return model_->module(); }
+  core::TrainTask& task() override { return *task_; }
+  const core::BatchSource& train() const override { return *stage_train_; }
+  const core::BatchSource* validation() const override { return &validation_; }
+
+  void prepare(const core::StageContext& context) override {
+    stage_train_.emplace(train_.data(), train_.indices(), train_.scaler(), config().batch_size, true,
+                         core::stream_seed(context.seed, core::RandomStream::kEndToEnd));
+    task_.emplace(model_, config_.loss);
+  }
+
+ private:
+  std::shared_ptr<AutoencoderModel> model_;
+  const PretrainConfig& config_;
+  const core::BatchSource& train_;
+  const core::BatchSource& validation_;
+  std::optional<core::BatchSource> stage_train_;
+  std::optional<EndToEndTask> task_;
+};
+
+}  // namespace
+
+std::vector<std::string> pretrain_stage_names(const PretrainConfig& config, AutoencoderModel& model) {
+  std::vector<std::string> names;
+  if (config.runs_greedy()) {
+    for (std::size_t k = 0; k < model.greedy_layers().size(); ++k) names.push_back(greedy_stage_name(k));
+  }
+  if (config.runs_end_to_end()) names.push_back(kEndToEndStage);
+  return names;
 }
 
 std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
                                               const core::BatchSource& train, const core::BatchSource& validation,
-                                              const StageContext& context) {
-  TORCH_CHECK(context.optimizers, "pretraining needs an optimizer registry");
+                                              const core::StageContext& context) {
   check_pretrain_fits_model(config, *model);
-  std::map<std::string, core::Metrics> results;
-  auto& module = model->module();
+  std::vector<std::unique_ptr<core::Stage>> stages;
   if (config.runs_greedy()) {
-    auto layers = model->greedy_layers();
-    for (std::size_t k = 0; k < layers.size(); ++k) {
-      const std::string stage = fmt::format("pretrain/layer{}", k);
-      const auto step = resume_step(context, stage, module);
-      if (step == core::ResumePlan::Step::kSkip || step == core::ResumePlan::Step::kRestoreAndSkip) continue;
-      const auto& stage_config = config.greedy_layer(k);
-      std::optional<core::BatchSource> stage_train, stage_validation;
-      core::Dataset train_codes, validation_codes;
-      if (k == 0) {
-        // The first layer learns from the data themselves.
-        stage_train.emplace(train.data(), train.indices(), train.scaler(), stage_config.batch_size, true, context.seed);
-        stage_validation.emplace(validation.data(), validation.indices(), validation.scaler(), validation.batch_size(), false,
-                                 context.seed);
-      } else {
-        // Layer k learns from the codes of the layers below, computed once: they are frozen now.
-        const Encoder below = [&](const torch::Tensor& x) {
-          auto h = x;
-          for (std::size_t i = 0; i < k; ++i) h = layers[i]->encode(h);
-          return h;
-        };
-        const bool was_training = module.is_training();
-        module.eval();
-        train_codes = encode_dataset(below, train, context.device);
-        validation_codes = encode_dataset(below, validation, context.device);
-        module.train(was_training);
-        const auto identity = core::Scaler::fit(core::Scaling::kNone, train_codes, torch::arange(1));
-        stage_train.emplace(train_codes, torch::arange(train_codes.size()), identity, stage_config.batch_size, true, context.seed + k);
-        stage_validation.emplace(validation_codes, torch::arange(validation_codes.size()), identity, validation.batch_size(), false,
-                                 context.seed);
-      }
-      GreedyLayerTask task(model, static_cast<int>(k), config.loss);
-      core::Trainer trainer(task, stage_config, stage, *context.optimizers, context.device);
-      if (context.attach_callbacks) context.attach_callbacks(trainer);
-      if (step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint());
-      results[stage] = trainer.fit(*stage_train, &*stage_validation);
+    for (std::size_t k = 0; k < model->greedy_layers().size(); ++k) {
+      stages.push_back(std::make_unique<GreedyLayerStage>(model, k, config, train, validation));
     }
   }
-  const auto end_to_end_step = config.runs_end_to_end() ? resume_step(context, "pretrain/end_to_end", module) : core::ResumePlan::Step::kSkip;
-  if (end_to_end_step == core::ResumePlan::Step::kRun || end_to_end_step == core::ResumePlan::Step::kContinue) {
-    EndToEndTask task(model, config.loss);
-    core::BatchSource e2e_train(train.data(), train.indices(), train.scaler(), config.end_to_end.batch_size, true, context.seed + 100);
-    core::Trainer trainer(task, config.end_to_end, "pretrain/end_to_end", *context.optimizers, context.device);
-    if (context.attach_callbacks) context.attach_callbacks(trainer);
-    if (end_to_end_step == core::ResumePlan::Step::kContinue) trainer.load_checkpoint(context.resume->checkpoint());
-    results["pretrain/end_to_end"] = trainer.fit(e2e_train, &validation);
+  if (config.runs_end_to_end()) stages.push_back(std::make_unique<EndToEndStage>(model, config, train, validation));
+  std::map<std::string, core::Metrics> results;
+  for (auto& stage : stages) {
+    if (auto metrics = core::run_stage(*stage, context)) results[stage->name()] = *metrics;
   }
   return results;
 }

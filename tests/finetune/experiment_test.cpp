@@ -34,8 +34,8 @@ TEST(Experiment, ResolvedConfigParsesBackToItself) {
   encore::testing::TempDir dir;
   const auto components = finetune::builtin_components();
   const auto config = finetune::parse_experiment(toy_config(dir), components);
-  const auto resolved = finetune::to_json(config);
-  EXPECT_EQ(finetune::to_json(finetune::parse_experiment(resolved, components)), resolved);
+  const auto resolved = finetune::to_json(config, components);
+  EXPECT_EQ(finetune::to_json(finetune::parse_experiment(resolved, components), components), resolved);
   // Defaults are spelled out in the resolved form.
   EXPECT_EQ(resolved["pretrain"]["greedy"]["optimizer"]["type"], "adam");
   EXPECT_EQ(resolved["data"]["validation_fraction"], 0.1);
@@ -79,7 +79,7 @@ TEST(Experiment, RunLeavesTheRunDirectory) {
   // 16 first-layer units as a 4x4 grid of 8x8 tiles.
   EXPECT_EQ(encore::testing::png_size(options.run_dir / "filters.png"), std::make_pair(4 * 9 + 1, 4 * 9 + 1));
   const auto written = core::load_json_file((options.run_dir / "config.json").string());
-  EXPECT_EQ(finetune::to_json(finetune::parse_experiment(written, components)), written);
+  EXPECT_EQ(finetune::to_json(finetune::parse_experiment(written, components), components), written);
   EXPECT_TRUE(summary["pretrain"]["test"]["reconstruction_mse"].is_number());
   const auto split = core::load_json_file((options.run_dir / "split.json").string());
   EXPECT_EQ(split["sizes"]["validation"], 12);

@@ -63,8 +63,7 @@ TEST(Finetune, FrozenParametersStayBitwiseAndTrainableOnesMoveEvenWithWeightDeca
   finetune::FinetuneConfig config;
   config.phases = {phase({"encoder.layer2", "head"}, 3, "adamw")};
   const auto registry = encore::testing::builtin_optimizers();
-  models::StageContext context;
-  context.optimizers = &registry;
+  core::StageContext context;
   finetune::finetune(classifier, config, train, validation, context);
   const auto after = snapshot(*classifier);
   for (const auto& [name, tensor] : before) {
@@ -83,7 +82,7 @@ TEST(Finetune, EachPhasesOptimizerHoldsExactlyItsTrainableParameters) {
   p.lr_decay_per_depth = 0.5;
   finetune::ClassificationTask task(classifier, p);
   const auto registry = encore::testing::builtin_optimizers();
-  core::Trainer trainer(task, p.train, "finetune/p", registry);
+  core::Trainer trainer(task, p.train, "finetune/p");
   std::set<const void*> in_optimizer;
   std::vector<double> lrs;
   for (const auto& group : trainer.optimizer().param_groups()) {
@@ -136,8 +135,7 @@ TEST(Finetune, BatchNormRunningStatisticsInAFrozenBlockDoNotMove) {
   finetune::FinetuneConfig config;
   config.phases = {phase({"head"}, 2)};
   const auto registry = encore::testing::builtin_optimizers();
-  models::StageContext context;
-  context.optimizers = &registry;
+  core::StageContext context;
   finetune::finetune(classifier, config, train, validation, context);
   EXPECT_TRUE(encore::testing::bitwise_equal(autoencoder->norm->running_mean, mean_before));
   EXPECT_TRUE(encore::testing::bitwise_equal(autoencoder->norm->running_var, var_before));
@@ -156,7 +154,7 @@ TEST(Finetune, GradualUnfreezingAddsOneBlockEveryNEpochs) {
   p.unfreeze_every_epochs = 2;
   finetune::ClassificationTask task(classifier, p);
   const auto registry = encore::testing::builtin_optimizers();
-  core::Trainer trainer(task, p.train, "finetune/p", registry);
+  core::Trainer trainer(task, p.train, "finetune/p");
   trainer.add_callback(std::make_shared<finetune::GradualUnfreezing>(task, std::vector<std::string>{"encoder.layer1", "encoder.layer2"}, 2));
   EXPECT_EQ(task.trainable(), (std::set<std::string>{"head"}));
   trainer.fit(train, nullptr);

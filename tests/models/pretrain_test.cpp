@@ -43,7 +43,7 @@ TEST(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
   core::BatchSource coded(codes, torch::arange(codes.size()), identity, 32, true, 1);
   models::GreedyLayerTask task(stack.ptr(), 1, models::ReconstructionLoss::kMse);
   core::Json j = {{"epochs", 3}};
-  core::Trainer trainer(task, core::parse_train_config(core::JsonReader(j), registry, core::TrainConfig{}), "layer1", registry);
+  core::Trainer trainer(task, core::parse_train_config(core::JsonReader(j), registry, core::TrainConfig{}), "layer1");
   const auto layer1_before = stack->layer(1)->encoder_weight.detach().clone();
   trainer.fit(coded, nullptr);
   for (const auto& item : stack->layer(0)->named_parameters()) {
@@ -67,8 +67,7 @@ TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
   torch::manual_seed(1);
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(36, {16, 8}));
   auto recorder = std::make_shared<StageLosses>();
-  models::StageContext context;
-  context.optimizers = &registry;
+  core::StageContext context;
   context.attach_callbacks = [&](core::Trainer& t) { t.add_callback(recorder); };
   const auto results = models::pretrain(stack.ptr(), config, train, validation, context);
   EXPECT_EQ(results.size(), 3u);

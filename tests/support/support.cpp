@@ -116,4 +116,8 @@ bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b) {
   return std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.numel() * ca.element_size()) == 0;
 }
 
+IntraOpThreads::IntraOpThreads(int threads) : previous_(at::get_num_threads()) { at::set_num_threads(threads); }
+
+IntraOpThreads::~IntraOpThreads() { at::set_num_threads(previous_); }
+
 }  // namespace encore::testing

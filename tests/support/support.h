@@ -11,7 +11,7 @@
 
 #include <torch/types.h>
 
-#include "encore/core/optim.h"
+#include "encore/core/train_section.h"
 
 /// Asserts that `statement` throws `exception_type` whose what() contains `substring`.
 #define EXPECT_THROW_WITH(statement, exception_type, substring)                                       \
@@ -65,6 +65,18 @@ core::OptimizerRegistry builtin_optimizers();
 
 /// Width and height of a PNG file as decoded (0, 0 when it does not decode).
 std::pair<int, int> png_size(const std::filesystem::path& file);
+
+/// Sets LibTorch's intra-op thread count for a test and restores it after.
+class IntraOpThreads {
+ public:
+  explicit IntraOpThreads(int threads);
+  ~IntraOpThreads();
+  IntraOpThreads(const IntraOpThreads&) = delete;
+  IntraOpThreads& operator=(const IntraOpThreads&) = delete;
+
+ private:
+  int previous_;
+};
 
 /// Bitwise equality of two tensors (dtype, shape and bytes).
 bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b);

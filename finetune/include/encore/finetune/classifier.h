@@ -52,6 +52,9 @@ class ClassifierImpl : public torch::nn::Module {
   torch::Tensor features(const torch::Tensor& x);
   /// Head scores [B, K].
   torch::Tensor forward(const torch::Tensor& x);
+  /// Per-class probabilities [B, K] and predictions [B] (class index, -1 where the head abstains)
+  /// of a batch of model inputs, both on the CPU. Call in eval mode without gradients.
+  std::pair<torch::Tensor, torch::Tensor> classify(const torch::Tensor& x);
 
   const std::vector<Block>& blocks() const { return blocks_; }
   std::vector<std::string> block_names() const;

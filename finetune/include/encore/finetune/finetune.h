@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "encore/core/config.h"
+#include "encore/core/stage.h"
+#include "encore/core/train_section.h"
 #include "encore/core/trainer.h"
 #include "encore/finetune/classifier.h"
 #include "encore/finetune/heads.h"
@@ -42,7 +44,7 @@ struct FinetuneConfig {
 };
 
 FinetuneConfig parse_finetune_config(core::JsonReader reader, const core::OptimizerRegistry& optimizers, const HeadRegistry& heads);
-core::Json to_json(const FinetuneConfig& config);
+core::Json to_json(const FinetuneConfig& config, const core::OptimizerRegistry& optimizers);
 
 /// The classifier a config describes, around an autoencoder.
 Classifier build_classifier(const FinetuneConfig& config, std::shared_ptr<models::AutoencoderModel> autoencoder, const HeadRegistry& heads,
@@ -91,6 +93,6 @@ class GradualUnfreezing : public core::Callback {
 /// Runs every phase on labelled `train` data, validated on `validation`. Returns each phase's last
 /// metrics keyed by stage name ("finetune/<phase>").
 std::map<std::string, core::Metrics> finetune(Classifier& classifier, const FinetuneConfig& config, const core::BatchSource& train,
-                                              const core::BatchSource& validation, const models::StageContext& context);
+                                              const core::BatchSource& validation, const core::StageContext& context);
 
 }  // namespace encore::finetune

@@ -8,6 +8,8 @@
 
 #include "encore/core/config.h"
 #include "encore/core/dataset.h"
+#include "encore/core/stage.h"
+#include "encore/core/train_section.h"
 #include "encore/core/trainer.h"
 #include "encore/models/autoencoder.h"
 #include "encore/models/model.h"
@@ -38,7 +40,7 @@ struct PretrainConfig {
 };
 
 PretrainConfig parse_pretrain_config(core::JsonReader reader, const core::OptimizerRegistry& optimizers);
-core::Json to_json(const PretrainConfig& config);
+core::Json to_json(const PretrainConfig& config, const core::OptimizerRegistry& optimizers);
 
 /// Checks the config against the model it will train: greedy modes need greedy layers, and per-layer
 /// settings must match their number. Throws ConfigError at /pretrain/...
@@ -81,25 +83,13 @@ using Encoder = std::function<torch::Tensor(const torch::Tensor&)>;
 /// labels, computed without gradients in batches on `device`.
 core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& source, torch::Device device = torch::kCPU);
 
-/// What a training stage (pretraining or fine-tuning) needs from its caller: optimizers, device,
-/// seed, and a hook that attaches callbacks (metrics, progress, checkpoints) to each stage's Trainer.
-struct StageContext {
-  const core::OptimizerRegistry* optimizers = nullptr;
-  torch::Device device = torch::kCPU;
-  std::uint64_t seed = 1;
-  std::function<void(core::Trainer&)> attach_callbacks;
-  /// Set when resuming an interrupted run: which stages to skip, restore or continue.
-  std::shared_ptr<core::ResumePlan> resume;
-};
-
-/// The resume step for a stage (kRun when not resuming); restores the checkpoint's weights into
-/// `module` when the stage is the checkpoint's.
-core::ResumePlan::Step resume_step(const StageContext& context, const std::string& stage, torch::nn::Module& module);
+/// Names of the stages pretrain() runs for this config and model, in order.
+std::vector<std::string> pretrain_stage_names(const PretrainConfig& config, AutoencoderModel& model);
 
 /// Runs every configured stage on `train` (validated on `validation`). Returns each stage's final
 /// metrics, keyed by stage name ("pretrain/layer0", ..., "pretrain/end_to_end").
 std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
                                               const core::BatchSource& train, const core::BatchSource& validation,
-                                              const StageContext& context);
+                                              const core::StageContext& context);
 
 }  // namespace encore::models

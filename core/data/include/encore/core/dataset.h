@@ -1,0 +1,128 @@
+#pragma once
+/// In-memory datasets, scaling, seeded stratified splits and a deterministic batch order.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "encore/core/idx.h"
+
+namespace encore::core {
+
+/// A whole dataset held as one contiguous tensor. Images stay `uint8` until a batch is cut.
+struct Dataset {
+  /// [N, ...example_shape], uint8 (images) or float32 (CSV).
+  torch::Tensor features;
+  /// [N] int64 class indices in [0, class_names.size()).
+  torch::Tensor labels;
+  /// Display name of each class index.
+  std::vector<std::string> class_names;
+
+  std::int64_t size() const { return features.size(0); }
+  /// Number of features once an example is flattened.
+  std::int64_t feature_dim() const;
+  /// Shape of one example, e.g. {28, 28}.
+  std::vector<std::int64_t> example_shape() const;
+  std::int64_t num_classes() const { return static_cast<std::int64_t>(class_names.size()); }
+};
+
+/// Builds a dataset from IDX image and label files (validated to agree in count and label range).
+Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits = {});
+
+/// Builds a dataset from a CSV file. Labels that are all integers keep their numeric order; other
+/// labels are sorted as text. `class_names`, when given, fixes the mapping (a test set must use the
+/// training set's); a label outside it is an error naming the row.
+Dataset load_csv_dataset(const std::string& file, const std::string& label_column,
+                         const std::vector<std::string>& class_names = {});
+
+/// How raw features become model inputs.
+enum class Scaling {
+  kNone,
+  /// To [0, 1]: uint8 divided by 255; float features by per-feature min and max.
+  kUnit,
+  /// Per-feature zero mean, unit variance.
+  kStandardize,
+};
+
+Scaling parse_scaling(const std::string& name);
+std::string scaling_name(Scaling scaling);
+
+/// An affine per-feature map fitted on training examples only: `(x - offset) * multiplier`.
+class Scaler {
+ public:
+  Scaler() = default;
+  /// Fits on the rows `indices` of `data`.
+  static Scaler fit(Scaling scaling, const Dataset& data, const torch::Tensor& indices);
+  /// A scaler saved earlier (offset and multiplier of one row's features).
+  static Scaler from_tensors(torch::Tensor offset, torch::Tensor multiplier);
+
+  /// Converts raw feature rows [B, ...] to float32 [B, D] model inputs.
+  torch::Tensor apply(const torch::Tensor& raw) const;
+  /// apply(features.index_select(0, rows)) in one pass, without the intermediate copies.
+  torch::Tensor gather(const torch::Tensor& features, const torch::Tensor& rows) const;
+
+  const torch::Tensor& offset() const { return offset_; }
+  const torch::Tensor& multiplier() const { return multiplier_; }
+
+ private:
+  Scaler(torch::Tensor offset, torch::Tensor multiplier) : offset_(std::move(offset)), multiplier_(std::move(multiplier)) {}
+  torch::Tensor offset_;
+  torch::Tensor multiplier_;
+};
+
+/// Two disjoint sets of row indices (sorted).
+struct IndexSplit {
+  torch::Tensor first;
+  torch::Tensor second;
+};
+
+/// Splits `indices` so that each class puts round(fraction * count) examples into `second`
+/// (validation), seeded.
+IndexSplit stratified_split(const torch::Tensor& labels, const torch::Tensor& indices, double fraction, std::uint64_t seed);
+
+/// Takes `per_class` examples of each class into `first` (labelled) and the rest into `second`,
+/// seeded. A class with fewer examples is an error naming it.
+IndexSplit stratified_subset(const torch::Tensor& labels, const torch::Tensor& indices, std::int64_t per_class,
+                             const std::vector<std::string>& class_names, std::uint64_t seed);
+
+/// One batch of model inputs.
+struct Batch {
+  /// [B, D] float32 model inputs.
+  torch::Tensor inputs;
+  /// [B] int64 class indices.
+  torch::Tensor labels;
+  std::int64_t size() const { return inputs.size(0); }
+};
+
+/// Rows of a dataset seen through a scaler, cut into batches in an order that is a pure function of
+/// (seed, epoch, position): a run resumed mid-epoch replays the same batches.
+class BatchSource {
+ public:
+  BatchSource(const Dataset& data, torch::Tensor indices, Scaler scaler, std::int64_t batch_size, bool shuffle,
+              std::uint64_t seed);
+
+  std::int64_t size() const { return indices_.size(0); }
+  std::int64_t batch_size() const { return batch_size_; }
+  std::int64_t batches_per_epoch() const { return (size() + batch_size_ - 1) / batch_size_; }
+  /// The row order of an epoch: a seeded permutation when shuffling, else the index order.
+  torch::Tensor epoch_order(std::int64_t epoch) const;
+  /// Batch `position` of an epoch whose order is `order`.
+  Batch batch(const torch::Tensor& order, std::int64_t position) const;
+  /// The given rows of the dataset as one batch.
+  Batch rows(const torch::Tensor& row_indices) const;
+  const Dataset& data() const { return *data_; }
+  const torch::Tensor& indices() const { return indices_; }
+  const Scaler& scaler() const { return scaler_; }
+
+ private:
+  const Dataset* data_;
+  torch::Tensor indices_;
+  Scaler scaler_;
+  std::int64_t batch_size_;
+  bool shuffle_;
+  std::uint64_t seed_;
+};
+
+}  // namespace encore::core

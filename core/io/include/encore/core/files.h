@@ -1,0 +1,25 @@
+#pragma once
+/// File-system helpers: whole-file writes that never leave a half-written file behind.
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace encore::core {
+
+/// Writes a file by calling `write(temporary_path)`, then flushing it to disk and renaming it over
+/// `path`, so readers see the old file or the complete new one, never a partial one.
+void write_file_atomically(const std::filesystem::path& path,
+                           const std::function<void(const std::filesystem::path&)>& write);
+
+/// Writes text atomically.
+void write_text_atomically(const std::filesystem::path& path, const std::string& text);
+
+/// Creates the run directory: it may not exist yet, or exist empty. A non-empty directory is refused
+/// so that one run never overwrites another.
+void create_run_directory(const std::filesystem::path& dir);
+
+/// `runs/<name>/<UTC timestamp>` below `root`.
+std::filesystem::path default_run_directory(const std::filesystem::path& root, const std::string& name);
+
+}  // namespace encore::core

@@ -1,0 +1,78 @@
+#include "encore/core/data_section.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+
+namespace encore::core {
+
+namespace {
+
+std::string existing_file(JsonReader& r, const std::string& key, bool required) {
+  const std::string file = required ? r.get<std::string>(key) : r.get<std::string>(key, "");
+  if (!file.empty() && !std::filesystem::is_regular_file(file)) r.fail(key, "file \"" + file + "\" does not exist");
+  return file;
+}
+
+std::vector<std::int64_t> to_vector(const torch::Tensor& t) {
+  return std::vector<std::int64_t>(t.data_ptr<std::int64_t>(), t.data_ptr<std::int64_t>() + t.numel());
+}
+
+}  // namespace
+
+DataConfig parse_data_config(JsonReader r) {
+  DataConfig c;
+  c.format = r.choice("format", {"idx", "csv"});
+  if (c.format == "idx") {
+    c.train_images = existing_file(r, "train_images", true);
+    c.train_labels = existing_file(r, "train_labels", true);
+    c.test_images = existing_file(r, "test_images", false);
+    c.test_labels = existing_file(r, "test_labels", !c.test_images.empty());
+    c.max_decompressed_mib = r.get<std::int64_t>("max_decompressed_mib", c.max_decompressed_mib, at_least(std::int64_t{1}));
+  } else {
+    c.train_csv = existing_file(r, "train_csv", true);
+    c.test_csv = existing_file(r, "test_csv", false);
+    c.label_column = r.get<std::string>("label_column", c.label_column);
+  }
+  c.scaling = parse_scaling(r.choice("scaling", {"none", "unit", "standardize"}, scaling_name(c.scaling)));
+  c.validation_fraction = r.get<double>("validation_fraction", c.validation_fraction, in_unit_interval_open_right());
+  c.labelled_per_class = r.get<std::optional<std::int64_t>>("labelled_per_class", std::nullopt);
+  if (c.labelled_per_class && *c.labelled_per_class < 1) r.fail("labelled_per_class", "must be >= 1, got " + std::to_string(*c.labelled_per_class));
+  c.limit_train = r.get<std::optional<std::int64_t>>("limit_train", std::nullopt);
+  if (c.limit_train && *c.limit_train < 2) r.fail("limit_train", "must be >= 2, got " + std::to_string(*c.limit_train));
+  c.limit_test = r.get<std::optional<std::int64_t>>("limit_test", std::nullopt);
+  if (c.limit_test && *c.limit_test < 1) r.fail("limit_test", "must be >= 1, got " + std::to_string(*c.limit_test));
+  r.finish();
+  return c;
+}
+
+Json to_json(const DataConfig& c) {
+  Json out{{"format", c.format}};
+  if (c.format == "idx") {
+    out["train_images"] = c.train_images;
+    out["train_labels"] = c.train_labels;
+    out["test_images"] = c.test_images;
+    out["test_labels"] = c.test_labels;
+    out["max_decompressed_mib"] = c.max_decompressed_mib;
+  } else {
+    out["train_csv"] = c.train_csv;
+    out["test_csv"] = c.test_csv;
+    out["label_column"] = c.label_column;
+  }
+  out["scaling"] = scaling_name(c.scaling);
+  out["validation_fraction"] = c.validation_fraction;
+  out["labelled_per_class"] = c.labelled_per_class ? Json(*c.labelled_per_class) : Json(nullptr);
+  out["limit_train"] = c.limit_train ? Json(*c.limit_train) : Json(nullptr);
+  out["limit_test"] = c.limit_test ? Json(*c.limit_test) : Json(nullptr);
+  return out;
+}
+
+Json to_json(const DataSplit& s, std::uint64_t seed) {
+  return Json{{"seed", seed},
+              {"sizes", {{"validation", s.validation.size(0)}, {"labelled", s.labelled.size(0)}, {"unlabelled", s.unlabelled.size(0)}}},
+              {"validation", to_vector(s.validation)},
+              {"labelled", to_vector(s.labelled)},
+              {"unlabelled", to_vector(s.unlabelled)}};
+}
+
+}  // namespace encore::core

@@ -1,0 +1,102 @@
+#pragma once
+/// Built-in callbacks, one concern each: early stopping, metrics.jsonl, progress, checkpoints.
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "encore/core/trainer.h"
+
+namespace encore::core {
+
+/// Stops when the monitored metric has not improved for `patience` epochs; optionally restores the
+/// best epoch's weights at the end.
+class EarlyStopping : public Callback {
+ public:
+  explicit EarlyStopping(EarlyStoppingConfig config);
+
+  /// Feeds one epoch's value; true when training should stop.
+  bool update(double value);
+
+  void on_fit_start(Trainer& trainer) override;
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  void on_fit_end(Trainer& trainer) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+  std::string state_key() const override { return "early_stopping"; }
+
+  /// The epoch (1-based) the best value was seen in.
+  std::int64_t best_epoch() const { return best_epoch_; }
+
+ private:
+  EarlyStoppingConfig config_;
+  double best_;
+  std::int64_t best_epoch_ = 0;
+  std::int64_t epochs_since_best_ = 0;
+  bool improved_ = false;
+  std::vector<torch::Tensor> best_weights_;
+};
+
+/// Appends one JSON object per epoch to metrics.jsonl (rank 0 of a data-parallel run: every rank
+/// holds the same metrics): stage, epoch, step and the metrics. Its
+/// checkpointed state is the number of lines written, so a resumed run first cuts off the lines
+/// written after its checkpoint.
+class MetricsWriter : public Callback {
+ public:
+  explicit MetricsWriter(std::filesystem::path file);
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  void load(torch::serialize::InputArchive& archive) override;
+  std::string state_key() const override { return "metrics"; }
+
+ private:
+  void write(const Json& record);
+  std::filesystem::path file_;
+  std::int64_t records_ = 0;
+};
+
+/// Human progress on a stream (stderr): a redrawn bar with epoch, loss, samples/s and ETA on a
+/// terminal, one line per epoch otherwise.
+class ProgressReporter : public Callback {
+ public:
+  ProgressReporter(std::ostream& out, bool interactive);
+  void on_fit_start(Trainer& trainer) override;
+  void on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) override;
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+
+ private:
+  std::ostream& out_;
+  bool interactive_;
+  std::chrono::steady_clock::time_point epoch_start_;
+  std::chrono::steady_clock::time_point last_draw_;
+  std::int64_t batches_done_ = 0;
+  std::int64_t samples_done_ = 0;
+  double loss_sum_ = 0;
+};
+
+/// Saves checkpoints into a directory as latest.pt, keeping the one before as previous.pt: after
+/// every epoch, every `every_steps` optimizer steps when > 0 (mid-epoch), and when fit() ends.
+class CheckpointSaver : public Callback {
+ public:
+  explicit CheckpointSaver(std::filesystem::path directory, std::int64_t every_steps = 0);
+  void on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) override;
+  void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  void on_fit_end(Trainer& trainer) override;
+
+  static constexpr const char* kLatest = "latest.pt";
+  static constexpr const char* kPrevious = "previous.pt";
+
+ private:
+  void save(Trainer& trainer);
+  std::filesystem::path directory_;
+  std::int64_t every_steps_;
+};
+
+/// Whether a stream descriptor is a terminal (for choosing the progress style).
+bool is_terminal(int file_descriptor);
+
+}  // namespace encore::core

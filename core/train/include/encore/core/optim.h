@@ -1,0 +1,73 @@
+#pragma once
+/// Optimizers built from typed options (SGD with momentum/Nesterov, Adam, AdamW) and learning-rate
+/// schedules (constant, step, cosine) as pure functions of the epoch. train_section.h reads both
+/// from a config; C++ code fills them directly.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/optim/optimizer.h>
+
+namespace encore::core {
+
+/// An optimizer's options, typed: parsed once from a config by the optimizer registry
+/// (train_section.h) or set in C++, they build the optimizer. A user's own optimizer derives its
+/// options from this class and registers a factory for them; the Trainer needs nothing else.
+class OptimizerOptions {
+ public:
+  virtual ~OptimizerOptions() = default;
+  /// The name the optimizer is registered under ("adam").
+  virtual std::string type() const = 0;
+  /// The optimizer over `parameters` (which may be empty: groups can be added afterwards).
+  virtual std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::Tensor> parameters) const = 0;
+};
+
+/// Stochastic gradient descent with momentum and optional Nesterov momentum.
+struct SgdOptions : OptimizerOptions {
+  double lr = 0.01;
+  double momentum = 0.9;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+
+  std::string type() const override { return "sgd"; }
+  std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::Tensor> parameters) const override;
+};
+
+/// Adam with an L2 penalty added to the gradient when weight_decay > 0, as encore's fused update
+/// (fused_adam.h).
+struct AdamOptions : OptimizerOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool amsgrad = false;
+
+  std::string type() const override { return "adam"; }
+  std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::Tensor> parameters) const override;
+};
+
+/// AdamW: Adam with decoupled weight decay (0.01 unless set).
+struct AdamWOptions : AdamOptions {
+  AdamWOptions() { weight_decay = 0.01; }
+  std::string type() const override { return "adamw"; }
+  std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::Tensor> parameters) const override;
+};
+
+/// A learning-rate schedule over epochs.
+struct ScheduleConfig {
+  /// "constant", "step" (multiply by gamma every step_epochs) or "cosine" (to min_lr at the last epoch).
+  std::string type = "constant";
+  int step_epochs = 10;
+  double gamma = 0.1;
+  double min_lr = 0.0;
+  /// Linear warm-up from lr/warmup_epochs over the first epochs.
+  int warmup_epochs = 0;
+};
+
+/// The learning rate for an epoch (0-based) of `total_epochs`, from the base rate.
+double scheduled_lr(const ScheduleConfig& schedule, double base_lr, int epoch, int total_epochs);
+
+}  // namespace encore::core

@@ -1,0 +1,216 @@
+#pragma once
+/// The training loop. The Trainer owns the loop (modes, no-grad validation, device moves, zero-grad /
+/// backward / clip / step, the non-finite check); a TrainTask says what one step means; Callbacks
+/// observe and may request a stop. They talk through a flat metrics map ("train/loss").
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+#include <torch/serialize/archive.h>
+
+#include "encore/core/dataset.h"
+#include "encore/core/distributed.h"
+#include "encore/core/json.h"
+#include "encore/core/optim.h"
+
+namespace encore::core {
+
+/// Flat metrics of one epoch, e.g. {"train/loss": 0.02, "val/loss": 0.03, "lr": 0.001}.
+using Metrics = std::map<std::string, double>;
+
+/// Example-weighted sums of per-batch values, averaged at the end of an epoch.
+class MetricSums {
+ public:
+  /// Adds `value` measured over `weight` examples.
+  void add(const std::string& name, double value, double weight);
+  /// Averages, each name prefixed (e.g. "train/").
+  Metrics averages(const std::string& prefix) const;
+  /// The sums as {"name": [sum, weight]} (checkpoints carry a part-done epoch's sums).
+  Json to_json() const;
+  static MetricSums from_json(const Json& json);
+  /// Adds another set of sums (another rank's) to these.
+  void merge(const MetricSums& other);
+
+ private:
+  std::map<std::string, std::pair<double, double>> sums_;
+};
+
+/// Parameters trained at `lr_scale` times the optimizer's learning rate.
+struct ParameterGroup {
+  std::vector<torch::Tensor> parameters;
+  double lr_scale = 1.0;
+};
+
+/// What one training step means: the loss of a batch.
+class TrainTask {
+ public:
+  virtual ~TrainTask() = default;
+  /// The module being trained: put in train/eval mode by the Trainer and saved in checkpoints.
+  virtual torch::nn::Module& module() = 0;
+  /// Parameters the optimizer updates; by default those of module() that require gradients.
+  virtual std::vector<torch::Tensor> trainable_parameters();
+  /// The trainable parameters in groups with their own learning-rate scale; by default one group.
+  virtual std::vector<ParameterGroup> parameter_groups() { return {{trainable_parameters(), 1.0}}; }
+  /// Loss of a training batch, with its graph. Extra per-batch values go into `metrics` (averaged
+  /// per epoch and reported as "train/<name>").
+  virtual torch::Tensor training_loss(const Batch& batch, MetricSums& metrics) = 0;
+  /// Loss of a validation batch, run in eval mode without gradients; by default training_loss.
+  virtual torch::Tensor validation_loss(const Batch& batch, MetricSums& metrics) { return training_loss(batch, metrics); }
+  /// Called by the Trainer after switching module() to train mode, so a task can keep parts of it
+  /// (frozen blocks) in eval mode.
+  virtual void after_train_mode() {}
+};
+
+/// Early stopping on a monitored metric.
+struct EarlyStoppingConfig {
+  std::string monitor = "val/loss";
+  /// "min" or "max".
+  std::string mode = "min";
+  int patience = 5;
+  /// Improvements smaller than this do not count.
+  double min_delta = 0.0;
+  /// Put back the weights of the best epoch when training ends.
+  bool restore_best = true;
+};
+
+/// How one stage trains.
+struct TrainConfig {
+  int epochs = 10;
+  std::int64_t batch_size = 128;
+  std::shared_ptr<const OptimizerOptions> optimizer = std::make_shared<AdamOptions>();
+  ScheduleConfig schedule;
+  /// Clip the global gradient norm to this value; 0 turns clipping off.
+  double grad_clip_norm = 0.0;
+  std::optional<EarlyStoppingConfig> early_stopping;
+};
+
+/// The loop's position: restored from checkpoints.
+struct TrainerState {
+  /// Name of the stage in metrics and messages, e.g. "pretrain/layer0".
+  std::string stage;
+  /// Epochs completed.
+  std::int64_t epoch = 0;
+  /// Optimizer steps taken.
+  std::int64_t step = 0;
+  /// Next batch within the current epoch (non-zero only mid-epoch).
+  std::int64_t position = 0;
+  /// fit() has run to its end (epochs done or stopped early).
+  bool finished = false;
+};
+
+/// What happens when a training step meets a non-finite loss or gradient.
+enum class NonFinitePolicy {
+  /// Stop with NonFiniteError naming the step and the first non-finite tensor.
+  kError,
+  /// Leave the weights as they are, count the step in "train/skipped_steps" (a fraction of steps),
+  /// and go on. Costs one pass over the gradients per step.
+  kSkipStep,
+};
+
+class Trainer;
+class Checkpoint;
+
+/// Observes training; may request a stop. One concern per callback.
+class Callback {
+ public:
+  virtual ~Callback() = default;
+  virtual void on_fit_start(Trainer& /*trainer*/) {}
+  /// After each optimizer step, with the batch loss and the batch size.
+  virtual void on_batch_end(Trainer& /*trainer*/, double /*loss*/, std::int64_t /*batch_size*/) {}
+  /// After each epoch with its metrics (validation included).
+  virtual void on_epoch_end(Trainer& /*trainer*/, const Metrics& /*metrics*/) {}
+  virtual void on_fit_end(Trainer& /*trainer*/) {}
+  /// State carried in checkpoints so a resumed run behaves as an uninterrupted one.
+  virtual void save(torch::serialize::OutputArchive& /*archive*/) const {}
+  virtual void load(torch::serialize::InputArchive& /*archive*/) {}
+  /// Key of this callback's state in checkpoints; empty for stateless callbacks.
+  virtual std::string state_key() const { return ""; }
+};
+
+class Trainer {
+ public:
+  /// Builds a fresh optimizer (config.optimizer) over the task's parameter groups (trainable
+  /// parameters only).
+  Trainer(TrainTask& task, TrainConfig config, std::string stage, torch::Device device = torch::kCPU);
+
+  void add_callback(std::shared_ptr<Callback> callback);
+
+  /// Adds parameters to the optimizer mid-training (gradual unfreezing), at `lr_scale` times the
+  /// base learning rate; the schedule applies to them from the next epoch.
+  void add_parameter_group(std::vector<torch::Tensor> parameters, double lr_scale);
+
+  /// Trains from the current state to `config.epochs` or until a stop request. Returns the last
+  /// epoch's metrics. Throws NonFiniteError on a non-finite loss.
+  ///
+  /// In a data-parallel run (process_group() set when the Trainer is built) every rank calls this
+  /// alike: each trains on its contiguous share of every batch (`batch_size` is the global batch),
+  /// c10d's Reducer averages the gradients (weighted so that they are the global batch's mean
+  /// gradient), metrics are summed across ranks, and only rank 0 writes checkpoints.
+  Metrics fit(const BatchSource& train, const BatchSource* validation);
+
+  /// Evaluates the task's validation loss on a source (eval mode, no gradients); each rank of a
+  /// data-parallel run takes its share of every batch, and the metrics are summed across ranks.
+  Metrics evaluate(const BatchSource& source, const std::string& prefix);
+
+  void set_non_finite_policy(NonFinitePolicy policy) { on_non_finite_ = policy; }
+
+  /// Writes model, optimizer, trainer state (mid-epoch included), RNG state and callback states to
+  /// a sealed file (sealed_file.h), atomically. Refuses (NonFiniteError) when a parameter is
+  /// non-finite: no checkpoint holds a non-finite weight. In a data-parallel run every rank calls it:
+  /// rank 0 writes, with every rank's generator state and the epoch's metric sums of all ranks.
+  void save_checkpoint(const std::string& file);
+  /// Restores everything save_checkpoint wrote; a checkpoint of another stage, or written by a run
+  /// of another number of processes, is a DataError naming it.
+  void load_checkpoint(const Checkpoint& checkpoint);
+  /// load_checkpoint of Checkpoint(file): a damaged file is a DataError naming it.
+  void load_checkpoint(const std::string& file);
+
+  void request_stop(std::string reason);
+  bool stop_requested() const { return stop_requested_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+
+  const TrainerState& state() const { return state_; }
+  const TrainConfig& config() const { return config_; }
+  TrainTask& task() { return task_; }
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+  /// Number of batches in an epoch of the source being fitted.
+  std::int64_t batches_per_epoch() const { return batches_per_epoch_; }
+
+ private:
+  void train_epoch(const BatchSource& train);
+  void set_train_mode();
+  std::string describe_non_finite(const Batch& batch, double loss);
+  std::string first_non_finite_gradient();
+  /// The sums of every rank added up (the sums themselves when running alone).
+  MetricSums across_ranks(const MetricSums& sums) const;
+  /// loss.backward(); in a data-parallel run a failure (of the all-reduce) names the lost ranks.
+  void backward_across_ranks(const torch::Tensor& loss);
+
+  TrainTask& task_;
+  TrainConfig config_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  /// Learning rate of each optimizer group before the schedule.
+  std::vector<double> base_lrs_;
+  torch::Device device_;
+  std::vector<torch::Tensor> parameters_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+  TrainerState state_;
+  /// Sums of the epoch in progress.
+  MetricSums epoch_sums_;
+  NonFinitePolicy on_non_finite_ = NonFinitePolicy::kError;
+  std::int64_t batches_per_epoch_ = 0;
+  bool stop_requested_ = false;
+  std::string stop_reason_;
+  std::shared_ptr<ProcessGroup> group_;
+  std::unique_ptr<GradientAverager> averager_;
+};
+
+}  // namespace encore::core

@@ -1,0 +1,50 @@
+#pragma once
+/// A run directory: the names of the files a run leaves, who writes them (rank 0 of a data-parallel
+/// run: on the other ranks every write does nothing), and how (atomically, so a reader sees the old
+/// file or the whole new one).
+
+#include <filesystem>
+#include <string>
+
+#include "encore/core/json.h"
+
+namespace encore::finetune {
+
+class RunDirectory {
+ public:
+  static constexpr const char* kConfig = "config.json";
+  static constexpr const char* kSplit = "split.json";
+  static constexpr const char* kMetrics = "metrics.jsonl";
+  static constexpr const char* kCheckpoints = "checkpoints";
+  static constexpr const char* kPretrained = "pretrained.pt";
+  static constexpr const char* kLoadReport = "load_report.json";
+  static constexpr const char* kModel = "model.pt";
+  static constexpr const char* kSummary = "summary.json";
+  static constexpr const char* kReconstructions = "reconstructions.png";
+  static constexpr const char* kFilters = "filters.png";
+  static constexpr const char* kConfusion = "confusion.png";
+
+  /// `writes`: this process writes the files (is_main_process()).
+  RunDirectory(std::filesystem::path path, bool writes);
+
+  const std::filesystem::path& path() const { return path_; }
+  bool writes() const { return writes_; }
+  /// The path of one of the files above.
+  std::filesystem::path file(const char* name) const { return path_ / name; }
+
+  /// Creates the directory for a new run: it may not exist yet, or exist empty (a non-empty one is
+  /// refused, so one run never overwrites another).
+  void create() const;
+  /// Writes JSON text (indented by `indent`, compact when negative) and a newline.
+  void write_json(const char* name, const core::Json& json, int indent = 2) const;
+  /// Writes bytes someone else serialised (a LibTorch archive).
+  void write_bytes(const char* name, const std::string& bytes) const;
+  /// Removes a file a restarted run writes again; nothing when it does not exist.
+  void remove(const char* name) const;
+
+ private:
+  std::filesystem::path path_;
+  bool writes_;
+};
+
+}  // namespace encore::finetune

@@ -1,0 +1,60 @@
+#include "encore/finetune/experiment_config.h"
+
+#include "encore/core/data_section.h"
+#include "encore/core/runtime_section.h"
+
+namespace encore::finetune {
+
+ExperimentConfig parse_experiment(const core::Json& json, const Components& components) {
+  core::JsonReader r(json);
+  ExperimentConfig c;
+  c.name = r.get<std::string>("name", c.name);
+  if (c.name.empty() || c.name.find('/') != std::string::npos || c.name == "." || c.name == "..") {
+    r.fail("name", "must be a non-empty name without '/', got " + core::describe_value(json["name"]));
+  }
+  c.runtime = core::parse_runtime(r);
+  c.data = core::parse_data_config(r.object("data"));
+  c.model = models::parse_model_config(r.object("model"), components.models);
+  const core::Json empty = core::Json::object();
+  c.pretrain = models::parse_pretrain_config(r.has("pretrain") ? r.object("pretrain") : core::JsonReader(empty, "/pretrain"),
+                                             components.optimizers);
+  if (auto f = r.optional_object("finetune")) c.finetune = parse_finetune_config(*f, components.optimizers, components.heads);
+  r.finish();
+  return c;
+}
+
+core::Json to_json(const ExperimentConfig& c, const Components& components) {
+  core::Json out{{"name", c.name}};
+  core::add_runtime_json(out, c.runtime);
+  out["data"] = core::to_json(c.data);
+  out["model"] = c.model.options;
+  out["pretrain"] = models::to_json(c.pretrain, components.optimizers);
+  out["finetune"] = c.finetune ? to_json(*c.finetune, components.optimizers) : core::Json(nullptr);
+  return out;
+}
+
+ExperimentConfig load_experiment(const std::string& file, const std::vector<std::string>& overrides, const Components& components) {
+  const core::Json raw = core::load_json_file(file);
+  ExperimentConfig config = parse_experiment(raw, components);
+  if (overrides.empty()) return config;
+  // Overrides address the resolved config, where every setting exists with its default.
+  core::Json resolved = to_json(config, components);
+  for (const auto& assignment : overrides) core::apply_override(resolved, assignment);
+  return parse_experiment(resolved, components);
+}
+
+std::vector<std::string> config_differences(const core::Json& before, const core::Json& after) {
+  const auto flat_before = before.flatten();
+  const auto flat_after = after.flatten();
+  std::vector<std::string> out;
+  for (const auto& [key, value] : flat_before.items()) {
+    if (!flat_after.contains(key) || flat_after.at(key) != value) out.push_back(key);
+  }
+  for (const auto& [key, value] : flat_after.items()) {
+    if (!flat_before.contains(key)) out.push_back(key);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace encore::finetune
