@@ -1,7 +1,7 @@
 #include "cli.h"
 
-#include <CLI/CLI.hpp>
 #include <torch/version.h>
+#include <CLI/CLI.hpp>
 
 #include <exception>
 #include <functional>
@@ -32,18 +32,18 @@ void add_resume_and_parallel_options(CLI::App& command, RunArgs& run_args) {
   command.add_flag("--allow-config-change", run_args.allow_config_change, "resume even though the config differs from the run's");
   command.add_option("--nproc", run_args.nproc, "data parallel: start this many worker processes on this machine")
       ->check(CLI::Range(1, 256));
-  command.add_option("--master-addr", run_args.master_addr,
-                      "with --nproc: the workers meet at a TCPStore on this address (default: a local file store, no port opened)")
+  command
+      .add_option("--master-addr", run_args.master_addr,
+                  "with --nproc: the workers meet at a TCPStore on this address (default: a local file store, no port opened)")
       ->needs("--nproc");
   command.add_option("--master-port", run_args.master_port, "with --master-addr: the store's port (default 29500)")
       ->check(CLI::Range(1, 65535))
       ->needs("--master-addr");
-  command.add_option_function<double>(
-             "--dist-timeout",
-             [&run_args](double seconds) {
-               run_args.dist_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
-             },
-             "data parallel: seconds a rank waits for another before failing (default 300)")
+  command
+      .add_option_function<double>(
+          "--dist-timeout",
+          [&run_args](double seconds) { run_args.dist_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000)); },
+          "data parallel: seconds a rank waits for another before failing (default 300)")
       ->check(CLI::Range(0.1, 86400.0));
 }
 

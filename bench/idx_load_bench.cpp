@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
     examples = data.size();
   }
   std::sort(seconds.begin(), seconds.end());
-  std::cout << fmt::format("idx_load encore: {} examples in {:.3f} s (median of {}, min {:.3f} s)\n", examples, seconds[kRepeats / 2], kRepeats,
-                           seconds.front());
+  std::cout << fmt::format("idx_load encore: {} examples in {:.3f} s (median of {}, min {:.3f} s)\n", examples, seconds[kRepeats / 2],
+                           kRepeats, seconds.front());
   return 0;
 }

@@ -208,8 +208,14 @@ int main(int argc, char** argv) {
   core::configure_threads(0);
   torch::manual_seed(0);
   const std::map<std::string, std::function<Json()>> gemm_cases{
-      {"gemm_denoising_layer", [] { return gemm_json(gemm_rate({784, 1000, 784}, 128)); }},
-      {"gemm_finetune", [] { return gemm_json(gemm_rate({784, 1000, 1000, 1000, 10}, 128)); }},
+      {"gemm_denoising_layer",
+       [] {
+         return gemm_json(gemm_rate({784, 1000, 784}, 128));
+       }},
+      {"gemm_finetune",
+       [] {
+         return gemm_json(gemm_rate({784, 1000, 1000, 1000, 10}, 128));
+       }},
   };
   const std::map<std::string, std::function<Result()>> cases{
       {"denoising_layer", [&] { return denoising_layer(Fixture(samples)); }},

@@ -1,5 +1,5 @@
-#include "encore/finetune/experiment.h"
 #include "commands/commands.h"
+#include "encore/finetune/experiment.h"
 
 namespace encore::apps {
 

@@ -77,7 +77,8 @@ std::vector<std::string> shared_environment(const RunArgs& args, std::string& st
                                "ENCORE_NPROC_WORKER=1"};
   if (args.master_addr.empty()) {
     char pattern[] = "/tmp/encore-store-XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error(fmt::format("cannot create a store directory in /tmp: {}", std::strerror(errno)));
+    if (::mkdtemp(pattern) == nullptr)
+      throw std::runtime_error(fmt::format("cannot create a store directory in /tmp: {}", std::strerror(errno)));
     store_dir = pattern;
     env.push_back("ENCORE_STORE_FILE=" + store_dir + "/store");
   } else {
@@ -133,7 +134,8 @@ int launch_workers(const RunArgs& args, std::ostream& err) {
   struct sigaction action {};
   action.sa_handler = forward_signal;
   ::sigemptyset(&action.sa_mask);
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int {
+  }, old_term{};
   ::sigaction(SIGINT, &action, &old_int);
   ::sigaction(SIGTERM, &action, &old_term);
 

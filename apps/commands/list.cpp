@@ -1,7 +1,7 @@
 #include <fmt/format.h>
 
-#include "encore/finetune/experiment.h"
 #include "commands/commands.h"
+#include "encore/finetune/experiment.h"
 
 namespace encore::apps {
 

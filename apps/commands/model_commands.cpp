@@ -23,7 +23,8 @@ torch::Tensor read_features(const finetune::TrainedModel& model, const std::stri
     auto array = core::read_idx_file(file);
     const std::vector<std::int64_t> shape(array.dims.begin() + (array.dims.size() > model.example_shape.size() ? 1 : 0), array.dims.end());
     if (shape != model.example_shape) {
-      throw core::DataError(fmt::format("{}: examples are {}, the model takes {}", file, fmt::join(shape, "x"), fmt::join(model.example_shape, "x")));
+      throw core::DataError(
+          fmt::format("{}: examples are {}, the model takes {}", file, fmt::join(shape, "x"), fmt::join(model.example_shape, "x")));
     }
     // Reuse the dataset path's conversion with placeholder labels.
     const auto count = array.dims.size() > model.example_shape.size() ? array.dims.front() : 1;
@@ -38,7 +39,8 @@ torch::Tensor read_features(const finetune::TrainedModel& model, const std::stri
   if (static_cast<std::int64_t>(table.feature_names.size()) != features) {
     throw core::DataError(fmt::format("{}: has {} feature columns, the model takes {}", file, table.feature_names.size(), features));
   }
-  return torch::from_blob(const_cast<float*>(table.features.data()), {static_cast<std::int64_t>(table.rows), features}, torch::kFloat32).clone();
+  return torch::from_blob(const_cast<float*>(table.features.data()), {static_cast<std::int64_t>(table.rows), features}, torch::kFloat32)
+      .clone();
 }
 
 }  // namespace
@@ -50,7 +52,8 @@ int evaluate_command(const std::string& run_dir, std::ostream& out, std::ostream
   if (!data_config.has_test()) throw core::ConfigError("/data", "the run's config names no test data to evaluate on");
   const auto data = core::load_data(data_config);
   const auto [scores, predictions] = finetune::predict(model, data.test->features.reshape({data.test->size(), -1}));
-  const auto evaluation = finetune::evaluate_predictions(data.test->labels, predictions, scores, static_cast<std::int64_t>(model.class_names.size()));
+  const auto evaluation =
+      finetune::evaluate_predictions(data.test->labels, predictions, scores, static_cast<std::int64_t>(model.class_names.size()));
   err << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, data.test->size());
   out << core::Json{{"test", evaluation.to_json(model.class_names)}}.dump(2) << '\n';
   return 0;

@@ -2,10 +2,10 @@
 
 #include <cstdlib>
 
+#include "commands/commands.h"
 #include "encore/core/distributed.h"
 #include "encore/core/files.h"
 #include "encore/finetune/experiment.h"
-#include "commands/commands.h"
 
 namespace encore::apps {
 

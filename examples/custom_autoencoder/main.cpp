@@ -68,16 +68,17 @@ int main(int argc, char** argv) {
   }
   encore::core::prepare_process(argv);
   auto components = encore::finetune::builtin_components();
-  components.models.add("dropout_autoencoder", "one tanh layer with dropout on the code (example)",
-                        {[](encore::core::JsonReader& r) {
-                           const auto o = read_options(r, 1);
-                           return encore::core::Json{{"type", "dropout_autoencoder"}, {"code_dim", o.code_dim()}, {"dropout", o.dropout()}};
-                         },
-                         [](const encore::core::Json& resolved, std::int64_t input_dim) -> std::shared_ptr<encore::models::AutoencoderModel> {
-                           encore::core::JsonReader r(resolved);
-                           r.has("type");
-                           return DropoutAutoencoder(read_options(r, input_dim)).ptr();
-                         }});
+  components.models.add(
+      "dropout_autoencoder", "one tanh layer with dropout on the code (example)",
+      {[](encore::core::JsonReader& r) {
+         const auto o = read_options(r, 1);
+         return encore::core::Json{{"type", "dropout_autoencoder"}, {"code_dim", o.code_dim()}, {"dropout", o.dropout()}};
+       },
+       [](const encore::core::Json& resolved, std::int64_t input_dim) -> std::shared_ptr<encore::models::AutoencoderModel> {
+         encore::core::JsonReader r(resolved);
+         r.has("type");
+         return DropoutAutoencoder(read_options(r, input_dim)).ptr();
+       }});
   try {
     const auto config = encore::finetune::load_experiment(argv[1], {}, components);
     encore::finetune::RunOptions options;

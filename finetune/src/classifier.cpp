@@ -21,7 +21,8 @@ ClassifierImpl::ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoenc
     encoder.parameters = autoencoder_->module().parameters();
   } else {
     const int depth = encoder_depth.value_or(static_cast<int>(all_layers.size()));
-    TORCH_CHECK(depth >= 1 && depth <= static_cast<int>(all_layers.size()), "encoder_depth must be in [1, ", all_layers.size(), "], got ", depth);
+    TORCH_CHECK(depth >= 1 && depth <= static_cast<int>(all_layers.size()), "encoder_depth must be in [1, ", all_layers.size(), "], got ",
+                depth);
     layers_.assign(all_layers.begin(), all_layers.begin() + depth);
     for (int k = 0; k < depth; ++k) {
       auto& layer = layers_[static_cast<std::size_t>(k)];

@@ -67,13 +67,15 @@ void check_load(const LoadReport& report, const fs::path& file, bool allow_parti
   if (allow_partial || report.complete()) return;
   if (!report.mismatched.empty()) {
     const auto& m = report.mismatched.front();
-    throw core::DataError(fmt::format("{}: tensor \"{}\" has shape [{}], the model expects [{}] (set /finetune/allow_partial_load to "
-                                      "fine-tune anyway; load_report.json lists every tensor)",
-                                      file.string(), m.name, fmt::join(m.found, ", "), fmt::join(m.expected, ", ")));
+    throw core::DataError(
+        fmt::format("{}: tensor \"{}\" has shape [{}], the model expects [{}] (set /finetune/allow_partial_load to "
+                    "fine-tune anyway; load_report.json lists every tensor)",
+                    file.string(), m.name, fmt::join(m.found, ", "), fmt::join(m.expected, ", ")));
   }
-  throw core::DataError(fmt::format("{}: has no tensor \"{}\" that the model needs ({} missing; set /finetune/allow_partial_load to "
-                                    "fine-tune anyway)",
-                                    file.string(), report.missing.front(), report.missing.size()));
+  throw core::DataError(
+      fmt::format("{}: has no tensor \"{}\" that the model needs ({} missing; set /finetune/allow_partial_load to "
+                  "fine-tune anyway)",
+                  file.string(), report.missing.front(), report.missing.size()));
 }
 
 std::map<std::string, core::Json> last_metrics_by_stage(const fs::path& file) {
@@ -125,7 +127,8 @@ class ExperimentRun {
   // The models are built and checked against the stage settings, and an encoder given from a file
   // is loaded and checked, before anything is written.
   void build_models() {
-    if (options_.pretrained_file && !finetunes_) throw core::ConfigError("/finetune", "fine-tuning from a pretrained file needs a finetune section");
+    if (options_.pretrained_file && !finetunes_)
+      throw core::ConfigError("/finetune", "fine-tuning from a pretrained file needs a finetune section");
     model_ = models::build_model(config_.model, components_.models, data_.train.feature_dim());
     if (pretrains_) models::check_pretrain_fits_model(config_.pretrain, *model_);
     if (finetunes_) {
@@ -208,7 +211,8 @@ class ExperimentRun {
 
  private:
   void find_resume_point() {
-    if (!fs::is_directory(run_.path())) throw std::runtime_error(fmt::format("cannot resume: {} is not a run directory", run_.path().string()));
+    if (!fs::is_directory(run_.path()))
+      throw std::runtime_error(fmt::format("cannot resume: {} is not a run directory", run_.path().string()));
     auto checkpoint = core::newest_valid_checkpoint(run_.file(RunDirectory::kCheckpoints), log_);
     if (!checkpoint) {
       log_ << "no checkpoint to resume from: starting the run again\n";
@@ -230,7 +234,8 @@ class ExperimentRun {
       trainer.set_non_finite_policy(policy);
       if (trainer.config().early_stopping) trainer.add_callback(std::make_shared<core::EarlyStopping>(*trainer.config().early_stopping));
       trainer.add_callback(metrics_writer_);
-      trainer.add_callback(std::make_shared<core::CheckpointSaver>(run_.file(RunDirectory::kCheckpoints), config_.runtime.checkpoint_every_steps));
+      trainer.add_callback(
+          std::make_shared<core::CheckpointSaver>(run_.file(RunDirectory::kCheckpoints), config_.runtime.checkpoint_every_steps));
       trainer.add_callback(progress);
     };
   }

@@ -16,8 +16,8 @@ ExperimentConfig parse_experiment(const core::Json& json, const Components& comp
   c.data = core::parse_data_config(r.object("data"));
   c.model = models::parse_model_config(r.object("model"), components.models);
   const core::Json empty = core::Json::object();
-  c.pretrain = models::parse_pretrain_config(r.has("pretrain") ? r.object("pretrain") : core::JsonReader(empty, "/pretrain"),
-                                             components.optimizers);
+  c.pretrain =
+      models::parse_pretrain_config(r.has("pretrain") ? r.object("pretrain") : core::JsonReader(empty, "/pretrain"), components.optimizers);
   if (auto f = r.optional_object("finetune")) c.finetune = parse_finetune_config(*f, components.optimizers, components.heads);
   r.finish();
   return c;

@@ -24,14 +24,17 @@ PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optim
   }
   p.trainable = r.get<std::vector<std::string>>("trainable", {"encoder", "head"});
   if (p.trainable.empty()) r.fail("trainable", "must name at least one block");
-  p.lr_decay_per_depth = r.get<double>("lr_decay_per_depth", 1.0, core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
+  p.lr_decay_per_depth =
+      r.get<double>("lr_decay_per_depth", 1.0, core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
   p.unfreeze_every_epochs = static_cast<int>(r.get<std::int64_t>("unfreeze_every_epochs", 0, core::at_least(std::int64_t{0})));
   p.train = core::parse_train_config(r, optimizers, kDefaultPhase);
   return p;
 }
 
 core::Json phase_json(const PhaseConfig& p, const core::OptimizerRegistry& optimizers) {
-  core::Json out{{"name", p.name}, {"trainable", p.trainable}, {"lr_decay_per_depth", p.lr_decay_per_depth},
+  core::Json out{{"name", p.name},
+                 {"trainable", p.trainable},
+                 {"lr_decay_per_depth", p.lr_decay_per_depth},
                  {"unfreeze_every_epochs", p.unfreeze_every_epochs}};
   out.update(core::to_json(p.train, optimizers));
   return out;
@@ -66,7 +69,8 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
   std::set<std::string> names;
   for (std::size_t i = 0; i < c.phases.size(); ++i) {
     if (!names.insert(c.phases[i].name).second) {
-      throw core::ConfigError(r.path_of("phases") + "/" + std::to_string(i) + "/name", "phase name \"" + c.phases[i].name + "\" is used twice");
+      throw core::ConfigError(r.path_of("phases") + "/" + std::to_string(i) + "/name",
+                              "phase name \"" + c.phases[i].name + "\" is used twice");
     }
   }
   r.finish();
@@ -76,7 +80,8 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
 core::Json to_json(const FinetuneConfig& c, const core::OptimizerRegistry& optimizers) {
   core::Json out{{"encoder_depth", c.encoder_depth ? core::Json(*c.encoder_depth) : core::Json(nullptr)}};
   if (c.hidden) {
-    out["hidden"] = {{"units", c.hidden->units}, {"activation", models::activation_name(c.hidden->activation)}, {"dropout", c.hidden->dropout}};
+    out["hidden"] = {
+        {"units", c.hidden->units}, {"activation", models::activation_name(c.hidden->activation)}, {"dropout", c.hidden->dropout}};
   } else {
     out["hidden"] = nullptr;
   }

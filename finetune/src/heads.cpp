@@ -63,20 +63,21 @@ torch::Tensor SoftmaxHeadImpl::probabilities(const torch::Tensor& scores) const 
 torch::Tensor SoftmaxHeadImpl::predict(const torch::Tensor& scores) const { return scores.argmax(1); }
 
 void register_builtin_heads(HeadRegistry& registry) {
-  registry.add("one_vs_all", "K independent logistic units trained with binary cross-entropy; may abstain under a threshold",
-               {[](core::JsonReader& r) {
-                  const auto threshold = r.get<std::optional<double>>("abstain_threshold", std::nullopt);
-                  if (threshold && !(*threshold > 0 && *threshold < 1)) {
-                    r.fail("abstain_threshold", "must be in (0, 1), got " + core::describe_value(r.json()["abstain_threshold"]));
-                  }
-                  r.finish();
-                  return core::Json{{"type", "one_vs_all"}, {"abstain_threshold", threshold ? core::Json(*threshold) : core::Json(nullptr)}};
-                },
-                [](const core::Json& resolved, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
-                  auto options = OneVsAllHeadOptions(input_dim, classes);
-                  if (!resolved["abstain_threshold"].is_null()) options.abstain_threshold(resolved["abstain_threshold"].get<double>());
-                  return OneVsAllHead(options).ptr();
-                }});
+  registry.add(
+      "one_vs_all", "K independent logistic units trained with binary cross-entropy; may abstain under a threshold",
+      {[](core::JsonReader& r) {
+         const auto threshold = r.get<std::optional<double>>("abstain_threshold", std::nullopt);
+         if (threshold && !(*threshold > 0 && *threshold < 1)) {
+           r.fail("abstain_threshold", "must be in (0, 1), got " + core::describe_value(r.json()["abstain_threshold"]));
+         }
+         r.finish();
+         return core::Json{{"type", "one_vs_all"}, {"abstain_threshold", threshold ? core::Json(*threshold) : core::Json(nullptr)}};
+       },
+       [](const core::Json& resolved, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
+         auto options = OneVsAllHeadOptions(input_dim, classes);
+         if (!resolved["abstain_threshold"].is_null()) options.abstain_threshold(resolved["abstain_threshold"].get<double>());
+         return OneVsAllHead(options).ptr();
+       }});
   registry.add("softmax", "a softmax over the K classes trained with cross-entropy",
                {[](core::JsonReader& r) {
                   r.finish();

@@ -15,9 +15,9 @@ void configure_run_threads(const core::RuntimeConfig& runtime, std::ostream& log
   const int workers_here = group ? group->world().local_world_size : 1;
   const int threads = core::configure_threads(runtime.threads > 0 ? runtime.threads : std::max(1, core::available_cores() / workers_here));
   log << fmt::format("{} intra-op threads ({}), BLAS: {}\n", threads,
-                     runtime.threads > 0  ? "from config"
-                     : workers_here > 1 ? "the cores shared among this machine's workers"
-                                        : "all available cores",
+                     runtime.threads > 0 ? "from config"
+                     : workers_here > 1  ? "the cores shared among this machine's workers"
+                                         : "all available cores",
                      core::blas_description());
 }
 
@@ -25,9 +25,10 @@ void check_matrix_products(std::ostream& log) {
   const double product_error = core::blas_product_error();
   log << fmt::format("matrix-product check against double precision: largest relative error {:.1e}\n", product_error);
   if (!(product_error < 1e-4)) {
-    throw std::runtime_error(fmt::format("the BLAS kernel computes wrong matrix products (relative error {:.1e}); set ENCORE_BLAS_KERNEL "
-                                         "to another kernel, or to \"openblas\" for OpenBLAS's own choice",
-                                         product_error));
+    throw std::runtime_error(
+        fmt::format("the BLAS kernel computes wrong matrix products (relative error {:.1e}); set ENCORE_BLAS_KERNEL "
+                    "to another kernel, or to \"openblas\" for OpenBLAS's own choice",
+                    product_error));
   }
 }
 
@@ -38,7 +39,8 @@ void check_ranks_agree(const core::Json& resolved, const std::string& source, st
   for (std::size_t r = 1; r < configs.size(); ++r) {
     const auto differences = config_differences(core::Json::parse(configs[0]), core::Json::parse(configs[r]));
     if (!differences.empty()) {
-      throw core::ConfigError::in_file(source, fmt::format("rank {}'s resolved config differs from rank 0's at: {}", r, fmt::join(differences, ", ")));
+      throw core::ConfigError::in_file(
+          source, fmt::format("rank {}'s resolved config differs from rank 0's at: {}", r, fmt::join(differences, ", ")));
     }
   }
   const auto& world = group->world();
@@ -50,15 +52,17 @@ void check_resumed_config(const RunDirectory& run, const core::Json& resolved, b
                           std::ostream& log) {
   const auto recorded_file = run.file(RunDirectory::kConfig);
   if (!std::filesystem::exists(recorded_file)) {
-    throw core::DataError(fmt::format("cannot resume {}: it has no {} (is it a run directory?)", run.path().string(), RunDirectory::kConfig));
+    throw core::DataError(
+        fmt::format("cannot resume {}: it has no {} (is it a run directory?)", run.path().string(), RunDirectory::kConfig));
   }
   const auto differences = config_differences(core::load_json_file(recorded_file.string()), resolved);
   if (differences.empty()) return;
   const auto listed = fmt::format("{}", fmt::join(differences, ", "));
   if (!allow_change) {
-    throw core::ConfigError::in_file(source, fmt::format("differs from the config {} was started with, at: {}; resume with the same config, or "
-                                                         "pass --allow-config-change",
-                                                         recorded_file.string(), listed));
+    throw core::ConfigError::in_file(source,
+                                     fmt::format("differs from the config {} was started with, at: {}; resume with the same config, or "
+                                                 "pass --allow-config-change",
+                                                 recorded_file.string(), listed));
   }
   log << "resuming with a changed config, at: " << listed << "\n";
 }

@@ -19,8 +19,10 @@ struct NamedValue {
 
 constexpr NamedValue<Activation> kActivations[] = {
     {"sigmoid", Activation::kSigmoid}, {"relu", Activation::kRelu}, {"tanh", Activation::kTanh}, {"linear", Activation::kLinear}};
-constexpr NamedValue<Corruption> kCorruptions[] = {
-    {"none", Corruption::kNone}, {"masking", Corruption::kMasking}, {"gaussian", Corruption::kGaussian}, {"salt_and_pepper", Corruption::kSaltAndPepper}};
+constexpr NamedValue<Corruption> kCorruptions[] = {{"none", Corruption::kNone},
+                                                   {"masking", Corruption::kMasking},
+                                                   {"gaussian", Corruption::kGaussian},
+                                                   {"salt_and_pepper", Corruption::kSaltAndPepper}};
 constexpr NamedValue<Sparsity> kSparsities[] = {{"none", Sparsity::kNone}, {"kl", Sparsity::kKl}, {"l1", Sparsity::kL1}};
 constexpr NamedValue<ReconstructionLoss> kLosses[] = {{"mse", ReconstructionLoss::kMse}, {"bce", ReconstructionLoss::kBinaryCrossEntropy}};
 
@@ -53,10 +55,14 @@ std::string reconstruction_loss_name(ReconstructionLoss l) { return to_name(kLos
 
 torch::Tensor activation_derivative(Activation a, const torch::Tensor& h) {
   switch (a) {
-    case Activation::kSigmoid: return h * (1 - h);
-    case Activation::kRelu: return (h > 0).to(h.scalar_type());
-    case Activation::kTanh: return 1 - h * h;
-    case Activation::kLinear: return torch::ones_like(h);
+    case Activation::kSigmoid:
+      return h * (1 - h);
+    case Activation::kRelu:
+      return (h > 0).to(h.scalar_type());
+    case Activation::kTanh:
+      return 1 - h * h;
+    case Activation::kLinear:
+      return torch::ones_like(h);
   }
   return torch::ones_like(h);
 }
@@ -75,14 +81,17 @@ torch::Tensor logistic_reconstruction_loss(const torch::Tensor& logits, const to
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {
   if (kind == Corruption::kNone || level <= 0) return x;
   switch (kind) {
-    case Corruption::kMasking: return core::masking_noise(x, level);
-    case Corruption::kGaussian: return x + torch::randn_like(x) * level;
+    case Corruption::kMasking:
+      return core::masking_noise(x, level);
+    case Corruption::kGaussian:
+      return x + torch::randn_like(x) * level;
     case Corruption::kSaltAndPepper: {
       const auto hit = torch::empty_like(x).bernoulli_(level).to(torch::kBool);
       const auto salt = torch::empty_like(x).bernoulli_(0.5);
       return torch::where(hit, salt, x);
     }
-    case Corruption::kNone: break;
+    case Corruption::kNone:
+      break;
   }
   return x;
 }
@@ -98,7 +107,8 @@ void AutoencoderLayerImpl::reset() {
               "masking and salt-and-pepper corruption levels must be < 1, got ", options.corruption_level());
   TORCH_CHECK(options.sparsity() != Sparsity::kKl || options.activation() == Activation::kSigmoid,
               "KL sparsity needs sigmoid codes (mean activations in (0, 1)); use l1 sparsity with ", activation_name(options.activation()));
-  TORCH_CHECK(options.sparsity_target() > 0 && options.sparsity_target() < 1, "sparsity target must be in (0, 1), got ", options.sparsity_target());
+  TORCH_CHECK(options.sparsity_target() > 0 && options.sparsity_target() < 1, "sparsity target must be in (0, 1), got ",
+              options.sparsity_target());
   // Glorot-uniform initialisation keeps sigmoid and tanh units out of saturation at the start.
   const double bound = std::sqrt(6.0 / static_cast<double>(in + out));
   encoder_weight = register_parameter("encoder_weight", torch::empty({out, in}).uniform_(-bound, bound));
@@ -169,8 +179,8 @@ void StackedAutoencoderImpl::reset() {
   const auto& dims = options.hidden_dims();
   TORCH_CHECK(!dims.empty(), "a stacked autoencoder needs at least one hidden layer");
   const auto& levels = options.corruption_levels();
-  TORCH_CHECK(levels.size() <= 1 || levels.size() == dims.size(), "corruption_levels has ", levels.size(),
-              " entries for ", dims.size(), " layers; give one per layer or one for all");
+  TORCH_CHECK(levels.size() <= 1 || levels.size() == dims.size(), "corruption_levels has ", levels.size(), " entries for ", dims.size(),
+              " layers; give one per layer or one for all");
   layers_.clear();
   std::int64_t in = options.input_dim();
   for (std::size_t k = 0; k < dims.size(); ++k) {

@@ -67,17 +67,20 @@ void check_pretrain_fits_model(const PretrainConfig& c, AutoencoderModel& model)
   if (!c.runs_greedy()) return;
   const auto depth = model.greedy_layers().size();
   if (depth == 0) {
-    throw core::ConfigError("/pretrain/mode", fmt::format("\"{}\" needs a model with greedy layers; this model trains only \"end_to_end\"", c.mode));
+    throw core::ConfigError("/pretrain/mode",
+                            fmt::format("\"{}\" needs a model with greedy layers; this model trains only \"end_to_end\"", c.mode));
   }
   if (!c.greedy_layers.empty() && c.greedy_layers.size() != depth) {
-    throw core::ConfigError("/pretrain/greedy/layers", fmt::format("has {} entries, but the model has {} layers", c.greedy_layers.size(), depth));
+    throw core::ConfigError("/pretrain/greedy/layers",
+                            fmt::format("has {} entries, but the model has {} layers", c.greedy_layers.size(), depth));
   }
 }
 
 GreedyLayerTask::GreedyLayerTask(std::shared_ptr<AutoencoderModel> model, int layer, ReconstructionLoss loss)
     : model_(std::move(model)), loss_(loss) {
   const auto layers = model_->greedy_layers();
-  TORCH_CHECK(layer >= 0 && layer < static_cast<int>(layers.size()), "layer ", layer, " is not one of the model's ", layers.size(), " greedy layers");
+  TORCH_CHECK(layer >= 0 && layer < static_cast<int>(layers.size()), "layer ", layer, " is not one of the model's ", layers.size(),
+              " greedy layers");
   layer_ = layers[static_cast<std::size_t>(layer)];
   first_layer_ = layer == 0;
 }

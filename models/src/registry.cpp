@@ -24,20 +24,25 @@ StackedAutoencoderOptions read_stack_options(core::JsonReader& r, std::int64_t i
   o.activation(parse_activation(r.choice("activation", activations, "sigmoid")));
   o.output_activation(parse_activation(r.choice("output_activation", activations, "sigmoid")));
   o.tied(r.get<bool>("tied", false));
-  o.corruption(parse_corruption(r.choice("corruption", names_of({Corruption::kNone, Corruption::kMasking, Corruption::kGaussian, Corruption::kSaltAndPepper}, corruption_name), "none")));
+  o.corruption(parse_corruption(r.choice(
+      "corruption", names_of({Corruption::kNone, Corruption::kMasking, Corruption::kGaussian, Corruption::kSaltAndPepper}, corruption_name),
+      "none")));
   const auto levels = r.get<std::vector<double>>("corruption_levels", {});
   if (levels.size() > 1 && levels.size() != hidden.size()) {
-    r.fail("corruption_levels", "needs one level per layer (" + std::to_string(hidden.size()) + ") or one for all, got " + std::to_string(levels.size()));
+    r.fail("corruption_levels",
+           "needs one level per layer (" + std::to_string(hidden.size()) + ") or one for all, got " + std::to_string(levels.size()));
   }
   for (double level : levels) {
     const bool fraction = o.corruption() != Corruption::kGaussian;
     if (level < 0 || (fraction && level >= 1)) {
-      r.fail("corruption_levels", std::string("levels must be ") + (fraction ? "in [0, 1)" : ">= 0") + ", got " + core::describe_value(r.json()["corruption_levels"]));
+      r.fail("corruption_levels", std::string("levels must be ") + (fraction ? "in [0, 1)" : ">= 0") + ", got " +
+                                      core::describe_value(r.json()["corruption_levels"]));
     }
   }
   o.corruption_levels(levels);
   o.sparsity(parse_sparsity(r.choice("sparsity", {"none", "kl", "l1"}, "none")));
-  o.sparsity_target(r.get<double>("sparsity_target", 0.05, core::Rule<double>{[](const double& v) { return v > 0 && v < 1; }, "in (0, 1)"}));
+  o.sparsity_target(
+      r.get<double>("sparsity_target", 0.05, core::Rule<double>{[](const double& v) { return v > 0 && v < 1; }, "in (0, 1)"}));
   o.sparsity_weight(r.get<double>("sparsity_weight", 0.0, core::at_least(0.0)));
   if (o.sparsity() == Sparsity::kKl && o.activation() != Activation::kSigmoid) {
     r.fail("sparsity", "\"kl\" needs sigmoid codes; use \"l1\" with activation \"" + activation_name(o.activation()) + "\"");

@@ -87,7 +87,8 @@ TEST(Cli, BadConfigsExitTwoNamingThePathAndWriteNothing) {
       {with("/pretrain/end_to_end/epochs", "three"), "config error at /pretrain/end_to_end/epochs: must be an integer, got \"three\""},
       {with("/model/hiden_dims", Json::array({4})), "unknown key \"hiden_dims\" (did you mean \"hidden_dims\"?)"},
       {missing.dump(), "config error at /data/train_images: required key is missing"},
-      {with("/pretrain/end_to_end/optimizer", Json{{"lr", -0.001}}), "config error at /pretrain/end_to_end/optimizer/lr: must be > 0, got -0.001"},
+      {with("/pretrain/end_to_end/optimizer", Json{{"lr", -0.001}}),
+       "config error at /pretrain/end_to_end/optimizer/lr: must be > 0, got -0.001"},
       {"{\n  \"name\": \"x\",\n  \"seed\": 1,,\n}", "at line 3, column 13"},
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -113,8 +114,9 @@ TEST(Cli, RunWritesEveryRunDirectoryFileAndItsConfigChecksBackToItself) {
   j["data"]["test_labels"] = test_labels.string();
   j["model"]["hidden_dims"] = {8, 4};
   j["pretrain"] = {{"mode", "greedy_then_end_to_end"}, {"greedy", {{"epochs", 1}}}, {"end_to_end", {{"epochs", 1}}}};
-  j["finetune"] = {{"phases", {{{"name", "head_only"}, {"trainable", {"head"}}, {"epochs", 2}},
-                               {{"name", "all"}, {"trainable", {"encoder", "head"}}, {"epochs", 2}, {"lr_decay_per_depth", 0.5}}}}};
+  j["finetune"] = {{"phases",
+                    {{{"name", "head_only"}, {"trainable", {"head"}}, {"epochs", 2}},
+                     {{"name", "all"}, {"trainable", {"encoder", "head"}}, {"epochs", 2}, {"lr_decay_per_depth", 0.5}}}}};
   const auto file = write_config(dir, "ok.json", j.dump());
   const auto run_dir = dir / "out";
   const auto r = cli({"run", file, "--output-dir", run_dir.string()});
@@ -175,8 +177,10 @@ TEST(Cli, UnknownBlockNameIsAConfigErrorListingTheBlocks) {
   j["finetune"] = {{"phases", {{{"trainable", {"encoder.layer3"}}}}}};
   const auto r = cli({"run", write_config(dir, "c.json", j.dump()), "--output-dir", (dir / "c").string()});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find("config error at /finetune/phases/0/trainable/0: unknown block \"encoder.layer3\" (available: encoder, encoder.layer0, head)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find(
+          "config error at /finetune/phases/0/trainable/0: unknown block \"encoder.layer3\" (available: encoder, encoder.layer0, head)"),
+      std::string::npos)
       << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "c"));
 }

@@ -72,7 +72,8 @@ void expect_same_model_as_one_process(const Json& config, int processes) {
   ASSERT_EQ(one.code, 0) << one.err;
   const auto many_dir = dir / "many";
   const auto many = encore::testing::wait_for_encore(
-      encore::testing::start_encore({"run", file, "--output-dir", many_dir.string(), "--nproc", std::to_string(processes)}, dir / "many.err"),
+      encore::testing::start_encore({"run", file, "--output-dir", many_dir.string(), "--nproc", std::to_string(processes)},
+                                    dir / "many.err"),
       dir / "many.err");
   ASSERT_EQ(many.code, 0) << many.err;
   EXPECT_NE(many.err.find(fmt::format("data parallel: {} processes", processes)), std::string::npos) << many.err;
@@ -94,7 +95,9 @@ void expect_same_model_as_one_process(const Json& config, int processes) {
   // Rank 0 alone wrote the run directory, one metrics line per stage and epoch as one process does.
   EXPECT_EQ(encore::testing::list_tree(many_dir), encore::testing::list_tree(dir / "one"));
   std::ifstream lines_one(dir / "one" / "metrics.jsonl"), lines_many(many_dir / "metrics.jsonl");
-  const auto count = [](std::ifstream& in) { return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n'); };
+  const auto count = [](std::ifstream& in) {
+    return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
+  };
   EXPECT_EQ(count(lines_many), count(lines_one));
 }
 
@@ -132,7 +135,8 @@ TEST(DataParallel, EveryRankSkipsANonFiniteStepAlike) {
       encore::testing::start_encore({"run", file, "--output-dir", (dir / "one").string()}, dir / "one.err"), dir / "one.err");
   ASSERT_EQ(one.code, 0) << one.err;
   const auto two = encore::testing::wait_for_encore(
-      encore::testing::start_encore({"run", file, "--output-dir", (dir / "two").string(), "--nproc", "2"}, dir / "two.err"), dir / "two.err");
+      encore::testing::start_encore({"run", file, "--output-dir", (dir / "two").string(), "--nproc", "2"}, dir / "two.err"),
+      dir / "two.err");
   ASSERT_EQ(two.code, 0) << two.err;
   const auto expected = metrics_lines(dir / "one");
   const auto actual = metrics_lines(dir / "two");
@@ -190,8 +194,8 @@ TEST(DataParallel, AKilledRankStopsTheOtherNamingItAndTheRunResumesWithTwoRanks)
 
   // A resume with another number of processes is refused; with two it finishes the run, and the
   // result is the uninterrupted two-process run's, bitwise.
-  const auto alone = encore::testing::wait_for_encore(encore::testing::start_encore({"run", file, "--resume", run.string()}, dir / "alone.err"),
-                                                      dir / "alone.err");
+  const auto alone = encore::testing::wait_for_encore(
+      encore::testing::start_encore({"run", file, "--resume", run.string()}, dir / "alone.err"), dir / "alone.err");
   EXPECT_EQ(alone.code, 1);
   EXPECT_NE(alone.err.find("written by a run of 2 processes"), std::string::npos) << alone.err;
   const auto resumed = encore::testing::wait_for_encore(
@@ -244,9 +248,11 @@ TEST(DataParallel, RanksStartedWithDifferentConfigsStopBeforeTraining) {
   changed.insert(changed.end(), {"--set", "/pretrain/greedy/epochs=3"});
   const pid_t rank0 = start_rank(0, port, args, dir / "rank0.err");
   const pid_t rank1 = start_rank(1, port, changed, dir / "rank1.err");
-  for (const auto& outcome : {encore::testing::wait_for_encore(rank0, dir / "rank0.err"), encore::testing::wait_for_encore(rank1, dir / "rank1.err")}) {
+  for (const auto& outcome :
+       {encore::testing::wait_for_encore(rank0, dir / "rank0.err"), encore::testing::wait_for_encore(rank1, dir / "rank1.err")}) {
     EXPECT_EQ(outcome.code, 2);
-    EXPECT_NE(outcome.err.find("rank 1's resolved config differs from rank 0's at: /pretrain/greedy/epochs"), std::string::npos) << outcome.err;
+    EXPECT_NE(outcome.err.find("rank 1's resolved config differs from rank 0's at: /pretrain/greedy/epochs"), std::string::npos)
+        << outcome.err;
   }
   EXPECT_FALSE(fs::exists(dir / "run" / "metrics.jsonl"));
 }
@@ -281,7 +287,8 @@ TEST(DataParallel, WorkersEndWhenTheirLauncherIsKilled) {
   waitpid(launcher, nullptr, 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (const pid_t worker : workers) {
-    while (!process_ended(worker) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    while (!process_ended(worker) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     EXPECT_TRUE(process_ended(worker)) << "worker " << worker << " outlived its launcher";
     if (!process_ended(worker)) kill(worker, SIGKILL);
   }
@@ -292,9 +299,10 @@ TEST(DataParallel, ARankThatNeverArrivesIsNamedAndNothingIsWritten) {
   const auto file = (dir / "config.json").string();
   encore::testing::write_text(file, parallel_config(dir, 7, 1).dump());
   const auto run = dir / "run";
-  const auto alone = encore::testing::wait_for_encore(
-      start_rank(0, encore::testing::free_loopback_port(), {"run", file, "--output-dir", run.string(), "--dist-timeout", "1"}, dir / "rank0.err"),
-      dir / "rank0.err");
+  const auto alone =
+      encore::testing::wait_for_encore(start_rank(0, encore::testing::free_loopback_port(),
+                                                  {"run", file, "--output-dir", run.string(), "--dist-timeout", "1"}, dir / "rank0.err"),
+                                       dir / "rank0.err");
   EXPECT_EQ(alone.code, 1);
   EXPECT_NE(alone.err.find("rank 1 did not arrive at the store 127.0.0.1:"), std::string::npos) << alone.err;
   EXPECT_FALSE(fs::exists(run));
@@ -304,9 +312,10 @@ TEST(DataParallel, NprocUnderALauncherAndMalformedLauncherVariablesAreUsageError
   TempDir dir;
   const auto file = (dir / "config.json").string();
   encore::testing::write_text(file, parallel_config(dir, 7, 1).dump());
-  const auto nested = encore::testing::wait_for_encore(
-      encore::testing::start_encore({"run", file, "--nproc", "2"}, dir / "nested.err", {"WORLD_SIZE=2", "RANK=0", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=1"}),
-      dir / "nested.err");
+  const auto nested =
+      encore::testing::wait_for_encore(encore::testing::start_encore({"run", file, "--nproc", "2"}, dir / "nested.err",
+                                                                     {"WORLD_SIZE=2", "RANK=0", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=1"}),
+                                       dir / "nested.err");
   EXPECT_EQ(nested.code, 2);
   EXPECT_NE(nested.err.find("--nproc"), std::string::npos) << nested.err;
   const auto bad_rank = encore::testing::wait_for_encore(
@@ -315,7 +324,8 @@ TEST(DataParallel, NprocUnderALauncherAndMalformedLauncherVariablesAreUsageError
   EXPECT_EQ(bad_rank.code, 2);
   EXPECT_NE(bad_rank.err.find("$RANK: must be an integer in [0, 1], got \"2\""), std::string::npos) << bad_rank.err;
   const auto no_port = encore::testing::wait_for_encore(
-      encore::testing::start_encore({"run", file}, dir / "port.err", {"WORLD_SIZE=2", "RANK=0", "MASTER_ADDR=127.0.0.1"}), dir / "port.err");
+      encore::testing::start_encore({"run", file}, dir / "port.err", {"WORLD_SIZE=2", "RANK=0", "MASTER_ADDR=127.0.0.1"}),
+      dir / "port.err");
   EXPECT_EQ(no_port.code, 2);
   EXPECT_NE(no_port.err.find("$MASTER_PORT"), std::string::npos) << no_port.err;
 }

@@ -64,7 +64,9 @@ Json resumable_config(const TempDir& dir) {
               {"data", {{"format", "idx"}, {"train_images", images.string()}, {"train_labels", labels.string()}}},
               {"model", {{"hidden_dims", {24, 12}}, {"corruption", "masking"}, {"corruption_levels", {0.2}}}},
               {"pretrain",
-               {{"mode", "greedy_then_end_to_end"}, {"greedy", {{"epochs", 3}, {"batch_size", 8}}}, {"end_to_end", {{"epochs", 3}, {"batch_size", 8}}}}},
+               {{"mode", "greedy_then_end_to_end"},
+                {"greedy", {{"epochs", 3}, {"batch_size", 8}}},
+                {"end_to_end", {{"epochs", 3}, {"batch_size", 8}}}}},
               {"finetune",
                {{"hidden", {{"units", 16}, {"dropout", 0.2}}},
                 {"phases",
@@ -142,7 +144,8 @@ TEST(Process, RunKilledAtTwentyRandomMomentsResumesToTheUninterruptedResultBitwi
     EXPECT_TRUE(actual.model == expected.model) << where << ": model.pt differs";
     EXPECT_TRUE(actual.checkpoint == expected.checkpoint) << where << ": final checkpoint (weights, optimizer, state) differs";
     EXPECT_EQ(actual.metrics, expected.metrics) << where << ": metrics.jsonl differs";
-    for (const auto& entry : fs::directory_iterator(run / "checkpoints")) mid_write += entry.path().filename().string().find(".tmp") != std::string::npos;
+    for (const auto& entry : fs::directory_iterator(run / "checkpoints"))
+      mid_write += entry.path().filename().string().find(".tmp") != std::string::npos;
   }
   std::cout << "kills that left a partly written checkpoint behind: " << mid_write << "\n";
 }
@@ -205,7 +208,8 @@ class HostileInput : public ::testing::Test {
               << outcome.peak_kib / 1024 << " MiB (normal run " << baseline_kib_ / 1024 << " MiB): " << needle << "\n";
     EXPECT_TRUE(outcome.code == 1 || outcome.code == 2) << "exit " << outcome.code << ": " << outcome.err;
     EXPECT_NE(outcome.err.find(needle), std::string::npos) << outcome.err;
-    EXPECT_LE(outcome.peak_kib, baseline_kib_ + 64 * 1024) << "peak " << outcome.peak_kib << " KiB against " << baseline_kib_ << " at start";
+    EXPECT_LE(outcome.peak_kib, baseline_kib_ + 64 * 1024)
+        << "peak " << outcome.peak_kib << " KiB against " << baseline_kib_ << " at start";
   }
   std::string idx_config(const fs::path& images, const fs::path& labels, const Json& extra = Json::object()) {
     Json data{{"format", "idx"}, {"train_images", images.string()}, {"train_labels", labels.string()}};

@@ -155,7 +155,8 @@ TEST(Finetune, GradualUnfreezingAddsOneBlockEveryNEpochs) {
   finetune::ClassificationTask task(classifier, p);
   const auto registry = encore::testing::builtin_optimizers();
   core::Trainer trainer(task, p.train, "finetune/p");
-  trainer.add_callback(std::make_shared<finetune::GradualUnfreezing>(task, std::vector<std::string>{"encoder.layer1", "encoder.layer2"}, 2));
+  trainer.add_callback(
+      std::make_shared<finetune::GradualUnfreezing>(task, std::vector<std::string>{"encoder.layer1", "encoder.layer2"}, 2));
   EXPECT_EQ(task.trainable(), (std::set<std::string>{"head"}));
   trainer.fit(train, nullptr);
   EXPECT_EQ(task.trainable(), (std::set<std::string>{"encoder.layer1", "encoder.layer2", "head"}));
@@ -168,7 +169,8 @@ TEST(LoadByName, ReportsMatchedMissingUnexpectedAndMismatchedTensors) {
   torch::save(saved, (dir / "pretrained.pt").string());
   models::StackedAutoencoder target(models::StackedAutoencoderOptions(12, {8, 6, 4}).tied(true));
   const auto report = finetune::load_by_name(*target, (dir / "pretrained.pt").string());
-  EXPECT_EQ(report.matched, (std::vector<std::string>{"layer0.encoder_weight", "layer0.encoder_bias", "layer0.decoder_bias", "layer1.decoder_bias"}));
+  EXPECT_EQ(report.matched,
+            (std::vector<std::string>{"layer0.encoder_weight", "layer0.encoder_bias", "layer0.decoder_bias", "layer1.decoder_bias"}));
   EXPECT_EQ(report.missing, (std::vector<std::string>{"layer2.encoder_weight", "layer2.encoder_bias", "layer2.decoder_bias"}));
   EXPECT_EQ(report.unexpected, (std::vector<std::string>{"layer0.decoder_weight", "layer1.decoder_weight"}));
   ASSERT_EQ(report.mismatched.size(), 2u);

@@ -47,9 +47,11 @@ TEST(AutoencoderLayer, EveryVariantsLossFalls) {
       {"linear", AutoencoderLayerOptions(20, 8).activation(Activation::kLinear), ReconstructionLoss::kMse},
       {"masking", AutoencoderLayerOptions(20, 8).corruption(Corruption::kMasking).corruption_level(0.2), ReconstructionLoss::kMse},
       {"gaussian", AutoencoderLayerOptions(20, 8).corruption(Corruption::kGaussian).corruption_level(0.1), ReconstructionLoss::kMse},
-      {"salt and pepper", AutoencoderLayerOptions(20, 8).corruption(Corruption::kSaltAndPepper).corruption_level(0.1), ReconstructionLoss::kMse},
+      {"salt and pepper", AutoencoderLayerOptions(20, 8).corruption(Corruption::kSaltAndPepper).corruption_level(0.1),
+       ReconstructionLoss::kMse},
       {"kl sparse", AutoencoderLayerOptions(20, 8).sparsity(Sparsity::kKl).sparsity_weight(0.1), ReconstructionLoss::kMse},
-      {"l1 sparse", AutoencoderLayerOptions(20, 8).activation(Activation::kRelu).sparsity(Sparsity::kL1).sparsity_weight(0.001), ReconstructionLoss::kMse},
+      {"l1 sparse", AutoencoderLayerOptions(20, 8).activation(Activation::kRelu).sparsity(Sparsity::kL1).sparsity_weight(0.001),
+       ReconstructionLoss::kMse},
       {"contractive", AutoencoderLayerOptions(20, 8).contractive_weight(0.01), ReconstructionLoss::kMse},
   };
   for (const auto& v : variants) {

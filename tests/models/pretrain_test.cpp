@@ -19,7 +19,6 @@ core::Dataset image_data() {
   return d;
 }
 
-
 struct StageLosses : core::Callback {
   void on_epoch_end(core::Trainer& trainer, const core::Metrics& metrics) override {
     losses[trainer.state().stage].push_back(metrics.at("val/loss"));

@@ -58,7 +58,8 @@ std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::u
   return out;
 }
 
-std::pair<fs::path, fs::path> write_toy_idx(const fs::path& dir, const std::string& prefix, int classes, int per_class, int side, bool gzip) {
+std::pair<fs::path, fs::path> write_toy_idx(const fs::path& dir, const std::string& prefix, int classes, int per_class, int side,
+                                            bool gzip) {
   std::mt19937 rng(static_cast<unsigned>(classes * 131 + per_class * 7 + side));
   std::uniform_int_distribution<int> noise(0, 40);
   const int count = classes * per_class;
@@ -73,7 +74,8 @@ std::pair<fs::path, fs::path> write_toy_idx(const fs::path& dir, const std::stri
       }
     }
   }
-  const auto images = idx_bytes(0x08, {static_cast<std::uint32_t>(count), static_cast<std::uint32_t>(side), static_cast<std::uint32_t>(side)}, pixels);
+  const auto images =
+      idx_bytes(0x08, {static_cast<std::uint32_t>(count), static_cast<std::uint32_t>(side), static_cast<std::uint32_t>(side)}, pixels);
   const auto label_file = idx_bytes(0x08, {static_cast<std::uint32_t>(count)}, labels);
   const std::string suffix = gzip ? ".gz" : "";
   const auto images_path = dir / (prefix + "-images-idx3-ubyte" + suffix);

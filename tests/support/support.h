@@ -14,15 +14,15 @@
 #include "encore/core/train_section.h"
 
 /// Asserts that `statement` throws `exception_type` whose what() contains `substring`.
-#define EXPECT_THROW_WITH(statement, exception_type, substring)                                       \
-  do {                                                                                                 \
-    try {                                                                                              \
-      statement;                                                                                       \
+#define EXPECT_THROW_WITH(statement, exception_type, substring)                                             \
+  do {                                                                                                      \
+    try {                                                                                                   \
+      statement;                                                                                            \
       ADD_FAILURE() << "expected " #exception_type " containing \"" << (substring) << "\", nothing thrown"; \
-    } catch (const exception_type& e) {                                                                \
-      EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)                              \
-          << "message \"" << e.what() << "\" lacks \"" << (substring) << "\"";                      \
-    }                                                                                                  \
+    } catch (const exception_type& e) {                                                                     \
+      EXPECT_NE(std::string(e.what()).find(substring), std::string::npos)                                   \
+          << "message \"" << e.what() << "\" lacks \"" << (substring) << "\"";                              \
+    }                                                                                                       \
   } while (0)
 
 namespace encore::testing {
@@ -48,8 +48,7 @@ std::vector<unsigned char> read_bytes(const std::filesystem::path& file);
 void write_gzip(const std::filesystem::path& file, const std::vector<unsigned char>& bytes);
 
 /// An IDX file's bytes: header for `type` and `dims`, then `payload` as given.
-std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::uint32_t>& dims,
-                                     const std::vector<unsigned char>& payload);
+std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::uint32_t>& dims, const std::vector<unsigned char>& payload);
 
 /// A small labelled image set: `per_class` examples of each of `classes` classes, `side` x `side`
 /// uint8 pixels, each class a distinct bright stripe. Writes images and labels as IDX (gzip when

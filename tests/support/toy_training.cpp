@@ -22,7 +22,8 @@ core::Dataset toy_data(int n) {
 }
 
 core::TrainConfig adam_config(int epochs) {
-  core::Json j = {{"epochs", epochs}, {"batch_size", 16}, {"optimizer", {{"type", "adam"}, {"lr", 0.05}}}, {"schedule", {{"type", "cosine"}}}};
+  core::Json j = {
+      {"epochs", epochs}, {"batch_size", 16}, {"optimizer", {{"type", "adam"}, {"lr", 0.05}}}, {"schedule", {{"type", "cosine"}}}};
   return core::parse_train_config(core::JsonReader(j), builtin_optimizers(), core::TrainConfig{});
 }
 

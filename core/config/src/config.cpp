@@ -70,8 +70,7 @@ ConfigError::ConfigError(const std::string& path, const std::string& message)
 ConfigError::ConfigError(std::string path, const std::string& full_message, int)
     : std::runtime_error(full_message), path_(std::move(path)) {}
 
-ConfigError ConfigError::at_line(const std::string& file, std::size_t line, std::size_t column,
-                                 const std::string& message) {
+ConfigError ConfigError::at_line(const std::string& file, std::size_t line, std::size_t column, const std::string& message) {
   return ConfigError("", fmt::format("config error in {} at line {}, column {}: {}", file, line, column, message), 0);
 }
 
@@ -135,8 +134,7 @@ const Json& JsonReader::require_key(const std::string& key) {
   return (*value_)[key];
 }
 
-std::string JsonReader::choice(const std::string& key, const std::vector<std::string>& choices,
-                               const std::string& fallback) {
+std::string JsonReader::choice(const std::string& key, const std::vector<std::string>& choices, const std::string& fallback) {
   if (!has(key)) return fallback;
   return choice(key, choices);
 }
@@ -183,9 +181,7 @@ void JsonReader::finish() const {
 
 void JsonReader::fail(const std::string& message) const { throw ConfigError(path_, message); }
 
-void JsonReader::fail(const std::string& key, const std::string& message) const {
-  throw ConfigError(path_of(key), message);
-}
+void JsonReader::fail(const std::string& key, const std::string& message) const { throw ConfigError(path_of(key), message); }
 
 namespace detail {
 

@@ -19,8 +19,7 @@ namespace {
 /// Splits CSV text into records of fields, honouring double quotes ("" inside quotes is a quote).
 class CsvScanner {
  public:
-  CsvScanner(const std::string& text, char delimiter, const std::string& source)
-      : text_(text), delimiter_(delimiter), source_(source) {}
+  CsvScanner(const std::string& text, char delimiter, const std::string& source) : text_(text), delimiter_(delimiter), source_(source) {}
 
   /// Reads the next record into `fields`; false at the end of the text. Blank lines are skipped.
   bool next(std::vector<std::string>& fields) {

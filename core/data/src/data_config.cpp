@@ -42,12 +42,13 @@ LoadedData load_data(const DataConfig& c) {
 DataSplit split_data(const DataConfig& c, const Dataset& train, std::uint64_t seed) {
   const auto all = torch::arange(train.size(), torch::kInt64);
   DataSplit split;
-  auto [training, validation] = stratified_split(train.labels, all, c.validation_fraction, stream_seed(seed, RandomStream::kValidationSplit));
+  auto [training, validation] =
+      stratified_split(train.labels, all, c.validation_fraction, stream_seed(seed, RandomStream::kValidationSplit));
   split.validation = validation;
   split.all_training = training;
   if (c.labelled_per_class) {
     auto [labelled, unlabelled] = stratified_subset(train.labels, training, *c.labelled_per_class, train.class_names,
-                                                        stream_seed(seed, RandomStream::kLabelledSubset));
+                                                    stream_seed(seed, RandomStream::kLabelledSubset));
     split.labelled = labelled;
     split.unlabelled = unlabelled;
   } else {

@@ -22,12 +22,18 @@ namespace {
 
 torch::Dtype torch_dtype(IdxType type) {
   switch (type) {
-    case IdxType::kUInt8: return torch::kUInt8;
-    case IdxType::kInt8: return torch::kInt8;
-    case IdxType::kInt16: return torch::kInt16;
-    case IdxType::kInt32: return torch::kInt32;
-    case IdxType::kFloat32: return torch::kFloat32;
-    case IdxType::kFloat64: return torch::kFloat64;
+    case IdxType::kUInt8:
+      return torch::kUInt8;
+    case IdxType::kInt8:
+      return torch::kInt8;
+    case IdxType::kInt16:
+      return torch::kInt16;
+    case IdxType::kInt32:
+      return torch::kInt32;
+    case IdxType::kFloat32:
+      return torch::kFloat32;
+    case IdxType::kFloat64:
+      return torch::kFloat64;
   }
   return torch::kUInt8;
 }
@@ -39,7 +45,8 @@ torch::Tensor to_tensor(IdxArray array) {
   if (element == 1) {
     auto owner = std::make_shared<std::vector<unsigned char>>(std::move(array.bytes));
     void* data = owner->data() + array.data_offset;
-    return torch::from_blob(data, array.dims, [owner](void*) mutable { owner.reset(); }, torch::TensorOptions(dtype));
+    return torch::from_blob(
+        data, array.dims, [owner](void*) mutable { owner.reset(); }, torch::TensorOptions(dtype));
   }
   torch::Tensor out = torch::empty(array.dims, torch::TensorOptions(dtype));
   auto* dst = static_cast<unsigned char*>(out.data_ptr());
@@ -72,10 +79,12 @@ Dataset load_idx_dataset(const std::string& images_file, const std::string& labe
     throw DataError(fmt::format("{}: labels must be one-dimensional, the header gives {} dimensions", labels_file, raw_labels.dim()));
   }
   if (images.dim() < 2) {
-    throw DataError(fmt::format("{}: examples need at least 2 dimensions (count, features...), the header gives {}", images_file, images.dim()));
+    throw DataError(
+        fmt::format("{}: examples need at least 2 dimensions (count, features...), the header gives {}", images_file, images.dim()));
   }
   if (images.size(0) != raw_labels.size(0)) {
-    throw DataError(fmt::format("{} holds {} examples but {} holds {} labels", images_file, images.size(0), labels_file, raw_labels.size(0)));
+    throw DataError(
+        fmt::format("{} holds {} examples but {} holds {} labels", images_file, images.size(0), labels_file, raw_labels.size(0)));
   }
   if (raw_labels.is_floating_point()) throw DataError(fmt::format("{}: labels must be integers", labels_file));
   Dataset data;
@@ -87,7 +96,8 @@ Dataset load_idx_dataset(const std::string& images_file, const std::string& labe
     throw DataError(fmt::format("{}: label {} of example {} is negative", labels_file, data.labels[row].item<std::int64_t>(), row));
   }
   constexpr std::int64_t kMaxClasses = 100000;
-  if (high >= kMaxClasses) throw DataError(fmt::format("{}: label {} is more than the {} classes supported", labels_file, high, kMaxClasses));
+  if (high >= kMaxClasses)
+    throw DataError(fmt::format("{}: label {} is more than the {} classes supported", labels_file, high, kMaxClasses));
   for (std::int64_t c = 0; c <= high; ++c) data.class_names.push_back(std::to_string(c));
   data.features = images;
   return data;
@@ -138,9 +148,12 @@ Scaling parse_scaling(const std::string& name) {
 
 std::string scaling_name(Scaling scaling) {
   switch (scaling) {
-    case Scaling::kNone: return "none";
-    case Scaling::kUnit: return "unit";
-    case Scaling::kStandardize: return "standardize";
+    case Scaling::kNone:
+      return "none";
+    case Scaling::kUnit:
+      return "unit";
+    case Scaling::kStandardize:
+      return "standardize";
   }
   return "none";
 }
@@ -225,7 +238,8 @@ IndexSplit stratified_subset(const torch::Tensor& labels, const torch::Tensor& i
   for (std::size_t c = 0; c < class_names.size(); ++c) {
     const std::size_t available = c < by_class.size() ? by_class[c].size() : 0;
     if (available < static_cast<std::size_t>(per_class)) {
-      throw DataError(fmt::format("class \"{}\" has {} training examples, fewer than labelled_per_class = {}", class_names[c], available, per_class));
+      throw DataError(
+          fmt::format("class \"{}\" has {} training examples, fewer than labelled_per_class = {}", class_names[c], available, per_class));
     }
     const auto& members = by_class[c];
     first.insert(first.end(), members.begin(), members.begin() + per_class);

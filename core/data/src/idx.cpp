@@ -21,8 +21,15 @@ namespace {
 
 bool valid_type(std::uint8_t code) {
   switch (code) {
-    case 0x08: case 0x09: case 0x0B: case 0x0C: case 0x0D: case 0x0E: return true;
-    default: return false;
+    case 0x08:
+    case 0x09:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x0E:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -49,10 +56,16 @@ std::uint64_t decompressed_size_hint(const std::string& file, std::uint64_t ceil
 
 std::size_t idx_element_size(IdxType type) {
   switch (type) {
-    case IdxType::kUInt8: case IdxType::kInt8: return 1;
-    case IdxType::kInt16: return 2;
-    case IdxType::kInt32: case IdxType::kFloat32: return 4;
-    case IdxType::kFloat64: return 8;
+    case IdxType::kUInt8:
+    case IdxType::kInt8:
+      return 1;
+    case IdxType::kInt16:
+      return 2;
+    case IdxType::kInt32:
+    case IdxType::kFloat32:
+      return 4;
+    case IdxType::kFloat64:
+      return 8;
   }
   return 0;
 }
@@ -66,15 +79,18 @@ std::int64_t IdxArray::element_count() const {
 IdxArray parse_idx(std::vector<unsigned char> bytes, const std::string& source) {
   if (bytes.size() < 4) fail(source, bytes.size(), fmt::format("file ends inside the 4-byte IDX magic number ({} bytes)", bytes.size()));
   if (bytes[0] != 0 || bytes[1] != 0 || !valid_type(bytes[2]) || bytes[3] == 0) {
-    fail(source, 0, fmt::format("not an IDX file: magic number {:02x} {:02x} {:02x} {:02x}, expected 00 00 <type 08/09/0b/0c/0d/0e> <dimensions 1-255>",
-                                bytes[0], bytes[1], bytes[2], bytes[3]));
+    fail(
+        source, 0,
+        fmt::format("not an IDX file: magic number {:02x} {:02x} {:02x} {:02x}, expected 00 00 <type 08/09/0b/0c/0d/0e> <dimensions 1-255>",
+                    bytes[0], bytes[1], bytes[2], bytes[3]));
   }
   IdxArray array;
   array.type = static_cast<IdxType>(bytes[2]);
   const std::size_t rank = bytes[3];
   const std::size_t header_size = 4 + 4 * rank;
   if (bytes.size() < header_size) {
-    fail(source, bytes.size(), fmt::format("file ends inside the header: {} dimensions need {} header bytes, file holds {}", rank, header_size, bytes.size()));
+    fail(source, bytes.size(),
+         fmt::format("file ends inside the header: {} dimensions need {} header bytes, file holds {}", rank, header_size, bytes.size()));
   }
   std::uint64_t payload = idx_element_size(array.type);
   for (std::size_t i = 0; i < rank; ++i) {
@@ -90,8 +106,9 @@ IdxArray parse_idx(std::vector<unsigned char> bytes, const std::string& source) 
   if (payload != available) {
     std::string shape;
     for (auto d : array.dims) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-    fail(source, header_size, fmt::format("header promises a {} array = {} bytes of data, but the file holds {}{}", shape,
-                                          payload, available, payload > available ? " (truncated?)" : " (trailing bytes)"));
+    fail(source, header_size,
+         fmt::format("header promises a {} array = {} bytes of data, but the file holds {}{}", shape, payload, available,
+                     payload > available ? " (truncated?)" : " (trailing bytes)"));
   }
   array.data_offset = header_size;
   array.bytes = std::move(bytes);

@@ -1,10 +1,10 @@
 #include "encore/core/distributed.h"
 
+#include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/torch.h>
 
 #include <condition_variable>
 #include <cstdlib>
@@ -55,9 +55,7 @@ int environment_int(const char* name, std::optional<int> fallback, int minimum, 
 std::string alive_key(int rank) { return fmt::format("encore/alive/{}", rank); }
 std::string arrived_key(int rank) { return fmt::format("encore/arrived/{}", rank); }
 
-bool is_loopback(const std::string& address) {
-  return address == "localhost" || address == "::1" || address.rfind("127.", 0) == 0;
-}
+bool is_loopback(const std::string& address) { return address == "localhost" || address == "::1" || address.rfind("127.", 0) == 0; }
 
 }  // namespace
 
@@ -143,8 +141,8 @@ void rendezvous(c10d::Store& store, const WorldInfo& world) {
     if (missing.empty()) return;
     if (std::chrono::steady_clock::now() > deadline) {
       throw DistributedError(fmt::format("rank {} of {}: rank{} {} did not arrive at the store {} within {} s", world.rank,
-                                         world.world_size, missing.size() > 1 ? "s" : "", fmt::join(missing, ", "),
-                                         world.store_address(), world.timeout.count() / 1000.0));
+                                         world.world_size, missing.size() > 1 ? "s" : "", fmt::join(missing, ", "), world.store_address(),
+                                         world.timeout.count() / 1000.0));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

@@ -52,8 +52,8 @@ std::string seal(std::string_view payload) {
 
 std::string_view unseal(std::string_view bytes, const std::string& source) {
   if (bytes.size() < kSealedHeaderSize) {
-    throw DataError(fmt::format("{}: {} bytes, shorter than the {}-byte checkpoint header (truncated?)", source, bytes.size(),
-                                kSealedHeaderSize));
+    throw DataError(
+        fmt::format("{}: {} bytes, shorter than the {}-byte checkpoint header (truncated?)", source, bytes.size(), kSealedHeaderSize));
   }
   if (std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) {
     throw DataError(fmt::format("{}: offset 0: not an encore checkpoint (wrong magic bytes)", source));
@@ -69,8 +69,8 @@ std::string_view unseal(std::string_view bytes, const std::string& source) {
   const auto payload = bytes.substr(kSealedHeaderSize);
   const auto actual_crc = crc_of(payload);
   if (actual_crc != expected_crc) {
-    throw DataError(fmt::format("{}: checksum mismatch (CRC-32 {:08x} in the header, {:08x} of the bytes): the file is damaged",
-                                source, expected_crc, actual_crc));
+    throw DataError(fmt::format("{}: checksum mismatch (CRC-32 {:08x} in the header, {:08x} of the bytes): the file is damaged", source,
+                                expected_crc, actual_crc));
   }
   return payload;
 }

@@ -55,13 +55,13 @@ void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
       const double correction2 = 1 - std::pow(beta2, static_cast<double>(state.step()));
       const double decay = options.weight_decay();
       kernels::AdamCoefficients c{static_cast<float>(beta1),
-                         static_cast<float>(beta2),
-                         static_cast<float>(options.eps()),
-                         static_cast<float>(options.lr() / correction1),
-                         static_cast<float>(1.0 / std::sqrt(correction2)),
-                         kDecoupled ? 0.0f : static_cast<float>(decay),
-                         kDecoupled ? static_cast<float>(1.0 - options.lr() * decay) : 1.0f,
-                         first_update};
+                                  static_cast<float>(beta2),
+                                  static_cast<float>(options.eps()),
+                                  static_cast<float>(options.lr() / correction1),
+                                  static_cast<float>(1.0 / std::sqrt(correction2)),
+                                  kDecoupled ? 0.0f : static_cast<float>(decay),
+                                  kDecoupled ? static_cast<float>(1.0 - options.lr() * decay) : 1.0f,
+                                  first_update};
       auto* param = p.data_ptr<float>();
       const auto* grad = p.grad().data_ptr<float>();
       auto* mean = state.exp_avg().template data_ptr<float>();
@@ -81,8 +81,7 @@ void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
 // Runs the closure, then the fused update when every parameter allows it, else the base class's.
 template <class Options, class State, bool kDecoupled, class Base>
 torch::Tensor step_with(torch::optim::Optimizer::LossClosure& closure, std::vector<torch::optim::OptimizerParamGroup>& groups,
-                        ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& states,
-                        Base&& base_step) {
+                        ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& states, Base&& base_step) {
   torch::Tensor loss;
   if (closure) {
     at::AutoGradMode enable_grad(true);

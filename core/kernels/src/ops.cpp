@@ -50,7 +50,7 @@ torch::Tensor masking_noise(const torch::Tensor& x, double level) {
   float* target = out.data_ptr<float>();
   at::parallel_for(0, input.numel(), 1 << 15, [&](std::int64_t begin, std::int64_t end) {
     kernels::masking_noise(in + begin, target + begin, end - begin, seed, first_element + static_cast<std::uint64_t>(begin),
-                              drop_threshold);
+                           drop_threshold);
   });
   return out;
 }
@@ -120,9 +120,14 @@ void activate_in_place(Activation activation, torch::Tensor& y) {
       // LibTorch 1.13's sigmoid runs 8-lane (AVX2) code even where 16 lanes are available.
       for (std::int64_t row = 0; row < y.size(0); ++row) kernels::sigmoid(data + row * y.stride(0), y.size(1));
       return;
-    case Activation::kRelu: y.relu_(); return;
-    case Activation::kTanh: y.tanh_(); return;
-    case Activation::kLinear: return;
+    case Activation::kRelu:
+      y.relu_();
+      return;
+    case Activation::kTanh:
+      y.tanh_();
+      return;
+    case Activation::kLinear:
+      return;
   }
 }
 
@@ -134,10 +139,17 @@ torch::Tensor activation_gradient(Activation activation, const torch::Tensor& gr
   const auto columns = [&](const torch::Tensor& t) { return t.narrow(1, first, end - first); };
   auto out = columns(grad_z);
   switch (activation) {
-    case Activation::kSigmoid: at::sigmoid_backward_out(out, columns(grad_y), columns(y)); break;
-    case Activation::kRelu: at::threshold_backward_out(out, columns(grad_y), columns(y), 0); break;
-    case Activation::kTanh: at::tanh_backward_out(out, columns(grad_y), columns(y)); break;
-    case Activation::kLinear: break;
+    case Activation::kSigmoid:
+      at::sigmoid_backward_out(out, columns(grad_y), columns(y));
+      break;
+    case Activation::kRelu:
+      at::threshold_backward_out(out, columns(grad_y), columns(y), 0);
+      break;
+    case Activation::kTanh:
+      at::tanh_backward_out(out, columns(grad_y), columns(y));
+      break;
+    case Activation::kLinear:
+      break;
   }
   return out;
 }
@@ -291,10 +303,14 @@ void for_each_owned_rows(std::int64_t rows, std::int64_t row_size,
 
 torch::Tensor activate(Activation activation, const torch::Tensor& z) {
   switch (activation) {
-    case Activation::kSigmoid: return torch::sigmoid(z);
-    case Activation::kRelu: return torch::relu(z);
-    case Activation::kTanh: return torch::tanh(z);
-    case Activation::kLinear: return z;
+    case Activation::kSigmoid:
+      return torch::sigmoid(z);
+    case Activation::kRelu:
+      return torch::relu(z);
+    case Activation::kTanh:
+      return torch::tanh(z);
+    case Activation::kLinear:
+      return z;
   }
   return z;
 }
@@ -331,13 +347,15 @@ std::optional<torch::Tensor> gather_scaled_rows(const torch::Tensor& features, c
   const auto* multiplier_data = multiplier.data_ptr<float>();
   float* target = out.data_ptr<float>();
   // The rows lie anywhere in the data set, so copying them waits on memory: threads share them.
-  at::parallel_for(0, count, std::max<std::int64_t>(1, (1 << 14) / std::max<std::int64_t>(d, 1)), [&](std::int64_t begin, std::int64_t end) {
-    if (features.scalar_type() == torch::kUInt8) {
-      kernels::gather_scaled(features.data_ptr<std::uint8_t>(), row + begin, end - begin, d, offset_data, multiplier_data, target + begin * d);
-    } else {
-      kernels::gather_scaled(features.data_ptr<float>(), row + begin, end - begin, d, offset_data, multiplier_data, target + begin * d);
-    }
-  });
+  at::parallel_for(
+      0, count, std::max<std::int64_t>(1, (1 << 14) / std::max<std::int64_t>(d, 1)), [&](std::int64_t begin, std::int64_t end) {
+        if (features.scalar_type() == torch::kUInt8) {
+          kernels::gather_scaled(features.data_ptr<std::uint8_t>(), row + begin, end - begin, d, offset_data, multiplier_data,
+                                 target + begin * d);
+        } else {
+          kernels::gather_scaled(features.data_ptr<float>(), row + begin, end - begin, d, offset_data, multiplier_data, target + begin * d);
+        }
+      });
   return out;
 }
 

@@ -39,7 +39,8 @@ torch::Device resolve_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
   const bool cuda = torch::cuda::is_available();
   if (name == "cuda") {
-    if (!cuda) throw std::runtime_error("device \"cuda\" was asked for, but this LibTorch build sees no CUDA device; use \"auto\" or \"cpu\"");
+    if (!cuda)
+      throw std::runtime_error("device \"cuda\" was asked for, but this LibTorch build sees no CUDA device; use \"auto\" or \"cpu\"");
     return torch::kCUDA;
   }
   return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);

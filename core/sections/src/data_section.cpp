@@ -37,7 +37,8 @@ DataConfig parse_data_config(JsonReader r) {
   c.scaling = parse_scaling(r.choice("scaling", {"none", "unit", "standardize"}, scaling_name(c.scaling)));
   c.validation_fraction = r.get<double>("validation_fraction", c.validation_fraction, in_unit_interval_open_right());
   c.labelled_per_class = r.get<std::optional<std::int64_t>>("labelled_per_class", std::nullopt);
-  if (c.labelled_per_class && *c.labelled_per_class < 1) r.fail("labelled_per_class", "must be >= 1, got " + std::to_string(*c.labelled_per_class));
+  if (c.labelled_per_class && *c.labelled_per_class < 1)
+    r.fail("labelled_per_class", "must be >= 1, got " + std::to_string(*c.labelled_per_class));
   c.limit_train = r.get<std::optional<std::int64_t>>("limit_train", std::nullopt);
   if (c.limit_train && *c.limit_train < 2) r.fail("limit_train", "must be >= 2, got " + std::to_string(*c.limit_train));
   c.limit_test = r.get<std::optional<std::int64_t>>("limit_test", std::nullopt);

@@ -51,14 +51,18 @@ void register_builtin_optimizers(OptimizerRegistry& registry) {
                 },
                 [](const OptimizerOptions& options) {
                   const auto& s = dynamic_cast<const SgdOptions&>(options);
-                  return Json{{"lr", s.lr}, {"momentum", s.momentum}, {"dampening", s.dampening}, {"weight_decay", s.weight_decay},
+                  return Json{{"lr", s.lr},
+                              {"momentum", s.momentum},
+                              {"dampening", s.dampening},
+                              {"weight_decay", s.weight_decay},
                               {"nesterov", s.nesterov}};
                 }});
   registry.add("adam", "Adam (L2 penalty added to the gradient when weight_decay > 0)", {parse_adam<AdamOptions>, adam_json});
   registry.add("adamw", "AdamW (decoupled weight decay)", {parse_adam<AdamWOptions>, adam_json});
 }
 
-std::shared_ptr<const OptimizerOptions> parse_optimizer(JsonReader reader, const OptimizerRegistry& registry, const std::string& default_type) {
+std::shared_ptr<const OptimizerOptions> parse_optimizer(JsonReader reader, const OptimizerRegistry& registry,
+                                                        const std::string& default_type) {
   const auto type = reader.choice("type", registry.names(), default_type);
   return registry.at(type).factory.parse(reader);
 }
@@ -117,12 +121,15 @@ TrainConfig parse_train_config(JsonReader r, const OptimizerRegistry& optimizers
 }
 
 Json to_json(const TrainConfig& c, const OptimizerRegistry& optimizers) {
-  Json out{{"epochs", c.epochs}, {"batch_size", c.batch_size}, {"optimizer", to_json(*c.optimizer, optimizers)},
-           {"schedule", to_json(c.schedule)}, {"grad_clip_norm", c.grad_clip_norm}};
+  Json out{{"epochs", c.epochs},
+           {"batch_size", c.batch_size},
+           {"optimizer", to_json(*c.optimizer, optimizers)},
+           {"schedule", to_json(c.schedule)},
+           {"grad_clip_norm", c.grad_clip_norm}};
   if (c.early_stopping) {
     const auto& e = *c.early_stopping;
-    out["early_stopping"] = Json{{"monitor", e.monitor}, {"mode", e.mode}, {"patience", e.patience},
-                                 {"min_delta", e.min_delta}, {"restore_best", e.restore_best}};
+    out["early_stopping"] = Json{
+        {"monitor", e.monitor}, {"mode", e.mode}, {"patience", e.patience}, {"min_delta", e.min_delta}, {"restore_best", e.restore_best}};
   } else {
     out["early_stopping"] = nullptr;
   }

@@ -64,7 +64,8 @@ void EarlyStopping::on_epoch_end(Trainer& trainer, const Metrics& metrics) {
   if (it == metrics.end()) {
     std::string known;
     for (const auto& [name, value] : metrics) known += (known.empty() ? "" : ", ") + name;
-    throw std::invalid_argument(fmt::format("early stopping monitors \"{}\", which this stage does not report (it reports: {})", config_.monitor, known));
+    throw std::invalid_argument(
+        fmt::format("early stopping monitors \"{}\", which this stage does not report (it reports: {})", config_.monitor, known));
   }
   const bool stop = update(it->second);
   if (improved_) {
@@ -72,8 +73,8 @@ void EarlyStopping::on_epoch_end(Trainer& trainer, const Metrics& metrics) {
     if (config_.restore_best) best_weights_ = module_state(trainer.task().module());
   }
   if (stop) {
-    trainer.request_stop(fmt::format("early stopping: {} has not improved for {} epochs (best {:.6g} at epoch {})",
-                                     config_.monitor, config_.patience, best_, best_epoch_));
+    trainer.request_stop(fmt::format("early stopping: {} has not improved for {} epochs (best {:.6g} at epoch {})", config_.monitor,
+                                     config_.patience, best_, best_epoch_));
   }
 }
 

@@ -10,17 +10,18 @@ namespace encore::core {
 
 std::unique_ptr<torch::optim::Optimizer> SgdOptions::build(std::vector<torch::Tensor> parameters) const {
   return std::make_unique<torch::optim::SGD>(
-      std::move(parameters), torch::optim::SGDOptions(lr).momentum(momentum).dampening(dampening).weight_decay(weight_decay).nesterov(nesterov));
+      std::move(parameters),
+      torch::optim::SGDOptions(lr).momentum(momentum).dampening(dampening).weight_decay(weight_decay).nesterov(nesterov));
 }
 
 std::unique_ptr<torch::optim::Optimizer> AdamOptions::build(std::vector<torch::Tensor> parameters) const {
-  return std::make_unique<FusedAdam>(std::move(parameters),
-                                     torch::optim::AdamOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
+  return std::make_unique<FusedAdam>(
+      std::move(parameters), torch::optim::AdamOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
 }
 
 std::unique_ptr<torch::optim::Optimizer> AdamWOptions::build(std::vector<torch::Tensor> parameters) const {
-  return std::make_unique<FusedAdamW>(std::move(parameters),
-                                      torch::optim::AdamWOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
+  return std::make_unique<FusedAdamW>(
+      std::move(parameters), torch::optim::AdamWOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
 }
 
 double scheduled_lr(const ScheduleConfig& s, double base_lr, int epoch, int total_epochs) {

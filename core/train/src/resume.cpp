@@ -44,7 +44,7 @@ bool ResumePlan::is_past(const std::vector<std::string>& stages) const {
 std::string describe_resume_point(const Checkpoint& checkpoint) {
   const auto& at = checkpoint.state();
   return fmt::format("stage {}, {} epochs done{}", at.stage, at.epoch,
-                     at.finished        ? " (stage finished)"
+                     at.finished       ? " (stage finished)"
                      : at.position > 0 ? fmt::format(", at batch {} of epoch {}", at.position + 1, at.epoch + 1)
                                        : std::string());
 }

@@ -7,8 +7,8 @@
 
 #include <fmt/format.h>
 
-#include "encore/core/errors.h"
 #include "encore/core/checkpoint.h"
+#include "encore/core/errors.h"
 #include "encore/core/ops.h"
 #include "encore/core/random.h"
 
@@ -283,11 +283,18 @@ Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
     // Ranks fed different data or state would pair up the wrong collectives: stop them here, named.
     std::int64_t parameters = 0;
     for (const auto& p : parameters_) parameters += p.numel();
-    const auto mine = Json{{"stage", state_.stage}, {"epoch", state_.epoch}, {"step", state_.step}, {"examples", train.size()},
-                           {"batch_size", train.batch_size()}, {"trained_parameters", parameters}}.dump();
+    const auto mine = Json{
+        {"stage", state_.stage},
+        {"epoch", state_.epoch},
+        {"step", state_.step},
+        {"examples", train.size()},
+        {"batch_size", train.batch_size()},
+        {"trained_parameters",
+         parameters}}.dump();
     const auto all = group_->all_gather(mine);
     for (std::size_t r = 1; r < all.size(); ++r) {
-      if (all[r] != all[0]) throw DistributedError(fmt::format("ranks disagree on what to train: rank 0 has {}, rank {} has {}", all[0], r, all[r]));
+      if (all[r] != all[0])
+        throw DistributedError(fmt::format("ranks disagree on what to train: rank 0 has {}, rank {} has {}", all[0], r, all[r]));
     }
   }
   for (auto& callback : callbacks_) callback->on_fit_start(*this);
@@ -324,8 +331,8 @@ Metrics Trainer::fit(const BatchSource& train, const BatchSource* validation) {
 
 void Trainer::save_checkpoint(const std::string& file) {
   if (const auto name = first_non_finite_parameter(task_.module()); !name.empty()) {
-    throw NonFiniteError(fmt::format("parameter {} holds a non-finite value in stage {}, epoch {}, step {}; no checkpoint written",
-                                     name, state_.stage, state_.epoch + 1, state_.step));
+    throw NonFiniteError(fmt::format("parameter {} holds a non-finite value in stage {}, epoch {}, step {}; no checkpoint written", name,
+                                     state_.stage, state_.epoch + 1, state_.step));
   }
   std::vector<torch::Tensor> rng_states{default_generator_state()};
   if (group_) {
@@ -362,7 +369,8 @@ void Trainer::load_checkpoint(const std::string& file) { load_checkpoint(Checkpo
 void Trainer::load_checkpoint(const Checkpoint& checkpoint) {
   const auto& saved = checkpoint.state();
   if (saved.stage != state_.stage) {
-    throw DataError(fmt::format("{}: checkpoint is of stage \"{}\", expected \"{}\"", checkpoint.file().string(), saved.stage, state_.stage));
+    throw DataError(
+        fmt::format("{}: checkpoint is of stage \"{}\", expected \"{}\"", checkpoint.file().string(), saved.stage, state_.stage));
   }
   checkpoint.load_module(task_.module(), /*with_rng_state=*/true);
   checkpoint.load_optimizer(*optimizer_);

@@ -102,7 +102,8 @@ TEST(Override, MalformedAssignmentIsAnError) {
 
 TEST(JsonText, NumberBeyondDoubleRangeIsAConfigErrorNamingTheFile) {
   // Found by fuzzing: the parser's overflow error escaped as an uncaught exception.
-  EXPECT_THROW_WITH(encore::core::parse_json_text("{\"lr\": 1e400}", "x.json"), encore::core::ConfigError, "number overflow parsing '1e400'");
+  EXPECT_THROW_WITH(encore::core::parse_json_text("{\"lr\": 1e400}", "x.json"), encore::core::ConfigError,
+                    "number overflow parsing '1e400'");
 }
 
 TEST(Override, NumberBeyondDoubleRangeIsAConfigError) {

@@ -37,7 +37,8 @@ TEST(Csv, NanAndInfAreRejected) {
 }
 
 TEST(Csv, MissingLabelColumnIsRejectedListingColumns) {
-  EXPECT_THROW_WITH(parse_csv("x,y,class\n1,2,0\n", "m.csv"), DataError, "m.csv:1:1: no label column \"label\" in the header (columns: x, y, class)");
+  EXPECT_THROW_WITH(parse_csv("x,y,class\n1,2,0\n", "m.csv"), DataError,
+                    "m.csv:1:1: no label column \"label\" in the header (columns: x, y, class)");
 }
 
 TEST(Csv, DatasetMapsTextLabelsAndKeepsTrainingClassesForTest) {

@@ -39,8 +39,9 @@ TEST(Idx, DatasetKeepsImagesAsUint8AndConvertsBigEndianLabels) {
 
 TEST(Idx, HeaderPromisingMoreThanTheFileHoldsIsRejectedWithOffset) {
   // 100000 x 1000 x 1000 bytes = 100 GB promised in a 40-byte file: allocating it would fail loudly.
-  EXPECT_THROW_WITH(encore::core::parse_idx(idx_bytes(0x08, {100000, 1000, 1000}, std::vector<unsigned char>(24, 1)), "big.idx"), DataError,
-                    "big.idx: offset 16: header promises a 100000x1000x1000 array = 100000000000 bytes of data, but the file holds 24 (truncated?)");
+  EXPECT_THROW_WITH(
+      encore::core::parse_idx(idx_bytes(0x08, {100000, 1000, 1000}, std::vector<unsigned char>(24, 1)), "big.idx"), DataError,
+      "big.idx: offset 16: header promises a 100000x1000x1000 array = 100000000000 bytes of data, but the file holds 24 (truncated?)");
 }
 
 TEST(Idx, WrongMagicNumberIsRejected) {
@@ -49,8 +50,8 @@ TEST(Idx, WrongMagicNumberIsRejected) {
 }
 
 TEST(Idx, FourDimensionsOverflowing64BitsAreRejected) {
-  EXPECT_THROW_WITH(encore::core::parse_idx(idx_bytes(0x08, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {}), "overflow.idx"), DataError,
-                    "overflow.idx: offset 8: the 4 dimension sizes overflow 64 bits");
+  EXPECT_THROW_WITH(encore::core::parse_idx(idx_bytes(0x08, {0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, {}), "overflow.idx"),
+                    DataError, "overflow.idx: offset 8: the 4 dimension sizes overflow 64 bits");
 }
 
 TEST(Idx, TruncatedGzipIsRejected) {

@@ -148,8 +148,7 @@ TEST(LogisticLossSum, MatchesLibTorchsLossAndGradientAcrossTheLogitRange) {
   const auto targets = torch::rand_like(logits);
   const auto run = [&](bool ours) {
     auto z = logits.detach().clone().requires_grad_(true);
-    auto loss = ours ? logistic_loss_sum(z, targets)
-                     : torch::binary_cross_entropy_with_logits(z, targets, {}, {}, at::Reduction::Sum);
+    auto loss = ours ? logistic_loss_sum(z, targets) : torch::binary_cross_entropy_with_logits(z, targets, {}, {}, at::Reduction::Sum);
     (loss / 7).backward();
     return std::make_pair(loss.item<double>(), z.grad());
   };

@@ -8,9 +8,7 @@
 namespace encore::core {
 namespace {
 
-TEST(Runtime, MatrixProductsOnTheSelectedKernelMatchDoublePrecision) {
-  EXPECT_LT(blas_product_error(), 1e-5) << blas_description();
-}
+TEST(Runtime, MatrixProductsOnTheSelectedKernelMatchDoublePrecision) { EXPECT_LT(blas_product_error(), 1e-5) << blas_description(); }
 
 TEST(Runtime, TheProcessRunsTheBestKernelForThisProcessor) {
   // prepare_process() in the test binary's main() re-executed it with the kernel chosen.

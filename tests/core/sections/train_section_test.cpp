@@ -21,5 +21,6 @@ TEST(Optimizers, ConfigSelectsTypeAndRejectsOptionsOfOtherTypes) {
   EXPECT_THROW_WITH(parse_optimizer(JsonReader(unknown, "/optimizer"), registry), ConfigError,
                     "must be one of adam, adamw, sgd, got \"adamx\" (did you mean \"adam\"?)");
   Json bad_nesterov = {{"type", "sgd"}, {"momentum", 0.0}, {"nesterov", true}};
-  EXPECT_THROW_WITH(parse_optimizer(JsonReader(bad_nesterov, "/optimizer"), registry), ConfigError, "/optimizer/nesterov: needs momentum > 0");
+  EXPECT_THROW_WITH(parse_optimizer(JsonReader(bad_nesterov, "/optimizer"), registry), ConfigError,
+                    "/optimizer/nesterov: needs momentum > 0");
 }

@@ -57,7 +57,8 @@ TEST(Checkpoint, CheckpointOfAnotherStageIsRefused) {
   Trainer b(task, adam_config(1), "stage-b");
   EXPECT_THROW_WITH(b.load_checkpoint((dir / "a.pt").string()), DataError, "checkpoint is of stage \"stage-a\", expected \"stage-b\"");
   encore::testing::write_text(dir / "junk.pt", "not a checkpoint");
-  EXPECT_THROW_WITH(b.load_checkpoint((dir / "junk.pt").string()), DataError, "junk.pt: 16 bytes, shorter than the 24-byte checkpoint header");
+  EXPECT_THROW_WITH(b.load_checkpoint((dir / "junk.pt").string()), DataError,
+                    "junk.pt: 16 bytes, shorter than the 24-byte checkpoint header");
 }
 
 TEST(Checkpoint, DamagedCheckpointIsRejectedNamingTheFile) {
@@ -189,7 +190,9 @@ class SignMomentum : public torch::optim::Optimizer {
   void save(torch::serialize::OutputArchive& archive) const override {
     torch::optim::serialize<SignMomentumState, SignMomentumOptions>(archive, *this);
   }
-  void load(torch::serialize::InputArchive& archive) override { torch::optim::serialize<SignMomentumState, SignMomentumOptions>(archive, *this); }
+  void load(torch::serialize::InputArchive& archive) override {
+    torch::optim::serialize<SignMomentumState, SignMomentumOptions>(archive, *this);
+  }
 };
 
 struct SignMomentumSettings : OptimizerOptions {
@@ -211,7 +214,9 @@ TEST(Checkpoint, AUserRegisteredOptimizerCheckpointsAndResumesBitwise) {
                   r.finish();
                   return options;
                 },
-                [](const OptimizerOptions& options) { return Json{{"lr", dynamic_cast<const SignMomentumSettings&>(options).lr}}; }});
+                [](const OptimizerOptions& options) {
+                  return Json{{"lr", dynamic_cast<const SignMomentumSettings&>(options).lr}};
+                }});
   Json section = {{"epochs", 6}, {"batch_size", 16}, {"optimizer", {{"type", "sign_momentum"}, {"lr", 0.03}}}};
   const auto config = parse_train_config(JsonReader(section), registry, TrainConfig{});
   EXPECT_EQ(to_json(config, registry)["optimizer"], (Json{{"type", "sign_momentum"}, {"lr", 0.03}}));

@@ -15,19 +15,23 @@ namespace {
 // A stage that records what the runner asked of it, in order.
 class RecordingStage : public Stage {
  public:
-  RecordingStage(std::string name, const Dataset& data, std::vector<std::string>& calls) : name_(std::move(name)), data_(data), calls_(calls) {}
+  RecordingStage(std::string name, const Dataset& data, std::vector<std::string>& calls)
+      : name_(std::move(name)), data_(data), calls_(calls) {}
   std::string name() const override { return name_; }
   const TrainConfig& config() const override { return config_; }
   torch::nn::Module& module() override { return task_.module(); }
   void prepare(const StageContext& context) override {
     calls_.push_back(name_ + ": prepare");
-    train_.emplace(data_, torch::arange(data_.size()), Scaler::fit(Scaling::kNone, data_, torch::arange(data_.size())), 16, true, context.seed);
+    train_.emplace(data_, torch::arange(data_.size()), Scaler::fit(Scaling::kNone, data_, torch::arange(data_.size())), 16, true,
+                   context.seed);
   }
   TrainTask& task() override { return task_; }
   const BatchSource& train() const override { return *train_; }
   const BatchSource* validation() const override { return nullptr; }
   void attach(Trainer&) override { calls_.push_back(name_ + ": attach"); }
-  void before_restore(Trainer&, const TrainerState& saved) override { calls_.push_back(name_ + ": restore at epoch " + std::to_string(saved.epoch)); }
+  void before_restore(Trainer&, const TrainerState& saved) override {
+    calls_.push_back(name_ + ": restore at epoch " + std::to_string(saved.epoch));
+  }
 
  private:
   std::string name_;
@@ -65,7 +69,8 @@ TEST(Stage, RunsPrepareAttachAndFitOnlyForTheStagesAResumedRunStillHasToTrain) {
   ASSERT_TRUE(metrics.has_value());
   EXPECT_TRUE(metrics->count("train/loss"));
   EXPECT_TRUE(run_stage(after, context).has_value());
-  EXPECT_EQ(calls, (std::vector<std::string>{"first: prepare", "first: attach", "first: restore at epoch 1", "after: prepare", "after: attach"}));
+  EXPECT_EQ(calls,
+            (std::vector<std::string>{"first: prepare", "first: attach", "first: restore at epoch 1", "after: prepare", "after: attach"}));
   EXPECT_TRUE(context.resume->is_past({"done"}));
   EXPECT_FALSE(context.resume->is_past({"done", "first"}));
 }

@@ -127,7 +127,8 @@ TEST(Trainer, SkipStepPolicyLeavesTheWeightsOfABadStepBitwiseAndCountsIt) {
     trainer.add_callback(snapshot);
     const auto metrics = trainer.fit(train, nullptr);
     ASSERT_EQ(snapshot->before.size(), snapshot->after.size());
-    for (std::size_t i = 0; i < snapshot->before.size(); ++i) EXPECT_TRUE(encore::testing::bitwise_equal(snapshot->before[i], snapshot->after[i]));
+    for (std::size_t i = 0; i < snapshot->before.size(); ++i)
+      EXPECT_TRUE(encore::testing::bitwise_equal(snapshot->before[i], snapshot->after[i]));
     EXPECT_DOUBLE_EQ(metrics.at("train/skipped_steps"), 1.0 / 8.0);
     EXPECT_TRUE(std::isfinite(metrics.at("train/loss")));
   }
@@ -141,8 +142,7 @@ TEST(Trainer, NoCheckpointHoldsANonFiniteWeight) {
     torch::NoGradGuard no_grad;
     task.net->linear->bias[0] = std::numeric_limits<float>::infinity();
   }
-  EXPECT_THROW_WITH(trainer.save_checkpoint((dir / "bad.pt").string()), NonFiniteError,
-                    "parameter linear.bias holds a non-finite value");
+  EXPECT_THROW_WITH(trainer.save_checkpoint((dir / "bad.pt").string()), NonFiniteError, "parameter linear.bias holds a non-finite value");
   EXPECT_FALSE(std::filesystem::exists(dir / "bad.pt"));
 }
 

@@ -21,8 +21,7 @@ class ConfigError : public std::runtime_error {
   /// An error at a JSON Pointer path ("" is the document root).
   ConfigError(const std::string& path, const std::string& message);
   /// A syntax error at a 1-based line and column of a file.
-  static ConfigError at_line(const std::string& file, std::size_t line, std::size_t column,
-                             const std::string& message);
+  static ConfigError at_line(const std::string& file, std::size_t line, std::size_t column, const std::string& message);
   /// A file-level error (missing, unreadable, too large).
   static ConfigError in_file(const std::string& file, const std::string& message);
 
@@ -80,8 +79,7 @@ class JsonReader {
   T get(const std::string& key, T fallback, const Rule<T>& rule);
 
   /// A string that must be one of `choices`; `fallback` when absent.
-  std::string choice(const std::string& key, const std::vector<std::string>& choices,
-                     const std::string& fallback);
+  std::string choice(const std::string& key, const std::vector<std::string>& choices, const std::string& fallback);
   /// A required string that must be one of `choices`.
   std::string choice(const std::string& key, const std::vector<std::string>& choices);
 

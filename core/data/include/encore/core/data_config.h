@@ -16,7 +16,7 @@ struct DataConfig {
   std::string train_csv, test_csv;                                   // csv
   std::string label_column = "label";                                // csv
   /// Ceiling on a gzipped IDX file's decompressed size, in MiB (a "zip bomb" stops there).
-  std::int64_t max_decompressed_mib = 8192;                          // idx
+  std::int64_t max_decompressed_mib = 8192;  // idx
   Scaling scaling = Scaling::kUnit;
   /// Fraction of the training file held out (stratified) for validation.
   double validation_fraction = 0.1;

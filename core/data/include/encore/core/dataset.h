@@ -34,8 +34,7 @@ Dataset load_idx_dataset(const std::string& images_file, const std::string& labe
 /// Builds a dataset from a CSV file. Labels that are all integers keep their numeric order; other
 /// labels are sorted as text. `class_names`, when given, fixes the mapping (a test set must use the
 /// training set's); a label outside it is an error naming the row.
-Dataset load_csv_dataset(const std::string& file, const std::string& label_column,
-                         const std::vector<std::string>& class_names = {});
+Dataset load_csv_dataset(const std::string& file, const std::string& label_column, const std::vector<std::string>& class_names = {});
 
 /// How raw features become model inputs.
 enum class Scaling {
@@ -100,8 +99,7 @@ struct Batch {
 /// (seed, epoch, position): a run resumed mid-epoch replays the same batches.
 class BatchSource {
  public:
-  BatchSource(const Dataset& data, torch::Tensor indices, Scaler scaler, std::int64_t batch_size, bool shuffle,
-              std::uint64_t seed);
+  BatchSource(const Dataset& data, torch::Tensor indices, Scaler scaler, std::int64_t batch_size, bool shuffle, std::uint64_t seed);
 
   std::int64_t size() const { return indices_.size(0); }
   std::int64_t batch_size() const { return batch_size_; }

@@ -74,7 +74,6 @@ class ProcessGroup {
   /// Throws DistributedError naming the ranks whose heartbeat stopped, with `cause`.
   [[noreturn]] void fail(const std::string& cause);
 
-
  private:
   friend class GradientAverager;
   struct State;

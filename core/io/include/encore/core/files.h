@@ -9,8 +9,7 @@ namespace encore::core {
 
 /// Writes a file by calling `write(temporary_path)`, then flushing it to disk and renaming it over
 /// `path`, so readers see the old file or the complete new one, never a partial one.
-void write_file_atomically(const std::filesystem::path& path,
-                           const std::function<void(const std::filesystem::path&)>& write);
+void write_file_atomically(const std::filesystem::path& path, const std::function<void(const std::filesystem::path&)>& write);
 
 /// Writes text atomically.
 void write_text_atomically(const std::filesystem::path& path, const std::string& text);

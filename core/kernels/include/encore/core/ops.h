@@ -11,8 +11,8 @@ namespace encore::core {
 
 /// x with each element set to 0 with probability `level`, in one pass. The mask comes from one draw
 /// of LibTorch's default CPU generator (so seeding and checkpointed generator state govern it) and is
-/// the same for any number of threads, and for any number of data-parallel ranks (BatchRowOffset). Float32 CPU tensors that need no gradient take the one-pass
-/// path; others are masked with tensor operations.
+/// the same for any number of threads, and for any number of data-parallel ranks (BatchRowOffset). Float32 CPU tensors that need no
+/// gradient take the one-pass path; others are masked with tensor operations.
 torch::Tensor masking_noise(const torch::Tensor& x, double level);
 
 /// While alive, the rows of the batches this thread masks are rows `first_row`, `first_row + 1`, ...

@@ -4,12 +4,11 @@
 ///
 /// | stream                         | seed of its generators      | what draws from it                         |
 /// |--------------------------------|-----------------------------|--------------------------------------------|
-/// | LibTorch's default generator   | the run seed (seed_everything) | weight initialisation, corruption noise, dropout; saved in checkpoints per rank |
-/// | kValidationSplit               | seed                        | the stratified validation split            |
-/// | kLabelledSubset                | seed + 1                    | which examples keep their labels           |
-/// | kGreedyLayer, layer k          | seed + k                    | batch order of greedy layer k              |
-/// | kEndToEnd                      | seed + 100                  | batch order of end-to-end pretraining      |
-/// | kFinetunePhase, phase i        | seed + 200 + i              | batch order of fine-tuning phase i         |
+/// | LibTorch's default generator   | the run seed (seed_everything) | weight initialisation, corruption noise, dropout; saved in
+/// checkpoints per rank | | kValidationSplit               | seed                        | the stratified validation split            | |
+/// kLabelledSubset                | seed + 1                    | which examples keep their labels           | | kGreedyLayer, layer k |
+/// seed + k                    | batch order of greedy layer k              | | kEndToEnd                      | seed + 100 | batch order
+/// of end-to-end pretraining      | | kFinetunePhase, phase i        | seed + 200 + i              | batch order of fine-tuning phase i |
 /// | kProductCheck                  | 7 (any run)                 | the matrices of the BLAS correctness check |
 ///
 /// From a stream's seed, the generator of one draw is seeded_generator(seed, use): kClassShuffle

@@ -7,7 +7,6 @@
 
 #include <torch/types.h>
 
-
 namespace encore::core {
 
 /// Run settings shared by every command: read from the config's top level.
