@@ -122,4 +122,20 @@ IntraOpThreads::IntraOpThreads(int threads) : previous_(at::get_num_threads()) {
 
 IntraOpThreads::~IntraOpThreads() { at::set_num_threads(previous_); }
 
+core::Json toy_experiment_config(const TempDir& dir) {
+  auto [train_images, train_labels] = write_toy_idx(dir.path(), "train", 4, 30, 8, true);
+  auto [test_images, test_labels] = write_toy_idx(dir.path(), "test", 4, 5, 8, false);
+  return core::Json{{"name", "toy"},
+                    {"seed", 3},
+                    {"threads", 1},
+                    {"data",
+                     {{"format", "idx"},
+                      {"train_images", train_images.string()},
+                      {"train_labels", train_labels.string()},
+                      {"test_images", test_images.string()},
+                      {"test_labels", test_labels.string()}}},
+                    {"model", {{"hidden_dims", {16, 4}}, {"corruption", "masking"}, {"corruption_levels", {0.1, 0.2}}}},
+                    {"pretrain", {{"mode", "greedy_then_end_to_end"}, {"greedy", {{"epochs", 2}}}, {"end_to_end", {{"epochs", 2}}}}}};
+}
+
 }  // namespace encore::testing

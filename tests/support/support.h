@@ -56,6 +56,10 @@ std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::u
 std::pair<std::filesystem::path, std::filesystem::path> write_toy_idx(const std::filesystem::path& dir, const std::string& prefix,
                                                                       int classes, int per_class, int side, bool gzip);
 
+/// An experiment config over toy IDX files written into `dir`: a 16-4 denoising stack pretrained
+/// greedily then end to end for 2 epochs each, seed 3, one thread; no finetune section.
+core::Json toy_experiment_config(const TempDir& dir);
+
 /// Every file and directory below `dir`, relative, sorted.
 std::vector<std::string> list_tree(const std::filesystem::path& dir);
 
