@@ -2,8 +2,6 @@
 
 #include <torch/torch.h>
 
-#include "encore/core/ops.h"
-
 namespace encore::finetune {
 
 OneVsAllHeadImpl::OneVsAllHeadImpl(const OneVsAllHeadOptions& options_) : options(options_) { reset(); }
@@ -20,8 +18,6 @@ void OneVsAllHeadImpl::reset() {
 void OneVsAllHeadImpl::pretty_print(std::ostream& stream) const {
   stream << "encore::finetune::OneVsAllHead(" << options.input_dim() << " -> " << options.classes() << " logistic units)";
 }
-
-torch::Tensor OneVsAllHeadImpl::forward(const torch::Tensor& features) { return core::linear(features, linear->weight, linear->bias); }
 
 torch::Tensor OneVsAllHeadImpl::loss(const torch::Tensor& scores, const torch::Tensor& labels) const {
   const auto targets = torch::one_hot(labels, scores.size(1)).to(scores.scalar_type());
@@ -51,8 +47,6 @@ void SoftmaxHeadImpl::reset() {
 void SoftmaxHeadImpl::pretty_print(std::ostream& stream) const {
   stream << "encore::finetune::SoftmaxHead(" << input_dim << " -> " << classes << ")";
 }
-
-torch::Tensor SoftmaxHeadImpl::forward(const torch::Tensor& features) { return core::linear(features, linear->weight, linear->bias); }
 
 torch::Tensor SoftmaxHeadImpl::loss(const torch::Tensor& scores, const torch::Tensor& labels) const {
   return torch::cross_entropy_loss(scores, labels);

@@ -13,6 +13,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "encore/core/config.h"
+#include "encore/core/ops.h"
 #include "encore/core/registry.h"
 
 namespace encore::finetune {
@@ -33,6 +34,17 @@ class Head {
   virtual torch::Tensor predict(const torch::Tensor& scores) const = 0;
 };
 
+/// A head that is one Linear(d, K) layer, named "linear": its outputs are the scores. Derived heads
+/// register it in reset() and say what the scores mean.
+template <class Derived>
+class LinearHead : public torch::nn::Cloneable<Derived>, public Head {
+ public:
+  torch::nn::Module& module() override { return *this; }
+  torch::Tensor forward(const torch::Tensor& features) override { return core::linear(features, linear->weight, linear->bias); }
+
+  torch::nn::Linear linear = nullptr;
+};
+
 /// Options of a one-versus-all head.
 struct OneVsAllHeadOptions {
   OneVsAllHeadOptions(std::int64_t input_dim, std::int64_t classes) : input_dim_(input_dim), classes_(classes) {}
@@ -45,20 +57,16 @@ struct OneVsAllHeadOptions {
 /// K independent logistic units: one Linear(d, K) trained with binary cross-entropy on one-hot
 /// targets. The loss of a batch is the sum over the K units of their logistic losses, averaged over
 /// examples. Probabilities are the K sigmoids; they need not sum to 1.
-class OneVsAllHeadImpl : public torch::nn::Cloneable<OneVsAllHeadImpl>, public Head {
+class OneVsAllHeadImpl : public LinearHead<OneVsAllHeadImpl> {
  public:
   explicit OneVsAllHeadImpl(const OneVsAllHeadOptions& options_);
   void reset() override;
   void pretty_print(std::ostream& stream) const override;
-
-  torch::nn::Module& module() override { return *this; }
-  torch::Tensor forward(const torch::Tensor& features) override;
   torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
   torch::Tensor probabilities(const torch::Tensor& scores) const override;
   torch::Tensor predict(const torch::Tensor& scores) const override;
 
   OneVsAllHeadOptions options;
-  torch::nn::Linear linear = nullptr;
 };
 TORCH_MODULE(OneVsAllHead);
 
@@ -66,20 +74,16 @@ TORCH_MODULE(OneVsAllHead);
 torch::Tensor normalized_probabilities(const torch::Tensor& probabilities);
 
 /// A softmax over K classes trained with cross-entropy.
-class SoftmaxHeadImpl : public torch::nn::Cloneable<SoftmaxHeadImpl>, public Head {
+class SoftmaxHeadImpl : public LinearHead<SoftmaxHeadImpl> {
  public:
   SoftmaxHeadImpl(std::int64_t input_dim, std::int64_t classes);
   void reset() override;
   void pretty_print(std::ostream& stream) const override;
-
-  torch::nn::Module& module() override { return *this; }
-  torch::Tensor forward(const torch::Tensor& features) override;
   torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
   torch::Tensor probabilities(const torch::Tensor& scores) const override;
   torch::Tensor predict(const torch::Tensor& scores) const override;
 
   std::int64_t input_dim, classes;
-  torch::nn::Linear linear = nullptr;
 };
 TORCH_MODULE(SoftmaxHead);
 
