@@ -4,6 +4,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -220,19 +221,79 @@ std::string Converter<std::string>::convert(const JsonReader& r) {
 
 }  // namespace detail
 
+namespace {
+
+struct DuplicateKey {
+  std::string key, path;
+};
+
+// Follows the parser's events to know the JSON Pointer of each key: a key given twice in one object
+// is an error at its path (nlohmann keeps the last silently).
+class KeyTracker {
+ public:
+  void see(Json::parse_event_t event, const Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        frames_.push_back({event == Json::parse_event_t::array_start, 0, "", {}});
+        break;
+      case Json::parse_event_t::key: {
+        auto& frame = frames_.back();
+        frame.key = parsed.get<std::string>();
+        if (!frame.keys.insert(frame.key).second) throw DuplicateKey{frame.key, path()};
+        break;
+      }
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        frames_.pop_back();
+        element_done();
+        break;
+      case Json::parse_event_t::value:
+        element_done();
+        break;
+    }
+  }
+
+ private:
+  struct Frame {
+    bool array;
+    std::size_t index;
+    std::string key;
+    std::set<std::string> keys;
+  };
+
+  void element_done() {
+    if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+  }
+
+  std::string path() const {
+    std::string out;
+    for (const auto& frame : frames_) {
+      out += "/" + (frame.array ? std::to_string(frame.index) : escape_pointer_token(frame.key));
+    }
+    return out;
+  }
+
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
 Json parse_json_text(const std::string& text, const std::string& source, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {
     throw ConfigError::in_file(source, fmt::format("is {} bytes, more than the limit of {}", text.size(), limits.max_bytes));
   }
   bool too_deep = false;
+  KeyTracker keys;
   // The callback sees depth as the parser descends, so a hostile nesting is refused before the tree is built.
-  Json::parser_callback_t depth_guard = [&](int depth, Json::parse_event_t event, Json&) {
+  Json::parser_callback_t guard = [&](int depth, Json::parse_event_t event, Json& parsed) {
     if (event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start) {
       if (depth >= limits.max_depth) {
         too_deep = true;
         throw std::length_error("nesting too deep");
       }
     }
+    keys.see(event, parsed);
     return true;
   };
   auto locate = [&](std::size_t byte) {
@@ -248,7 +309,9 @@ Json parse_json_text(const std::string& text, const std::string& source, const J
     return std::make_pair(line, column);
   };
   try {
-    return Json::parse(text, depth_guard, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+    return Json::parse(text, guard, /*allow_exceptions=*/true, /*ignore_comments=*/false);
+  } catch (const DuplicateKey& duplicate) {
+    throw ConfigError::in_file(source, fmt::format("key \"{}\" is given twice in one object (at {})", duplicate.key, duplicate.path));
   } catch (const Json::parse_error& e) {
     // e.byte is 1-based and points just past the offending character.
     auto [line, column] = locate(e.byte > 0 ? e.byte - 1 : 0);

@@ -76,6 +76,12 @@ TEST(JsonText, NestingDepthIsLimitedBeforeTheTreeIsBuilt) {
                     "nesting is deeper than the limit of 8");
 }
 
+TEST(JsonText, AKeyGivenTwiceInOneObjectIsAnErrorAtItsPath) {
+  EXPECT_THROW_WITH(parse(R"({"a": [{"x": 1}, {"y": 2, "z/w": {"q": 1, "q": 2}}]})"), ConfigError,
+                    "test.json: key \"q\" is given twice in one object (at /a/1/z~1w/q)");
+  EXPECT_EQ(parse(R"({"a": {"q": 1}, "b": {"q": 2}, "c": [{"q": 3}, {"q": 4}]})")["c"][1]["q"], 4);
+}
+
 TEST(JsonText, MissingFileIsNamed) {
   EXPECT_THROW_WITH(encore::core::load_json_file("/nonexistent/x.json"), ConfigError, "/nonexistent/x.json: cannot open");
 }
