@@ -65,14 +65,14 @@ int predict_command(const PredictArgs& args, std::ostream&, std::ostream& err) {
   const auto features = read_features(model, args.input_file);
   const auto [scores, predictions] = finetune::predict(model, features);
   std::string csv = "prediction";
-  for (const auto& name : model.class_names) csv += ",p_" + name;
+  for (const auto& name : model.class_names) csv += "," + core::csv_field("p_" + name);
   csv += '\n';
   const auto* p = predictions.data_ptr<std::int64_t>();
   const auto s = scores.contiguous();
   const auto* v = s.data_ptr<float>();
   const auto classes = s.size(1);
   for (std::int64_t i = 0; i < predictions.size(0); ++i) {
-    csv += p[i] < 0 ? std::string("none") : model.class_names[static_cast<std::size_t>(p[i])];
+    csv += p[i] < 0 ? std::string("none") : core::csv_field(model.class_names[static_cast<std::size_t>(p[i])]);
     for (std::int64_t k = 0; k < classes; ++k) csv += fmt::format(",{:.6g}", v[i * classes + k]);
     csv += '\n';
   }

@@ -3,8 +3,11 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <string_view>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "encore/core/errors.h"
 
@@ -86,6 +89,23 @@ std::string trim(const std::string& s) {
   return s.substr(first, last - first + 1);
 }
 
+// The header's column names, trimmed, without the byte-order mark spreadsheets put before the first.
+// Two columns of one name would be matched to the wrong values: refused, naming both positions.
+std::vector<std::string> header_names(const std::vector<std::string>& fields, const std::string& source, std::size_t line) {
+  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+  std::vector<std::string> names;
+  std::map<std::string, std::size_t> first_column;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    std::string_view field = fields[i];
+    if (i == 0 && field.substr(0, kByteOrderMark.size()) == kByteOrderMark) field.remove_prefix(kByteOrderMark.size());
+    names.push_back(trim(std::string(field)));
+    const auto [found, inserted] = first_column.emplace(names.back(), i);
+    if (!inserted)
+      fail(source, line, i + 1, fmt::format("columns {} and {} are both named \"{}\"", found->second + 1, i + 1, names.back()));
+  }
+  return names;
+}
+
 }  // namespace
 
 CsvTable parse_csv(const std::string& text, const std::string& source, const CsvOptions& options) {
@@ -93,20 +113,19 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
   std::vector<std::string> fields;
   if (!scanner.next(fields)) fail(source, 1, 1, "file is empty; expected a header row");
   CsvTable table;
+  const std::size_t header_line = scanner.record_line();
+  const auto names = header_names(fields, source, header_line);
   std::size_t label_index = fields.size();
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    const std::string name = trim(fields[i]);
-    if (name == options.label_column) {
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == options.label_column) {
       label_index = i;
     } else {
-      table.feature_names.push_back(name);
+      table.feature_names.push_back(names[i]);
     }
   }
-  const std::size_t header_line = scanner.record_line();
   if (label_index == fields.size() && options.label_required) {
-    std::string columns;
-    for (const auto& f : fields) columns += (columns.empty() ? "" : ", ") + trim(f);
-    fail(source, header_line, 1, fmt::format("no label column \"{}\" in the header (columns: {})", options.label_column, columns));
+    fail(source, header_line, 1,
+         fmt::format("no label column \"{}\" in the header (columns: {})", options.label_column, fmt::join(names, ", ")));
   }
   if (table.feature_names.empty()) fail(source, header_line, 1, "the header has no feature columns besides the label");
   const std::size_t width = fields.size();
@@ -152,6 +171,13 @@ CsvTable read_csv_file(const std::string& file, const CsvOptions& options) {
   in.read(text.data(), static_cast<std::streamsize>(size));
   if (!in) throw DataError(fmt::format("{}: cannot read the file", file));
   return parse_csv(text, file, options);
+}
+
+std::string csv_field(const std::string& text, char delimiter) {
+  if (text.find_first_of(std::string{delimiter, '"', '\n', '\r'}) == std::string::npos) return text;
+  std::string out = "\"";
+  for (const char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
 }
 
 }  // namespace encore::core

@@ -41,6 +41,24 @@ TEST(Csv, MissingLabelColumnIsRejectedListingColumns) {
                     "m.csv:1:1: no label column \"label\" in the header (columns: x, y, class)");
 }
 
+TEST(Csv, DuplicateColumnNamesAreRejectedNamingBoth) {
+  EXPECT_THROW_WITH(parse_csv("x,y,label, x \n1,2,0,3\n", "d.csv"), DataError, "d.csv:1:4: columns 1 and 4 are both named \"x\"");
+}
+
+TEST(Csv, FieldsAreQuotedAsRfc4180WritesThemAndReadBack) {
+  EXPECT_EQ(encore::core::csv_field("plain"), "plain");
+  EXPECT_EQ(encore::core::csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(encore::core::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  const auto table = parse_csv("x," + encore::core::csv_field("odd, \"name\"") + "\n1,0\n", "q.csv", {"odd, \"name\""});
+  EXPECT_EQ(table.labels, (std::vector<std::string>{"0"}));
+}
+
+TEST(Csv, AByteOrderMarkBeforeTheHeaderIsNotPartOfTheFirstName) {
+  const auto table = parse_csv("\xEF\xBB\xBFlabel,x\n0,1\n", "bom.csv");
+  EXPECT_EQ(table.labels, (std::vector<std::string>{"0"}));
+  EXPECT_EQ(table.feature_names, (std::vector<std::string>{"x"}));
+}
+
 TEST(Csv, DatasetMapsTextLabelsAndKeepsTrainingClassesForTest) {
   encore::testing::TempDir dir;
   encore::testing::write_text(dir / "train.csv", "f,label\n1,b\n2,a\n3,b\n");

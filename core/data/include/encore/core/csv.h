@@ -34,4 +34,8 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
 /// Reads and parses a CSV file.
 CsvTable read_csv_file(const std::string& file, const CsvOptions& options = {});
 
+/// A field as RFC 4180 writes it: in double quotes, with its quotes doubled, when it holds the
+/// delimiter, a quote or a line break; as it is otherwise.
+std::string csv_field(const std::string& text, char delimiter = ',');
+
 }  // namespace encore::core
