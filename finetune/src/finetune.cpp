@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -24,6 +25,12 @@ PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optim
   }
   p.trainable = r.get<std::vector<std::string>>("trainable", {"encoder", "head"});
   if (p.trainable.empty()) r.fail("trainable", "must name at least one block");
+  for (std::size_t j = 1; j < p.trainable.size(); ++j) {
+    if (std::find(p.trainable.begin(), p.trainable.begin() + static_cast<std::ptrdiff_t>(j), p.trainable[j]) !=
+        p.trainable.begin() + static_cast<std::ptrdiff_t>(j)) {
+      throw core::ConfigError(r.path_of("trainable") + "/" + std::to_string(j), "block \"" + p.trainable[j] + "\" is listed twice");
+    }
+  }
   p.lr_decay_per_depth =
       r.get<double>("lr_decay_per_depth", 1.0, core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
   p.unfreeze_every_epochs = static_cast<int>(r.get<std::int64_t>("unfreeze_every_epochs", 0, core::at_least(std::int64_t{0})));

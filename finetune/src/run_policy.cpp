@@ -19,6 +19,12 @@ void configure_run_threads(const core::RuntimeConfig& runtime, std::ostream& log
                      : workers_here > 1  ? "the cores shared among this machine's workers"
                                          : "all available cores",
                      core::blas_description());
+  if (threads > core::available_cores()) {
+    log << fmt::format(
+        "warning: {} threads on the {} cores this process may use: the extra threads wait on each other and slow "
+        "the run down (set threads to at most {}, or 0 for one per core)\n",
+        threads, core::available_cores(), core::available_cores());
+  }
 }
 
 void check_matrix_products(std::ostream& log) {

@@ -55,3 +55,15 @@ TEST(ShippedConfigs, EveryConfigParses) {
   }
   EXPECT_GE(count, 2);
 }
+
+TEST(ExperimentConfig, ThreadsBeyondTheLimitAndBlocksListedTwiceAreConfigErrors) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  auto j = toy_experiment_config(dir);
+  j["threads"] = 10000;
+  EXPECT_THROW_WITH(finetune::parse_experiment(j, components), core::ConfigError, "config error at /threads: must be at most 256");
+  j = toy_experiment_config(dir);
+  j["finetune"] = {{"phases", {{{"name", "all"}, {"trainable", {"head", "encoder", "head"}}}}}};
+  EXPECT_THROW_WITH(finetune::parse_experiment(j, components), core::ConfigError,
+                    "config error at /finetune/phases/0/trainable/2: block \"head\" is listed twice");
+}

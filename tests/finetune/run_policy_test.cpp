@@ -4,6 +4,8 @@
 
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "encore/core/config.h"
 #include "encore/core/errors.h"
 #include "support/support.h"
@@ -42,4 +44,18 @@ TEST(RunPolicy, ThreadsComeFromTheConfigAndTheProductCheckPassesOnThisBlas) {
   std::ostringstream quiet;
   finetune::check_ranks_agree(core::Json{{"seed", 1}}, "c.json", quiet);
   EXPECT_EQ(quiet.str(), "");
+}
+
+TEST(RunPolicy, MoreThreadsThanCoresIsAWarningThatSaysWhatToSet) {
+  const encore::testing::IntraOpThreads restored_after(at::get_num_threads());
+  std::ostringstream log;
+  core::RuntimeConfig runtime;
+  runtime.threads = core::available_cores() + 1;
+  finetune::configure_run_threads(runtime, log);
+  EXPECT_NE(log.str().find(fmt::format("warning: {} threads on the {} cores", runtime.threads, core::available_cores())), std::string::npos)
+      << log.str();
+  runtime.threads = core::available_cores();
+  std::ostringstream quiet;
+  finetune::configure_run_threads(runtime, quiet);
+  EXPECT_EQ(quiet.str().find("warning"), std::string::npos) << quiet.str();
 }

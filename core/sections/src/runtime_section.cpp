@@ -1,10 +1,15 @@
 #include "encore/core/runtime_section.h"
 
+#include <fmt/format.h>
+
 namespace encore::core {
 
 RuntimeConfig parse_runtime(JsonReader& r) {
   RuntimeConfig c;
   c.threads = static_cast<int>(r.get<std::int64_t>("threads", c.threads, at_least(std::int64_t{0})));
+  if (c.threads > kMaxThreads) {
+    r.fail("threads", fmt::format("must be at most {} (threads beyond the cores only wait on each other), got {}", kMaxThreads, c.threads));
+  }
   c.device = r.choice("device", {"auto", "cpu", "cuda"}, c.device);
   c.seed = static_cast<std::uint64_t>(r.get<std::int64_t>("seed", static_cast<std::int64_t>(c.seed), at_least(std::int64_t{0})));
   c.on_non_finite = r.choice("on_non_finite", {"error", "skip_step"}, c.on_non_finite);

@@ -9,9 +9,12 @@
 
 namespace encore::core {
 
+/// The most intra-op threads a config may ask for: more only adds threads waiting on each other.
+constexpr int kMaxThreads = 256;
+
 /// Run settings shared by every command: read from the config's top level.
 struct RuntimeConfig {
-  /// Intra-op threads; 0 means one per available core.
+  /// Intra-op threads; 0 means one per available core. At most kMaxThreads.
   int threads = 0;
   /// "auto" (CUDA if available), "cpu" or "cuda".
   std::string device = "auto";
