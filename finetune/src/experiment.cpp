@@ -151,6 +151,7 @@ class ExperimentRun {
       find_resume_point();
     } else {
       run_.create();
+      run_.lock();
     }
     run_.write_json(RunDirectory::kConfig, resolved_);
     run_.write_json(RunDirectory::kSplit, core::to_json(split_, config_.runtime.seed), -1);
@@ -213,6 +214,8 @@ class ExperimentRun {
   void find_resume_point() {
     if (!fs::is_directory(run_.path()))
       throw std::runtime_error(fmt::format("cannot resume: {} is not a run directory", run_.path().string()));
+    // Before anything is read: a run still going there must not be joined by a second.
+    run_.lock();
     auto checkpoint = core::newest_valid_checkpoint(run_.file(RunDirectory::kCheckpoints), log_);
     if (!checkpoint) {
       log_ << "no checkpoint to resume from: starting the run again\n";

@@ -1,7 +1,5 @@
 #include "encore/finetune/run_directory.h"
 
-#include "encore/core/files.h"
-
 namespace encore::finetune {
 
 RunDirectory::RunDirectory(std::filesystem::path path, bool writes) : path_(std::move(path)), writes_(writes) {}
@@ -21,6 +19,10 @@ void RunDirectory::write_bytes(const char* name, const std::string& bytes) const
 void RunDirectory::remove(const char* name) const {
   std::error_code ignored;
   if (writes_) std::filesystem::remove(file(name), ignored);
+}
+
+void RunDirectory::lock() {
+  if (writes_) lock_ = std::make_shared<core::DirectoryLock>(path_, kLock);
 }
 
 }  // namespace encore::finetune

@@ -1,6 +1,9 @@
 #include "encore/finetune/run_directory.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
 
 #include "support/support.h"
 
@@ -26,4 +29,24 @@ TEST(RunDirectory, OnlyTheWritingProcessWritesAndEachFileIsWholeJsonWithANewline
   EXPECT_EQ(encore::testing::list_tree(dir / "run"), (std::vector<std::string>{"summary.json"}));
   // A directory holding a run is never reused for another.
   EXPECT_THROW_WITH(rank0.create(), std::runtime_error, "is not empty");
+}
+
+TEST(RunDirectory, ASecondProcessIsRefusedWhileTheFirstHoldsTheDirectory) {
+  encore::testing::TempDir dir;
+  RunDirectory first(dir / "run", true);
+  first.create();
+  first.lock();
+  // flock locks belong to an open file: a second opening conflicts as another process's would.
+  RunDirectory second(dir / "run", true);
+  EXPECT_THROW_WITH(second.lock(), std::runtime_error,
+                    fmt::format("{} is in use by another encore process (PID {})", (dir / "run").string(), ::getpid()));
+  RunDirectory other_rank(dir / "run", false);
+  other_rank.lock();
+  {
+    RunDirectory released(dir / "other", true);
+    released.create();
+    released.lock();
+  }
+  RunDirectory after(dir / "other", true);
+  after.lock();
 }

@@ -1,9 +1,11 @@
 #include "encore/core/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <random>
@@ -80,6 +82,35 @@ fs::path default_run_directory(const fs::path& root, const std::string& name) {
   // Two runs started in the same second get distinct directories.
   for (int suffix = 1; fs::exists(dir); ++suffix) dir = root / name / fmt::format("{}-{}", stamp, suffix);
   return dir;
+}
+
+DirectoryLock::DirectoryLock(const fs::path& directory, const std::string& name) {
+  const auto file = directory / name;
+  descriptor_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (descriptor_ < 0) throw std::runtime_error(fmt::format("cannot open the lock file {}: {}", file.string(), std::strerror(errno)));
+  if (::flock(descriptor_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    std::string holder(32, '\0');
+    const auto read = ::pread(descriptor_, holder.data(), holder.size(), 0);
+    holder.resize(read > 0 ? static_cast<std::size_t>(read) : 0);
+    holder.erase(holder.find_last_not_of(" \n") + 1);
+    ::close(descriptor_);
+    if (error == EWOULDBLOCK) {
+      throw std::runtime_error(fmt::format("{} is in use by another encore process (PID {}); wait for it to end, or stop it first",
+                                           directory.string(), holder.empty() ? "unknown" : holder));
+    }
+    throw std::runtime_error(fmt::format("cannot lock {}: {}", file.string(), std::strerror(error)));
+  }
+  const auto pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(descriptor_, 0) != 0 || ::pwrite(descriptor_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int error = errno;
+    ::close(descriptor_);
+    throw std::runtime_error(fmt::format("cannot write to the lock file {}: {}", file.string(), std::strerror(error)));
+  }
+}
+
+DirectoryLock::~DirectoryLock() {
+  if (descriptor_ >= 0) ::close(descriptor_);
 }
 
 }  // namespace encore::core

@@ -4,8 +4,10 @@
 /// file or the whole new one).
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
+#include "encore/core/files.h"
 #include "encore/core/json.h"
 
 namespace encore::finetune {
@@ -23,6 +25,8 @@ class RunDirectory {
   static constexpr const char* kReconstructions = "reconstructions.png";
   static constexpr const char* kFilters = "filters.png";
   static constexpr const char* kConfusion = "confusion.png";
+  /// Held by the process working in the directory (lock()).
+  static constexpr const char* kLock = "run.lock";
 
   /// `writes`: this process writes the files (is_main_process()).
   RunDirectory(std::filesystem::path path, bool writes);
@@ -41,10 +45,14 @@ class RunDirectory {
   void write_bytes(const char* name, const std::string& bytes) const;
   /// Removes a file a restarted run writes again; nothing when it does not exist.
   void remove(const char* name) const;
+  /// Takes the directory for this process until the RunDirectory goes: a second run (a --resume
+  /// while the first still runs) is refused naming the holder's PID.
+  void lock();
 
  private:
   std::filesystem::path path_;
   bool writes_;
+  std::shared_ptr<core::DirectoryLock> lock_;
 };
 
 }  // namespace encore::finetune

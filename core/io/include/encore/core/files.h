@@ -21,4 +21,20 @@ void create_run_directory(const std::filesystem::path& dir);
 /// `runs/<name>/<UTC timestamp>` below `root`.
 std::filesystem::path default_run_directory(const std::filesystem::path& root, const std::string& name);
 
+/// An advisory lock (flock) on a lock file in a directory, held while the object lives, so that one
+/// process at a time works there. The file keeps the holder's PID for the message others get; the
+/// system releases the lock when the holder ends, however it ends.
+class DirectoryLock {
+ public:
+  /// Takes the lock on `directory`/`name`, creating the file; a lock another process holds is a
+  /// std::runtime_error naming the directory and that process's PID.
+  DirectoryLock(const std::filesystem::path& directory, const std::string& name);
+  ~DirectoryLock();
+  DirectoryLock(const DirectoryLock&) = delete;
+  DirectoryLock& operator=(const DirectoryLock&) = delete;
+
+ private:
+  int descriptor_ = -1;
+};
+
 }  // namespace encore::core
