@@ -28,7 +28,9 @@ double scheduled_lr(const ScheduleConfig& s, double base_lr, int epoch, int tota
   if (epoch < s.warmup_epochs) return base_lr * (epoch + 1) / s.warmup_epochs;
   if (s.type == "step") return base_lr * std::pow(s.gamma, (epoch - s.warmup_epochs) / s.step_epochs);
   if (s.type == "cosine") {
-    const int span = std::max(1, total_epochs - s.warmup_epochs - 1);
+    // Half a cosine over the epochs after warm-up, reaching min_lr only after the last one: every
+    // epoch trains (with min_lr 0, a last epoch at min_lr would change nothing).
+    const int span = std::max(1, total_epochs - s.warmup_epochs);
     const double progress = std::min(1.0, static_cast<double>(epoch - s.warmup_epochs) / span);
     return s.min_lr + (base_lr - s.min_lr) * 0.5 * (1.0 + std::cos(M_PI * progress));
   }

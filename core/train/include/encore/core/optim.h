@@ -58,7 +58,8 @@ struct AdamWOptions : AdamOptions {
 
 /// A learning-rate schedule over epochs.
 struct ScheduleConfig {
-  /// "constant", "step" (multiply by gamma every step_epochs) or "cosine" (to min_lr at the last epoch).
+  /// "constant", "step" (multiply by gamma every step_epochs) or "cosine" (half a cosine from lr
+  /// towards min_lr, which it would reach at the epoch after the last).
   std::string type = "constant";
   int step_epochs = 10;
   double gamma = 0.1;
