@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "encore/core/errors.h"
 #include "encore/core/random.h"
 
 namespace encore::core {
@@ -12,6 +16,36 @@ void limit(Dataset& data, const std::optional<std::int64_t>& count) {
   if (!count || *count >= data.size()) return;
   data.features = data.features.narrow(0, 0, *count);
   data.labels = data.labels.narrow(0, 0, *count);
+}
+
+// IDX classes are the labels 0..max: a class without a training example is a stray label (200 among
+// labels 0-9 would make 201 classes), refused naming the labels that never occur.
+void check_every_class_occurs(const Dataset& train, const std::string& labels_file) {
+  const auto counts = torch::bincount(train.labels, {}, static_cast<std::int64_t>(train.class_names.size()));
+  const auto missing = counts.eq(0).nonzero().flatten();
+  if (missing.numel() == 0) return;
+  std::vector<std::int64_t> shown(missing.data_ptr<std::int64_t>(),
+                                  missing.data_ptr<std::int64_t>() + std::min<std::int64_t>(missing.numel(), 5));
+  throw DataError(fmt::format("{}: labels run from 0 to {}, but {} of them never occur ({}{}); every class needs training examples",
+                              labels_file, train.class_names.size() - 1, missing.numel(), fmt::join(shown, ", "),
+                              missing.numel() > 5 ? ", ..." : ""));
+}
+
+// The test set must be examples of the same shape and classes the model is trained on.
+void check_test_fits_training(const Dataset& test, const Dataset& train, const DataConfig& c) {
+  const auto& test_file = c.format == "idx" ? c.test_images : c.test_csv;
+  const auto& train_file = c.format == "idx" ? c.train_images : c.train_csv;
+  if (test.example_shape() != train.example_shape()) {
+    throw DataError(fmt::format("{}: examples are {}, the training examples of {} are {}", test_file, fmt::join(test.example_shape(), "x"),
+                                train_file, fmt::join(train.example_shape(), "x")));
+  }
+  const auto classes = static_cast<std::int64_t>(train.class_names.size());
+  const auto outside = test.labels.ge(classes).nonzero().flatten();
+  if (outside.numel() == 0) return;
+  const auto row = outside[0].item<std::int64_t>();
+  throw DataError(fmt::format("{}: label {} of example {} is not one of the {} training classes ({} test examples have such labels)",
+                              c.format == "idx" ? c.test_labels : c.test_csv, test.labels[row].item<std::int64_t>(), row, classes,
+                              outside.numel()));
 }
 
 }  // namespace
@@ -28,11 +62,10 @@ LoadedData load_data(const DataConfig& c) {
     if (c.has_test()) out.test = load_csv_dataset(c.test_csv, c.label_column, out.train.class_names);
   }
   limit(out.train, c.limit_train);
+  if (c.format == "idx") check_every_class_occurs(out.train, c.train_labels);
   if (out.test) {
     limit(*out.test, c.limit_test);
-    if (out.test->example_shape() != out.train.example_shape()) {
-      throw std::runtime_error("test examples have a different shape from training examples");
-    }
+    check_test_fits_training(*out.test, out.train, c);
     // IDX label files imply their class count; the test set may lack the top classes.
     if (out.test->class_names.size() < out.train.class_names.size()) out.test->class_names = out.train.class_names;
   }
