@@ -56,6 +56,9 @@ int exit_code_of(const std::function<int()>& command, const std::string& config_
     const std::string what = e.what();
     err << "encore: " << (what.find(config_file) == std::string::npos ? config_file + ": " : "") << what << '\n';
     return kUsageError;
+  } catch (const core::UsageError& e) {
+    err << "encore: " << e.what() << '\n';
+    return kUsageError;
   } catch (const core::NonFiniteError& e) {
     err << "encore: " << e.what() << '\n';
     return kNonFinite;

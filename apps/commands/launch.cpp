@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "commands/commands.h"
+#include "encore/core/errors.h"
 
 extern char** environ;
 
@@ -128,7 +129,7 @@ std::optional<int> wait_for_workers(const std::vector<pid_t>& pids, std::chrono:
 
 int launch_workers(const RunArgs& args, std::ostream& err) {
   const int n = args.nproc;
-  if (n > kMaxWorkers) throw std::invalid_argument(fmt::format("--nproc is at most {}, got {}", kMaxWorkers, n));
+  if (n > kMaxWorkers) throw core::UsageError(fmt::format("--nproc is at most {}, got {}", kMaxWorkers, n));
   std::string store_dir;
   const auto shared_env = shared_environment(args, store_dir);
   struct sigaction action {};

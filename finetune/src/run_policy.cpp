@@ -58,7 +58,7 @@ void check_resumed_config(const RunDirectory& run, const core::Json& resolved, b
                           std::ostream& log) {
   const auto recorded_file = run.file(RunDirectory::kConfig);
   if (!std::filesystem::exists(recorded_file)) {
-    throw core::DataError(
+    throw core::UsageError(
         fmt::format("cannot resume {}: it has no {} (is it a run directory?)", run.path().string(), RunDirectory::kConfig));
   }
   const auto differences = config_differences(core::load_json_file(recorded_file.string()), resolved);

@@ -213,3 +213,20 @@ TEST(Cli, BadDataFileExitsOneNamingFileAndOffsetAndLeavesNoRunDirectory) {
   EXPECT_NE(r.err.find("broken.idx: offset 16: header promises"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "run"));
 }
+
+TEST(Cli, ARunDirectoryThatCannotBeUsedAsAskedIsAUsageErrorThatWritesNothing) {
+  encore::testing::TempDir dir;
+  const auto file = write_config(dir, "c.json", toy_config(dir).dump());
+  std::filesystem::create_directories(dir / "taken");
+  encore::testing::write_text(dir / "taken" / "notes.txt", "someone's files");
+  const auto taken = cli({"run", file, "--output-dir", (dir / "taken").string()});
+  EXPECT_EQ(taken.code, 2) << taken.err;
+  EXPECT_NE(taken.err.find("is not empty; choose another --output-dir"), std::string::npos) << taken.err;
+  EXPECT_EQ(encore::testing::list_tree(dir / "taken"), (std::vector<std::string>{"notes.txt"}));
+  const auto not_a_run = cli({"run", file, "--resume", (dir / "taken").string()});
+  EXPECT_EQ(not_a_run.code, 2) << not_a_run.err;
+  EXPECT_NE(not_a_run.err.find("it has no config.json (is it a run directory?)"), std::string::npos) << not_a_run.err;
+  const auto missing = cli({"run", file, "--resume", (dir / "nowhere").string()});
+  EXPECT_EQ(missing.code, 2) << missing.err;
+  EXPECT_FALSE(std::filesystem::exists(dir / "nowhere"));
+}

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "encore/core/errors.h"
 #include "support/support.h"
 
 using encore::finetune::RunDirectory;
@@ -28,7 +29,7 @@ TEST(RunDirectory, OnlyTheWritingProcessWritesAndEachFileIsWholeJsonWithANewline
   rank0.remove(RunDirectory::kMetrics);
   EXPECT_EQ(encore::testing::list_tree(dir / "run"), (std::vector<std::string>{"summary.json"}));
   // A directory holding a run is never reused for another.
-  EXPECT_THROW_WITH(rank0.create(), std::runtime_error, "is not empty");
+  EXPECT_THROW_WITH(rank0.create(), encore::core::UsageError, "is not empty");
 }
 
 TEST(RunDirectory, ASecondProcessIsRefusedWhileTheFirstHoldsTheDirectory) {
@@ -38,7 +39,7 @@ TEST(RunDirectory, ASecondProcessIsRefusedWhileTheFirstHoldsTheDirectory) {
   first.lock();
   // flock locks belong to an open file: a second opening conflicts as another process's would.
   RunDirectory second(dir / "run", true);
-  EXPECT_THROW_WITH(second.lock(), std::runtime_error,
+  EXPECT_THROW_WITH(second.lock(), encore::core::UsageError,
                     fmt::format("{} is in use by another encore process (PID {})", (dir / "run").string(), ::getpid()));
   RunDirectory other_rank(dir / "run", false);
   other_rank.lock();

@@ -17,7 +17,7 @@ TEST(RunPolicy, AResumedRunMustKeepItsConfigUnlessAChangeIsAllowed) {
   const finetune::RunDirectory run(dir / "run", true);
   std::ostringstream log;
   const core::Json started{{"seed", 1}, {"pretrain", {{"epochs", 2}}}};
-  EXPECT_THROW_WITH(finetune::check_resumed_config(run, started, false, "c.json", log), core::DataError, "it has no config.json");
+  EXPECT_THROW_WITH(finetune::check_resumed_config(run, started, false, "c.json", log), core::UsageError, "it has no config.json");
   run.create();
   run.write_json(finetune::RunDirectory::kConfig, started);
   finetune::check_resumed_config(run, started, false, "c.json", log);

@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "encore/core/errors.h"
+
 namespace encore::core {
 
 namespace fs = std::filesystem;
@@ -61,9 +63,9 @@ void write_text_atomically(const fs::path& path, const std::string& text) {
 void create_run_directory(const fs::path& dir) {
   std::error_code error;
   if (fs::exists(dir, error)) {
-    if (!fs::is_directory(dir)) throw std::runtime_error(fmt::format("run directory {} exists and is not a directory", dir.string()));
+    if (!fs::is_directory(dir)) throw UsageError(fmt::format("run directory {} exists and is not a directory", dir.string()));
     if (!fs::is_empty(dir)) {
-      throw std::runtime_error(fmt::format("run directory {} is not empty; choose another --output-dir or remove it", dir.string()));
+      throw UsageError(fmt::format("run directory {} is not empty; choose another --output-dir or remove it", dir.string()));
     }
     return;
   }
@@ -96,8 +98,8 @@ DirectoryLock::DirectoryLock(const fs::path& directory, const std::string& name)
     holder.erase(holder.find_last_not_of(" \n") + 1);
     ::close(descriptor_);
     if (error == EWOULDBLOCK) {
-      throw std::runtime_error(fmt::format("{} is in use by another encore process (PID {}); wait for it to end, or stop it first",
-                                           directory.string(), holder.empty() ? "unknown" : holder));
+      throw UsageError(fmt::format("{} is in use by another encore process (PID {}); wait for it to end, or stop it first",
+                                   directory.string(), holder.empty() ? "unknown" : holder));
     }
     throw std::runtime_error(fmt::format("cannot lock {}: {}", file.string(), std::strerror(error)));
   }

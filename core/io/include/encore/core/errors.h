@@ -12,6 +12,13 @@ class DataError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A request that cannot be carried out as asked, before anything is done (a run directory that is
+/// not empty, or in use by another process): a usage error, exit 2 from the `encore` executable.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// Training produced a non-finite value; the message names the stage, epoch and step.
 class NonFiniteError : public std::runtime_error {
  public:
