@@ -34,32 +34,27 @@ PretrainConfig parse_pretrain_config(core::JsonReader r, const core::OptimizerRe
   PretrainConfig c;
   c.mode = r.choice("mode", {"greedy", "end_to_end", "greedy_then_end_to_end", "none"}, c.mode);
   c.loss = parse_reconstruction_loss(r.choice("loss", {"mse", "bce"}, reconstruction_loss_name(c.loss)));
+  // Both sections are read (and written back) whatever the mode, so that one --set of the mode
+  // switches between them; the mode says which run.
   const core::Json empty = core::Json::object();
-  if (c.runs_greedy()) {
-    auto greedy = r.has("greedy") ? r.object("greedy") : core::JsonReader(empty, r.path_of("greedy"));
-    std::vector<core::JsonReader> layers;
-    if (greedy.has("layers")) layers = greedy.array("layers");
-    c.greedy = core::parse_train_config(greedy, optimizers, kDefaultStage);
-    for (auto& layer : layers) {
-      c.greedy_layers.push_back(core::parse_train_config(layer, optimizers, c.greedy));
-      c.greedy_layer_overrides.push_back(layer.json());
-    }
+  auto greedy = r.has("greedy") ? r.object("greedy") : core::JsonReader(empty, r.path_of("greedy"));
+  std::vector<core::JsonReader> layers;
+  if (greedy.has("layers")) layers = greedy.array("layers");
+  c.greedy = core::parse_train_config(greedy, optimizers, kDefaultStage);
+  for (auto& layer : layers) {
+    c.greedy_layers.push_back(core::parse_train_config(layer, optimizers, c.greedy));
+    c.greedy_layer_overrides.push_back(layer.json());
   }
-  if (c.runs_end_to_end()) {
-    auto e2e = r.has("end_to_end") ? r.object("end_to_end") : core::JsonReader(empty, r.path_of("end_to_end"));
-    c.end_to_end = core::parse_train_config(e2e, optimizers, kDefaultStage);
-  }
+  auto e2e = r.has("end_to_end") ? r.object("end_to_end") : core::JsonReader(empty, r.path_of("end_to_end"));
+  c.end_to_end = core::parse_train_config(e2e, optimizers, kDefaultStage);
   r.finish();
   return c;
 }
 
 core::Json to_json(const PretrainConfig& c, const core::OptimizerRegistry& optimizers) {
-  core::Json out{{"mode", c.mode}, {"loss", reconstruction_loss_name(c.loss)}};
-  if (c.runs_greedy()) {
-    out["greedy"] = core::to_json(c.greedy, optimizers);
-    if (!c.greedy_layer_overrides.empty()) out["greedy"]["layers"] = c.greedy_layer_overrides;
-  }
-  if (c.runs_end_to_end()) out["end_to_end"] = core::to_json(c.end_to_end, optimizers);
+  core::Json out{{"mode", c.mode}, {"loss", reconstruction_loss_name(c.loss)}, {"greedy", core::to_json(c.greedy, optimizers)}};
+  if (!c.greedy_layer_overrides.empty()) out["greedy"]["layers"] = c.greedy_layer_overrides;
+  out["end_to_end"] = core::to_json(c.end_to_end, optimizers);
   return out;
 }
 

@@ -67,3 +67,19 @@ TEST(ExperimentConfig, ThreadsBeyondTheLimitAndBlocksListedTwiceAreConfigErrors)
   EXPECT_THROW_WITH(finetune::parse_experiment(j, components), core::ConfigError,
                     "config error at /finetune/phases/0/trainable/2: block \"head\" is listed twice");
 }
+
+TEST(ShippedConfigs, EachOneSetOfThePretrainingModeGivesAConfigThatParses) {
+  const char* source = std::getenv("ENCORE_SOURCE_DIR");
+  ASSERT_NE(source, nullptr) << "ctest sets ENCORE_SOURCE_DIR";
+  const auto components = finetune::builtin_components();
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(source) / "configs")) {
+    if (entry.path().extension() != ".json") continue;
+    for (const char* mode : {"none", "greedy", "end_to_end", "greedy_then_end_to_end"}) {
+      const auto config = finetune::load_experiment(entry.path().string(), {std::string("/pretrain/mode=\"") + mode + "\""}, components);
+      EXPECT_EQ(config.pretrain.mode, mode) << entry.path();
+      ++count;
+    }
+  }
+  EXPECT_GE(count, 8);
+}

@@ -22,7 +22,8 @@ struct PretrainConfig {
   /// twin of an experiment).
   std::string mode = "greedy";
   ReconstructionLoss loss = ReconstructionLoss::kMse;
-  /// Greedy training settings shared by every layer.
+  /// Greedy training settings shared by every layer. This and end_to_end are kept (read and
+  /// written back) whatever the mode, so that a --set of the mode alone switches between them.
   core::TrainConfig greedy;
   /// Per-layer settings when `greedy.layers` is given: one per layer, each `greedy` overridden by
   /// that layer's keys. Empty when every layer uses `greedy`.
