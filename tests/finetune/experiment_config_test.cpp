@@ -43,19 +43,6 @@ TEST(ExperimentConfig, MissingDataFileIsAConfigErrorAtItsPath) {
                     "config error at /data/train_labels: file \"" + (dir / "nope.gz").string() + "\" does not exist");
 }
 
-TEST(ShippedConfigs, EveryConfigParses) {
-  const char* source = std::getenv("ENCORE_SOURCE_DIR");
-  ASSERT_NE(source, nullptr) << "ctest sets ENCORE_SOURCE_DIR";
-  const auto components = finetune::builtin_components();
-  int count = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(source) / "configs")) {
-    if (entry.path().extension() != ".json") continue;
-    EXPECT_NO_THROW(finetune::load_experiment(entry.path().string(), {}, components)) << entry.path();
-    ++count;
-  }
-  EXPECT_GE(count, 2);
-}
-
 TEST(ExperimentConfig, ThreadsBeyondTheLimitAndBlocksListedTwiceAreConfigErrors) {
   encore::testing::TempDir dir;
   const auto components = finetune::builtin_components();
@@ -68,18 +55,21 @@ TEST(ExperimentConfig, ThreadsBeyondTheLimitAndBlocksListedTwiceAreConfigErrors)
                     "config error at /finetune/phases/0/trainable/2: block \"head\" is listed twice");
 }
 
-TEST(ShippedConfigs, EachOneSetOfThePretrainingModeGivesAConfigThatParses) {
+// Every shipped config parses as it is, and with one --set of the pretraining mode (the from-scratch
+// twin of a config is one edit away).
+TEST(ShippedConfigs, EveryConfigParsesAsItIsAndWithEachPretrainingMode) {
   const char* source = std::getenv("ENCORE_SOURCE_DIR");
   ASSERT_NE(source, nullptr) << "ctest sets ENCORE_SOURCE_DIR";
   const auto components = finetune::builtin_components();
   int count = 0;
   for (const auto& entry : std::filesystem::directory_iterator(std::filesystem::path(source) / "configs")) {
     if (entry.path().extension() != ".json") continue;
+    EXPECT_NO_THROW(finetune::load_experiment(entry.path().string(), {}, components)) << entry.path();
     for (const char* mode : {"none", "greedy", "end_to_end", "greedy_then_end_to_end"}) {
       const auto config = finetune::load_experiment(entry.path().string(), {std::string("/pretrain/mode=\"") + mode + "\""}, components);
       EXPECT_EQ(config.pretrain.mode, mode) << entry.path();
-      ++count;
     }
+    ++count;
   }
-  EXPECT_GE(count, 8);
+  EXPECT_GE(count, 2);
 }
