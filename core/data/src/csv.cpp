@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string_view>
@@ -89,6 +90,28 @@ std::string trim(const std::string& s) {
   return s.substr(first, last - first + 1);
 }
 
+// A feature cell as a float. A leading '+' (spreadsheets write it) is accepted; a number too small
+// for a float reads as zero, as float arithmetic would round it; one too large for a float, or not
+// a finite number, is an error at its row and column.
+float parse_number(const std::string& cell, const std::string& source, std::size_t row, std::size_t column) {
+  float value = 0;
+  const char* begin = cell.data();
+  const char* end = begin + cell.size();
+  if (begin != end && *begin == '+') ++begin;
+  const auto [ptr, error] = std::from_chars(begin, end, value);
+  const bool out_of_range = error == std::errc::result_out_of_range;
+  if (cell.empty() || ptr != end || (error != std::errc() && !out_of_range))
+    fail(source, row, column, fmt::format("\"{}\" is not a number", cell));
+  if (out_of_range) {
+    // from_chars says the same for magnitudes below and above a float's range: tell them apart.
+    const long double wide = std::strtold(cell.c_str(), nullptr);
+    if (std::fabs(wide) >= 1) fail(source, row, column, fmt::format("\"{}\" is beyond the range of 32-bit floats (about 3.4e38)", cell));
+    return std::signbit(wide) ? -0.0f : 0.0f;
+  }
+  if (!std::isfinite(value)) fail(source, row, column, fmt::format("\"{}\" is not a finite number", cell));
+  return value;
+}
+
 // The header's column names, trimmed, without the byte-order mark spreadsheets put before the first.
 // Two columns of one name would be matched to the wrong values: refused, naming both positions.
 std::vector<std::string> header_names(const std::vector<std::string>& fields, const std::string& source, std::size_t line) {
@@ -141,17 +164,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
         table.labels.push_back(cell);
         continue;
       }
-      float value = 0;
-      const char* begin = cell.data();
-      const char* end = begin + cell.size();
-      // from_chars rejects a leading '+', which spreadsheets write; accept it for the number itself.
-      if (begin != end && *begin == '+') ++begin;
-      const auto [ptr, error] = std::from_chars(begin, end, value);
-      if (cell.empty() || error != std::errc() || ptr != end) {
-        fail(source, row, i + 1, fmt::format("\"{}\" is not a number", cell));
-      }
-      if (!std::isfinite(value)) fail(source, row, i + 1, fmt::format("\"{}\" is not a finite number", cell));
-      table.features.push_back(value);
+      table.features.push_back(parse_number(cell, source, row, i + 1));
     }
     ++table.rows;
   }

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "encore/core/dataset.h"
 #include "encore/core/errors.h"
 #include "support/support.h"
@@ -34,6 +36,14 @@ TEST(Csv, NonNumericCellIsRejectedWithRowAndColumn) {
 TEST(Csv, NanAndInfAreRejected) {
   EXPECT_THROW_WITH(parse_csv("x,label\nnan,0\n", "nan.csv"), DataError, "nan.csv:2:1: \"nan\" is not a finite number");
   EXPECT_THROW_WITH(parse_csv("label,x\n0,1\n1,-inf\n", "inf.csv"), DataError, "inf.csv:3:2: \"-inf\" is not a finite number");
+}
+
+TEST(Csv, NumbersBelowAFloatsRangeReadAsZeroAndAboveItAreRejected) {
+  const auto table = parse_csv("x,y,label\n1e-400,-1e-50,0\n", "tiny.csv");
+  EXPECT_EQ(table.features, (std::vector<float>{0.f, -0.f}));
+  EXPECT_TRUE(std::signbit(table.features[1]));
+  EXPECT_THROW_WITH(parse_csv("x,label\n1e39,0\n", "big.csv"), DataError, "big.csv:2:1: \"1e39\" is beyond the range of 32-bit floats");
+  EXPECT_THROW_WITH(parse_csv("x,label\n1e400,0\n", "huge.csv"), DataError, "huge.csv:2:1: \"1e400\" is beyond the range");
 }
 
 TEST(Csv, MissingLabelColumnIsRejectedListingColumns) {
