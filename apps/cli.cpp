@@ -47,6 +47,12 @@ void add_resume_and_parallel_options(CLI::App& command, RunArgs& run_args) {
       ->check(CLI::Range(0.1, 86400.0));
 }
 
+// Writes "encore: <message>" on `err` and returns `code`.
+int report(std::ostream& err, const std::string& message, int code) {
+  err << "encore: " << message << '\n';
+  return code;
+}
+
 // Runs a command; the single place where exceptions become messages and exit codes. `config_file`
 // prefixes config errors that do not name a file already.
 int exit_code_of(const std::function<int()>& command, const std::string& config_file, std::ostream& err) {
@@ -54,20 +60,15 @@ int exit_code_of(const std::function<int()>& command, const std::string& config_
     return command();
   } catch (const core::ConfigError& e) {
     const std::string what = e.what();
-    err << "encore: " << (what.find(config_file) == std::string::npos ? config_file + ": " : "") << what << '\n';
-    return kUsageError;
+    return report(err, (what.find(config_file) == std::string::npos ? config_file + ": " : "") + what, kUsageError);
   } catch (const core::UsageError& e) {
-    err << "encore: " << e.what() << '\n';
-    return kUsageError;
+    return report(err, e.what(), kUsageError);
   } catch (const core::NonFiniteError& e) {
-    err << "encore: " << e.what() << '\n';
-    return kNonFinite;
+    return report(err, e.what(), kNonFinite);
   } catch (const c10::Error& e) {
-    err << "encore: " << e.what_without_backtrace() << '\n';
-    return kRuntimeError;
+    return report(err, e.what_without_backtrace(), kRuntimeError);
   } catch (const std::exception& e) {
-    err << "encore: " << e.what() << '\n';
-    return kRuntimeError;
+    return report(err, e.what(), kRuntimeError);
   }
 }
 

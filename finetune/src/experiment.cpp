@@ -211,9 +211,8 @@ class ExperimentRun {
   }
 
  private:
+  // apply_run_policy has already refused a directory without a config.json (check_resumed_config).
   void find_resume_point() {
-    if (!fs::is_directory(run_.path()))
-      throw core::UsageError(fmt::format("cannot resume: {} is not a run directory", run_.path().string()));
     // Before anything is read: a run still going there must not be joined by a second.
     run_.lock();
     auto checkpoint = core::newest_valid_checkpoint(run_.file(RunDirectory::kCheckpoints), log_);
