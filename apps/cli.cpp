@@ -94,15 +94,17 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   for (auto* command : {run, pretrain, finetune}) add_resume_and_parallel_options(*command, run_args);
   finetune->add_option("--from", run_args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
 
-  std::string evaluate_dir;
-  auto* evaluate = app.add_subcommand("evaluate", "evaluate a run's model.pt on its config's test data; metrics JSON on stdout");
-  evaluate->add_option("run_dir", evaluate_dir, "run directory holding model.pt")->required();
+  EvaluateArgs evaluate_args;
+  auto* evaluate = app.add_subcommand("evaluate", "evaluate a trained model on its run's test data, or on --data; metrics JSON on stdout");
+  evaluate->add_option("run_or_model", evaluate_args.run_or_model, "run directory holding model.pt, or a model.pt")->required();
+  evaluate->add_option("--data", evaluate_args.data_file, "labelled data to evaluate on: a CSV with the label column, or IDX images");
+  evaluate->add_option("--labels", evaluate_args.labels_file, "with --data of IDX images: their IDX labels");
 
   PredictArgs predict_args;
   auto* predict = app.add_subcommand("predict", "predict classes and per-class probabilities of new data, as CSV");
   predict->add_option("--model", predict_args.model_file, "model.pt of a run")->required();
   predict->add_option("--input", predict_args.input_file, "IDX images or CSV rows in the format the model was trained on")->required();
-  predict->add_option("--output", predict_args.output_file, "CSV to write: prediction,p_<class>...")->required();
+  predict->add_option("--output", predict_args.output_file, "CSV to write: prediction,p_<class>...; - for standard output")->required();
 
   auto* list = app.add_subcommand("list", "list registered models, heads, optimizers and callbacks");
 
@@ -123,7 +125,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       run_args.pretrain_only = pretrain->parsed();
       return run_command(run_args, out, err);
     }
-    if (evaluate->parsed()) return evaluate_command(evaluate_dir, out, err);
+    if (evaluate->parsed()) return evaluate_command(evaluate_args, out, err);
     if (predict->parsed()) return predict_command(predict_args, out, err);
     return kUsageError;
   };

@@ -50,8 +50,17 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err);
 /// `--nproc N`: starts N workers (this program with RANK, WORLD_SIZE, ... set) and waits for them;
 /// the exit code is the first failing worker's.
 int launch_workers(const RunArgs& args, std::ostream& err);
-/// `encore evaluate RUN_DIR`: the run's model on its test data; metrics JSON on stdout.
-int evaluate_command(const std::string& run_dir, std::ostream& out, std::ostream& err);
+struct EvaluateArgs {
+  /// A run directory (its model.pt) or a model file.
+  std::string run_or_model;
+  /// Labelled data other than the run's test set: a CSV with the label column, or IDX images with
+  /// `labels_file`.
+  std::string data_file, labels_file;
+};
+
+/// `encore evaluate`: a trained model on its run's test data, or on the labelled file given;
+/// metrics JSON on stdout.
+int evaluate_command(const EvaluateArgs& args, std::ostream& out, std::ostream& err);
 /// `encore predict`: classes and the K probabilities of every input row, as CSV.
 int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& err);
 

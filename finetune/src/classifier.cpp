@@ -6,6 +6,7 @@
 
 #include "encore/core/errors.h"
 #include "encore/core/ops.h"
+#include "encore/core/zip_archive.h"
 
 namespace encore::finetune {
 
@@ -125,20 +126,25 @@ void flatten(torch::serialize::InputArchive& archive, const std::string& prefix,
 
 }  // namespace
 
-std::map<std::string, torch::Tensor> read_archive_tensors(const std::string& file) {
+torch::serialize::InputArchive read_module_archive(const std::string& file) {
+  const auto bytes = core::read_zip_archive(file);
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(file);
+    archive.load_from(bytes.data(), bytes.size());
   } catch (const c10::Error& e) {
     throw core::DataError(fmt::format("{}: not a readable LibTorch archive: {}", file, e.what_without_backtrace()));
   }
-  std::map<std::string, torch::Tensor> out;
-  flatten(archive, "", out);
-  return out;
+  return archive;
 }
 
 LoadReport load_by_name(torch::nn::Module& module, const std::string& file) {
-  auto saved = read_archive_tensors(file);
+  auto archive = read_module_archive(file);
+  return load_by_name(module, archive);
+}
+
+LoadReport load_by_name(torch::nn::Module& module, torch::serialize::InputArchive& archive) {
+  std::map<std::string, torch::Tensor> saved;
+  flatten(archive, "", saved);
   LoadReport report;
   torch::NoGradGuard no_grad;
   auto copy_in = [&](const std::string& name, torch::Tensor& target) {

@@ -116,6 +116,7 @@ class ExperimentRun {
     device_ = core::resolve_device(config_.runtime.device);
     core::seed_everything(config_.runtime.seed);
     data_ = core::load_data(config_.data);
+    for (const auto& note : data_.notes) log_ << note << '\n';
     split_ = core::split_data(config_.data, data_.train, config_.runtime.seed);
     scaler_ = core::Scaler::fit(config_.data.scaling, data_.train, split_.all_training);
     log_ << fmt::format("data: {} training examples ({} validation held out, {} labelled, {} unlabelled), {} features, {} classes{}\n",
@@ -193,8 +194,7 @@ class ExperimentRun {
       summary_["stages"][stage] = metrics;
     }
     if (!run_.writes()) return;
-    run_.write_bytes(RunDirectory::kModel, trained_model_bytes(*classifier_, config_, components_, scaler_, data_.train.class_names,
-                                                               data_.train.example_shape()));
+    run_.write_bytes(RunDirectory::kModel, trained_model_bytes(*classifier_, config_, components_, scaler_, data_.train));
     evaluate_classifier();
   }
 

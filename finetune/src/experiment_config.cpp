@@ -36,11 +36,18 @@ core::Json to_json(const ExperimentConfig& c, const Components& components) {
 ExperimentConfig load_experiment(const std::string& file, const std::vector<std::string>& overrides, const Components& components) {
   const core::Json raw = core::load_json_file(file);
   ExperimentConfig config = parse_experiment(raw, components);
-  if (overrides.empty()) return config;
-  // Overrides address the resolved config, where every setting exists with its default.
-  core::Json resolved = to_json(config, components);
-  for (const auto& assignment : overrides) core::apply_override(resolved, assignment);
-  return parse_experiment(resolved, components);
+  // Data files named in the config file are found next to it; those given with --set, from the
+  // current directory, as a shell user expects.
+  core::resolve_data_paths(config.data, std::filesystem::path(file).parent_path());
+  if (!overrides.empty()) {
+    // Overrides address the resolved config, where every setting exists with its default.
+    core::Json resolved = to_json(config, components);
+    for (const auto& assignment : overrides) core::apply_override(resolved, assignment);
+    config = parse_experiment(resolved, components);
+    core::resolve_data_paths(config.data, std::filesystem::current_path());
+  }
+  core::check_data_files(config.data);
+  return config;
 }
 
 std::vector<std::string> config_differences(const core::Json& before, const core::Json& after) {

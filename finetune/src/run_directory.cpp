@@ -9,11 +9,11 @@ void RunDirectory::create() const {
 }
 
 void RunDirectory::write_json(const char* name, const core::Json& json, int indent) const {
-  if (writes_) core::write_text_atomically(file(name), json.dump(indent) + "\n");
+  if (writes_) core::write_file_atomically(file(name), json.dump(indent) + "\n");
 }
 
 void RunDirectory::write_bytes(const char* name, const std::string& bytes) const {
-  if (writes_) core::write_text_atomically(file(name), bytes);
+  if (writes_) core::write_file_atomically(file(name), bytes);
 }
 
 void RunDirectory::remove(const char* name) const {

@@ -4,9 +4,13 @@
 
 #include <sstream>
 
+#include <fmt/ranges.h>
+
 #include <fmt/format.h>
 
+#include "encore/core/csv.h"
 #include "encore/core/errors.h"
+#include "encore/core/idx.h"
 
 namespace encore::finetune {
 
@@ -19,8 +23,7 @@ std::string archive_bytes(torch::serialize::OutputArchive& archive) {
 }
 
 std::string trained_model_bytes(ClassifierImpl& classifier, const ExperimentConfig& config, const Components& components,
-                                const core::Scaler& scaler, const std::vector<std::string>& class_names,
-                                const std::vector<std::int64_t>& example_shape) {
+                                const core::Scaler& scaler, const core::Dataset& training_data) {
   // Saved for use, in one defined state whatever the phases left (and whether a resumed run skipped
   // them): eval mode, every block trainable.
   classifier.eval();
@@ -29,20 +32,16 @@ std::string trained_model_bytes(ClassifierImpl& classifier, const ExperimentConf
   torch::serialize::OutputArchive archive;
   classifier.save(archive);
   archive.write("encore_config", c10::IValue(to_json(config, components).dump()));
-  archive.write("encore_class_names", c10::IValue(core::Json(class_names).dump()));
-  archive.write("encore_example_shape", c10::IValue(core::Json(example_shape).dump()));
+  archive.write("encore_class_names", c10::IValue(core::Json(training_data.class_names).dump()));
+  archive.write("encore_example_shape", c10::IValue(core::Json(training_data.example_shape()).dump()));
+  archive.write("encore_feature_names", c10::IValue(core::Json(training_data.feature_names).dump()));
   archive.write("encore_scaler_offset", scaler.offset().cpu(), /*is_buffer=*/true);
   archive.write("encore_scaler_multiplier", scaler.multiplier().cpu(), /*is_buffer=*/true);
   return archive_bytes(archive);
 }
 
 TrainedModel load_trained_model(const fs::path& file, const Components& components) {
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(file.string());
-  } catch (const c10::Error& e) {
-    throw core::DataError(fmt::format("{}: not a readable model: {}", file.string(), e.what_without_backtrace()));
-  }
+  auto archive = read_module_archive(file.string());
   auto read_json = [&](const std::string& key) {
     c10::IValue value;
     if (!archive.try_read(key, value) || !value.isString()) {
@@ -55,6 +54,7 @@ TrainedModel load_trained_model(const fs::path& file, const Components& componen
   if (!out.config.finetune) throw core::DataError(fmt::format("{}: its config has no finetune section", file.string()));
   out.class_names = read_json("encore_class_names").get<std::vector<std::string>>();
   out.example_shape = read_json("encore_example_shape").get<std::vector<std::int64_t>>();
+  out.feature_names = read_json("encore_feature_names").get<std::vector<std::string>>();
   torch::Tensor offset, multiplier;
   if (!archive.try_read("encore_scaler_offset", offset, true) || !archive.try_read("encore_scaler_multiplier", multiplier, true)) {
     throw core::DataError(fmt::format("{}: has no scaler", file.string()));
@@ -64,12 +64,66 @@ TrainedModel load_trained_model(const fs::path& file, const Components& componen
   for (auto d : out.example_shape) features *= d;
   auto autoencoder = models::build_model(out.config.model, components.models, features);
   out.classifier = build_classifier(*out.config.finetune, autoencoder, components.heads, static_cast<std::int64_t>(out.class_names.size()));
-  const auto report = load_by_name(*out.classifier, file.string());
+  const auto report = load_by_name(*out.classifier, archive);
   if (!report.complete()) {
     throw core::DataError(fmt::format("{}: weights do not fit the model its config describes ({} missing, {} mismatched)", file.string(),
                                       report.missing.size(), report.mismatched.size()));
   }
   return out;
+}
+
+namespace {
+
+std::vector<std::int64_t> shape_without_count(const core::IdxArray& array, std::size_t example_rank) {
+  return std::vector<std::int64_t>(array.dims.begin() + (array.dims.size() > example_rank ? 1 : 0), array.dims.end());
+}
+
+}  // namespace
+
+torch::Tensor read_model_inputs(const TrainedModel& model, const std::string& file, std::vector<std::string>& notes) {
+  std::int64_t features = 1;
+  for (auto d : model.example_shape) features *= d;
+  if (model.config.data.format == "idx") {
+    auto array = core::read_idx_file(file);
+    const auto shape = shape_without_count(array, model.example_shape.size());
+    if (shape != model.example_shape) {
+      throw core::DataError(
+          fmt::format("{}: examples are {}, the model takes {}", file, fmt::join(shape, "x"), fmt::join(model.example_shape, "x")));
+    }
+    if (array.type != core::IdxType::kUInt8) throw core::DataError(fmt::format("{}: prediction reads uint8 IDX images", file));
+    const auto count = array.dims.size() > model.example_shape.size() ? array.dims.front() : 1;
+    return torch::from_blob(array.bytes.data() + array.data_offset, {count, features}, torch::kUInt8).clone();
+  }
+  core::CsvOptions options;
+  options.label_column = model.config.data.label_column;
+  options.label_required = false;
+  options.feature_columns = model.feature_names;
+  auto table = core::read_csv_file(file, options);
+  if (!table.ignored_columns.empty()) notes.push_back(core::ignored_columns_note(file, table.ignored_columns));
+  return torch::from_blob(table.features.data(), {static_cast<std::int64_t>(table.rows), features}, torch::kFloat32).clone();
+}
+
+core::Dataset read_labelled_data(const TrainedModel& model, const std::string& file, const std::string& labels_file,
+                                 std::vector<std::string>& notes) {
+  const auto& data_config = model.config.data;
+  if (data_config.format != "idx") {
+    return core::load_csv_dataset(file, data_config.label_column, {model.class_names, model.feature_names}, &notes);
+  }
+  if (labels_file.empty()) throw core::UsageError(fmt::format("{}: IDX images need their labels file to be evaluated", file));
+  core::IdxLimits limits;
+  limits.max_decompressed_bytes = static_cast<std::uint64_t>(data_config.max_decompressed_mib) << 20;
+  auto data = core::load_idx_dataset(file, labels_file, limits);
+  if (data.example_shape() != model.example_shape) {
+    throw core::DataError(fmt::format("{}: examples are {}, the model takes {}", file, fmt::join(data.example_shape(), "x"),
+                                      fmt::join(model.example_shape, "x")));
+  }
+  const auto classes = static_cast<std::int64_t>(model.class_names.size());
+  if (data.num_classes() > classes) {
+    throw core::DataError(fmt::format("{}: holds label {}, and the model knows {} classes (0 to {})", labels_file, data.num_classes() - 1,
+                                      classes, classes - 1));
+  }
+  data.class_names = model.class_names;
+  return data;
 }
 
 std::pair<torch::Tensor, torch::Tensor> predict(TrainedModel& model, const torch::Tensor& raw_features) {

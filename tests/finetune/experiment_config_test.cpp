@@ -1,5 +1,7 @@
 #include "encore/finetune/experiment_config.h"
 
+#include <sys/stat.h>
+
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -25,7 +27,7 @@ TEST(ExperimentConfig, ResolvedConfigParsesBackToItself) {
 TEST(ExperimentConfig, OverridesReachSharedSettingsAndRejectUnknownPaths) {
   encore::testing::TempDir dir;
   const auto components = finetune::builtin_components();
-  core::write_text_atomically(dir / "c.json", toy_experiment_config(dir).dump());
+  core::write_file_atomically(dir / "c.json", toy_experiment_config(dir).dump());
   const auto config = finetune::load_experiment((dir / "c.json").string(), {"/pretrain/greedy/epochs=7", "/model/tied=true"}, components);
   EXPECT_EQ(config.pretrain.greedy_layer(1).epochs, 7);
   EXPECT_EQ(config.model.options["tied"], true);
@@ -35,12 +37,37 @@ TEST(ExperimentConfig, OverridesReachSharedSettingsAndRejectUnknownPaths) {
                     "config error at /seed: must be an integer, got 1.5");
 }
 
-TEST(ExperimentConfig, MissingDataFileIsAConfigErrorAtItsPath) {
+TEST(ExperimentConfig, RelativeDataPathsResolveAgainstTheConfigFilesDirectoryAndSetOnesAgainstTheCurrentOne) {
   encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
   auto j = toy_experiment_config(dir);
-  j["data"]["train_labels"] = (dir / "nope.gz").string();
-  EXPECT_THROW_WITH(finetune::parse_experiment(j, finetune::builtin_components()), core::ConfigError,
-                    "config error at /data/train_labels: file \"" + (dir / "nope.gz").string() + "\" does not exist");
+  const std::string images = j["data"]["train_images"];
+  std::filesystem::create_directories(dir / "configs");
+  j["data"]["train_images"] = std::filesystem::relative(images, dir / "configs").string();
+  const auto file = (dir / "configs" / "c.json").string();
+  encore::testing::write_text(file, j.dump());
+  EXPECT_EQ(finetune::load_experiment(file, {}, components).data.train_images, images);
+  // A --set value is a path typed in the shell: relative to where encore runs.
+  const auto from_here = std::filesystem::relative(images, std::filesystem::current_path()).string();
+  EXPECT_EQ(finetune::load_experiment(file, {"/data/train_images=\"" + from_here + "\""}, components).data.train_images, images);
+}
+
+TEST(ExperimentConfig, DataFilesThatAreMissingOrNotRegularFilesAreConfigErrorsSayingWhatTheyAre) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  auto j = toy_experiment_config(dir);
+  const auto file = (dir / "c.json").string();
+  ASSERT_EQ(::mkfifo((dir / "fifo").c_str(), 0600), 0);
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"nope.gz", "does not exist"}, {".", "is a directory"}, {"fifo", "is a FIFO (named pipe)"}};
+  for (const auto& [name, kind] : cases) {
+    j["data"]["train_labels"] = name;
+    encore::testing::write_text(file, j.dump());
+    EXPECT_THROW_WITH(finetune::load_experiment(file, {}, components), core::ConfigError,
+                      "config error at /data/train_labels: \"" + (dir / name).lexically_normal().string() + "\" " + kind);
+    // Parsing alone does not look at the files: a model's embedded config names files it was trained on.
+    EXPECT_NO_THROW(finetune::parse_experiment(j, components));
+  }
 }
 
 TEST(ExperimentConfig, ThreadsBeyondTheLimitAndBlocksListedTwiceAreConfigErrors) {

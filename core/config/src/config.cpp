@@ -9,6 +9,9 @@
 
 #include <fmt/format.h>
 
+#include "encore/core/errors.h"
+#include "encore/core/files.h"
+
 namespace encore::core {
 
 namespace {
@@ -331,17 +334,14 @@ Json parse_json_text(const std::string& text, const std::string& source, const J
 }
 
 Json load_json_file(const std::string& file, const JsonLimits& limits) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ConfigError::in_file(file, "cannot open the file");
-  in.seekg(0, std::ios::end);
-  const auto size = static_cast<std::size_t>(std::max<std::streamoff>(in.tellg(), 0));
-  if (size > limits.max_bytes) {
-    throw ConfigError::in_file(file, fmt::format("is {} bytes, more than the limit of {}", size, limits.max_bytes));
+  std::string text;
+  try {
+    text = read_file(file, limits.max_bytes);
+  } catch (const DataError& e) {
+    // "FILE: reason" becomes "config error in FILE: reason".
+    const std::string what = e.what();
+    throw ConfigError::in_file(file, what.substr(std::min(what.size(), file.size() + 2)));
   }
-  in.seekg(0);
-  std::string text(size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  if (!in) throw ConfigError::in_file(file, "cannot read the file");
   return parse_json_text(text, file, limits);
 }
 

@@ -3,14 +3,15 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <map>
+#include <optional>
 #include <string_view>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include "encore/core/errors.h"
+#include "encore/core/files.h"
 
 namespace encore::core {
 
@@ -129,6 +130,55 @@ std::vector<std::string> header_names(const std::vector<std::string>& fields, co
   return names;
 }
 
+// Which of the file's columns are read: the label's position, and the features' positions in the
+// order the table stores them.
+struct ColumnPlan {
+  std::optional<std::size_t> label;
+  std::vector<std::size_t> features;
+};
+
+ColumnPlan read_columns(const std::vector<std::string>& names, const CsvOptions& options, const std::string& source, std::size_t line,
+                        CsvTable& table) {
+  ColumnPlan plan;
+  std::map<std::string, std::size_t> position;
+  for (std::size_t i = 0; i < names.size(); ++i) position[names[i]] = i;
+  if (const auto label = position.find(options.label_column); label != position.end()) {
+    plan.label = label->second;
+  } else if (options.label_required) {
+    fail(source, line, 1, fmt::format("no label column \"{}\" in the header (columns: {})", options.label_column, fmt::join(names, ", ")));
+  }
+  if (options.feature_columns.empty()) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (i != plan.label) plan.features.push_back(i);
+    }
+  } else {
+    std::vector<std::string> missing;
+    for (const auto& name : options.feature_columns) {
+      const auto found = position.find(name);
+      if (found == position.end() || found->second == plan.label) {
+        missing.push_back(name);
+      } else {
+        plan.features.push_back(found->second);
+      }
+    }
+    if (!missing.empty()) {
+      fail(source, line, 1,
+           fmt::format("{} of the {} expected feature columns {} missing: {}{}", missing.size(), options.feature_columns.size(),
+                       missing.size() == 1 ? "is" : "are",
+                       fmt::join(missing.begin(), missing.begin() + std::min<std::size_t>(missing.size(), 10), ", "),
+                       missing.size() > 10 ? ", ..." : ""));
+    }
+    std::vector<bool> used(names.size(), false);
+    for (const auto i : plan.features) used[i] = true;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (!used[i] && i != plan.label) table.ignored_columns.push_back(names[i]);
+    }
+  }
+  for (const auto i : plan.features) table.feature_names.push_back(names[i]);
+  if (plan.features.empty()) fail(source, line, 1, "the header has no feature columns besides the label");
+  return plan;
+}
+
 }  // namespace
 
 CsvTable parse_csv(const std::string& text, const std::string& source, const CsvOptions& options) {
@@ -138,34 +188,19 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
   CsvTable table;
   const std::size_t header_line = scanner.record_line();
   const auto names = header_names(fields, source, header_line);
-  std::size_t label_index = fields.size();
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (names[i] == options.label_column) {
-      label_index = i;
-    } else {
-      table.feature_names.push_back(names[i]);
-    }
-  }
-  if (label_index == fields.size() && options.label_required) {
-    fail(source, header_line, 1,
-         fmt::format("no label column \"{}\" in the header (columns: {})", options.label_column, fmt::join(names, ", ")));
-  }
-  if (table.feature_names.empty()) fail(source, header_line, 1, "the header has no feature columns besides the label");
+  const auto columns = read_columns(names, options, source, header_line, table);
   const std::size_t width = fields.size();
   while (scanner.next(fields)) {
     const std::size_t row = scanner.record_line();
     if (fields.size() != width) {
       fail(source, row, std::min(fields.size(), width) + 1, fmt::format("row has {} fields, the header has {}", fields.size(), width));
     }
-    for (std::size_t i = 0; i < width; ++i) {
-      const std::string cell = trim(fields[i]);
-      if (i == label_index) {
-        if (cell.empty()) fail(source, row, i + 1, "label is empty");
-        table.labels.push_back(cell);
-        continue;
-      }
-      table.features.push_back(parse_number(cell, source, row, i + 1));
+    if (columns.label) {
+      const std::string label = trim(fields[*columns.label]);
+      if (label.empty()) fail(source, row, *columns.label + 1, "label is empty");
+      table.labels.push_back(label);
     }
+    for (const auto i : columns.features) table.features.push_back(parse_number(trim(fields[i]), source, row, i + 1));
     ++table.rows;
   }
   if (table.rows == 0) fail(source, header_line + 1, 1, "file has a header but no data rows");
@@ -173,17 +208,14 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
 }
 
 CsvTable read_csv_file(const std::string& file, const CsvOptions& options) {
-  std::ifstream in(file, std::ios::binary | std::ios::ate);
-  if (!in) throw DataError(fmt::format("{}: cannot open the file", file));
-  const auto size = static_cast<std::uint64_t>(in.tellg());
-  if (size > options.max_bytes) {
-    throw DataError(fmt::format("{}: file is {} bytes, more than the limit of {}", file, size, options.max_bytes));
-  }
-  in.seekg(0);
-  std::string text(size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  if (!in) throw DataError(fmt::format("{}: cannot read the file", file));
-  return parse_csv(text, file, options);
+  return parse_csv(read_file(file, options.max_bytes), file, options);
+}
+
+std::string ignored_columns_note(const std::string& file, const std::vector<std::string>& columns) {
+  constexpr std::size_t kShown = 10;
+  return fmt::format("{}: ignoring {} column{} that the model does not use: {}{}", file, columns.size(), columns.size() == 1 ? "" : "s",
+                     fmt::join(columns.begin(), columns.begin() + std::min(columns.size(), kShown), ", "),
+                     columns.size() > kShown ? ", ..." : "");
 }
 
 std::string csv_field(const std::string& text, char delimiter) {

@@ -59,7 +59,9 @@ LoadedData load_data(const DataConfig& c) {
     if (c.has_test()) out.test = load_idx_dataset(c.test_images, c.test_labels, limits);
   } else {
     out.train = load_csv_dataset(c.train_csv, c.label_column);
-    if (c.has_test()) out.test = load_csv_dataset(c.test_csv, c.label_column, out.train.class_names);
+    if (c.has_test()) {
+      out.test = load_csv_dataset(c.test_csv, c.label_column, {out.train.class_names, out.train.feature_names}, &out.notes);
+    }
   }
   limit(out.train, c.limit_train);
   if (c.format == "idx") check_every_class_occurs(out.train, c.train_labels);

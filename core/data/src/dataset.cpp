@@ -103,12 +103,16 @@ Dataset load_idx_dataset(const std::string& images_file, const std::string& labe
   return data;
 }
 
-Dataset load_csv_dataset(const std::string& file, const std::string& label_column, const std::vector<std::string>& class_names) {
+Dataset load_csv_dataset(const std::string& file, const std::string& label_column, const DataSchema& schema,
+                         std::vector<std::string>* notes) {
   CsvOptions options;
   options.label_column = label_column;
+  options.feature_columns = schema.feature_names;
   CsvTable table = read_csv_file(file, options);
+  if (notes && !table.ignored_columns.empty()) notes->push_back(ignored_columns_note(file, table.ignored_columns));
   Dataset data;
-  data.class_names = class_names;
+  data.feature_names = table.feature_names;
+  data.class_names = schema.class_names;
   if (data.class_names.empty()) {
     std::set<std::string> distinct(table.labels.begin(), table.labels.end());
     data.class_names.assign(distinct.begin(), distinct.end());

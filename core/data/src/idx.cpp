@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "encore/core/errors.h"
+#include "encore/core/files.h"
 
 namespace encore::core {
 
@@ -116,6 +117,7 @@ IdxArray parse_idx(std::vector<unsigned char> bytes, const std::string& source) 
 }
 
 IdxArray read_idx_file(const std::string& file, const IdxLimits& limits) {
+  if (const auto problem = regular_file_problem(file); !problem.empty()) throw DataError(fmt::format("{}: {}", file, problem));
   // zlib reads gzip and passes raw files through unchanged, so both formats share one path.
   std::unique_ptr<gzFile_s, int (*)(gzFile)> stream(gzopen(file.c_str(), "rb"), gzclose);
   if (!stream) throw DataError(fmt::format("{}: cannot open the file", file));

@@ -36,11 +36,14 @@ void write_png(const std::filesystem::path& file, const torch::Tensor& gray, std
   auto pixels = gray.repeat_interleave(scale, 0).repeat_interleave(scale, 1).contiguous();
   const int height = static_cast<int>(pixels.size(0));
   const int width = static_cast<int>(pixels.size(1));
-  write_file_atomically(file, [&](const std::filesystem::path& temporary) {
-    if (stbi_write_png(temporary.c_str(), width, height, 1, pixels.data_ptr<std::uint8_t>(), width) == 0) {
-      throw std::runtime_error(fmt::format("cannot write PNG {}", temporary.string()));
-    }
-  });
+  std::string png;
+  const auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<char*>(data), size);
+  };
+  if (stbi_write_png_to_func(append, &png, width, height, 1, pixels.data_ptr<std::uint8_t>(), width) == 0) {
+    throw std::runtime_error(fmt::format("cannot encode the PNG image {}", file.string()));
+  }
+  write_file_atomically(file, png);
 }
 
 }  // namespace encore::core

@@ -4,13 +4,17 @@
 
 #include <filesystem>
 
+#include <fmt/format.h>
+
+#include "encore/core/files.h"
+
 namespace encore::core {
 
 namespace {
 
-std::string existing_file(JsonReader& r, const std::string& key, bool required) {
+std::string file_name(JsonReader& r, const std::string& key, bool required) {
   const std::string file = required ? r.get<std::string>(key) : r.get<std::string>(key, "");
-  if (!file.empty() && !std::filesystem::is_regular_file(file)) r.fail(key, "file \"" + file + "\" does not exist");
+  if (required && file.empty()) r.fail(key, "must name a file");
   return file;
 }
 
@@ -24,14 +28,14 @@ DataConfig parse_data_config(JsonReader r) {
   DataConfig c;
   c.format = r.choice("format", {"idx", "csv"});
   if (c.format == "idx") {
-    c.train_images = existing_file(r, "train_images", true);
-    c.train_labels = existing_file(r, "train_labels", true);
-    c.test_images = existing_file(r, "test_images", false);
-    c.test_labels = existing_file(r, "test_labels", !c.test_images.empty());
+    c.train_images = file_name(r, "train_images", true);
+    c.train_labels = file_name(r, "train_labels", true);
+    c.test_images = file_name(r, "test_images", false);
+    c.test_labels = file_name(r, "test_labels", !c.test_images.empty());
     c.max_decompressed_mib = r.get<std::int64_t>("max_decompressed_mib", c.max_decompressed_mib, at_least(std::int64_t{1}));
   } else {
-    c.train_csv = existing_file(r, "train_csv", true);
-    c.test_csv = existing_file(r, "test_csv", false);
+    c.train_csv = file_name(r, "train_csv", true);
+    c.test_csv = file_name(r, "test_csv", false);
     c.label_column = r.get<std::string>("label_column", c.label_column);
   }
   c.scaling = parse_scaling(r.choice("scaling", {"none", "unit", "standardize"}, scaling_name(c.scaling)));
@@ -66,6 +70,38 @@ Json to_json(const DataConfig& c) {
   out["limit_train"] = c.limit_train ? Json(*c.limit_train) : Json(nullptr);
   out["limit_test"] = c.limit_test ? Json(*c.limit_test) : Json(nullptr);
   return out;
+}
+
+std::vector<std::pair<std::string, std::string*>> data_files(DataConfig& c) {
+  std::vector<std::pair<std::string, std::string*>> all;
+  if (c.format == "idx") {
+    all = {{"train_images", &c.train_images},
+           {"train_labels", &c.train_labels},
+           {"test_images", &c.test_images},
+           {"test_labels", &c.test_labels}};
+  } else {
+    all = {{"train_csv", &c.train_csv}, {"test_csv", &c.test_csv}};
+  }
+  std::vector<std::pair<std::string, std::string*>> named;
+  for (const auto& entry : all) {
+    if (!entry.second->empty()) named.push_back(entry);
+  }
+  return named;
+}
+
+void resolve_data_paths(DataConfig& c, const std::filesystem::path& base) {
+  // A config file named without a directory lies in the current one.
+  const auto root = base.empty() ? std::filesystem::current_path() : std::filesystem::absolute(base);
+  for (auto& [key, file] : data_files(c)) {
+    if (std::filesystem::path(*file).is_relative()) *file = (root / *file).lexically_normal().string();
+  }
+}
+
+void check_data_files(DataConfig c) {
+  for (const auto& [key, file] : data_files(c)) {
+    const auto problem = regular_file_problem(*file);
+    if (!problem.empty()) throw ConfigError("/data/" + key, fmt::format("\"{}\" {}", *file, problem));
+  }
 }
 
 Json to_json(const DataSplit& s, std::uint64_t seed) {

@@ -125,7 +125,7 @@ void MetricsWriter::load(torch::serialize::InputArchive& archive) {
   std::string kept, line;
   for (std::int64_t n = 0; n < records_ && std::getline(in, line); ++n) kept += line + '\n';
   in.close();
-  write_text_atomically(file_, kept);
+  write_file_atomically(file_, kept);
 }
 
 void MetricsWriter::on_epoch_end(Trainer& trainer, const Metrics& metrics) {

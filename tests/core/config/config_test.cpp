@@ -83,7 +83,8 @@ TEST(JsonText, AKeyGivenTwiceInOneObjectIsAnErrorAtItsPath) {
 }
 
 TEST(JsonText, MissingFileIsNamed) {
-  EXPECT_THROW_WITH(encore::core::load_json_file("/nonexistent/x.json"), ConfigError, "/nonexistent/x.json: cannot open");
+  EXPECT_THROW_WITH(encore::core::load_json_file("/nonexistent/x.json"), ConfigError,
+                    "config error in /nonexistent/x.json: does not exist");
 }
 
 TEST(Override, ReplacesAnExistingValueWithJson) {

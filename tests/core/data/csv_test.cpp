@@ -76,7 +76,7 @@ TEST(Csv, DatasetMapsTextLabelsAndKeepsTrainingClassesForTest) {
   const auto train = encore::core::load_csv_dataset((dir / "train.csv").string(), "label");
   EXPECT_EQ(train.class_names, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(train.labels[0].item<std::int64_t>(), 1);
-  EXPECT_THROW_WITH(encore::core::load_csv_dataset((dir / "test.csv").string(), "label", train.class_names), DataError,
+  EXPECT_THROW_WITH(encore::core::load_csv_dataset((dir / "test.csv").string(), "label", {train.class_names, {}}), DataError,
                     "row 3: label \"c\" is not one of the training classes");
 }
 
@@ -85,4 +85,40 @@ TEST(Csv, IntegerLabelsKeepNumericOrder) {
   encore::testing::write_text(dir / "d.csv", "f,label\n1,10\n2,9\n3,2\n");
   const auto data = encore::core::load_csv_dataset((dir / "d.csv").string(), "label");
   EXPECT_EQ(data.class_names, (std::vector<std::string>{"2", "9", "10"}));
+}
+
+TEST(Csv, FeatureColumnsAreMatchedByNameInAnyOrderAndExtraColumnsAreListed) {
+  encore::core::CsvOptions options;
+  options.feature_columns = {"a", "b", "c"};
+  const auto table = parse_csv("c,extra,label,a,b\n3,9,x,1,2\n6,9,y,4,5\n", "shuffled.csv", options);
+  EXPECT_EQ(table.feature_names, options.feature_columns);
+  EXPECT_EQ(table.features, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(table.labels, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(table.ignored_columns, (std::vector<std::string>{"extra"}));
+  EXPECT_EQ(encore::core::ignored_columns_note("shuffled.csv", table.ignored_columns),
+            "shuffled.csv: ignoring 1 column that the model does not use: extra");
+}
+
+TEST(Csv, AMissingFeatureColumnIsAnErrorNamingIt) {
+  encore::core::CsvOptions options;
+  options.feature_columns = {"a", "b", "c"};
+  EXPECT_THROW_WITH(parse_csv("c,label,a\n3,x,1\n", "short.csv", options), DataError,
+                    "short.csv:1:1: 1 of the 3 expected feature columns is missing: b");
+  // The label column is never a feature, even when asked for by name.
+  options.feature_columns = {"a", "label"};
+  EXPECT_THROW_WITH(parse_csv("label,a\nx,1\n", "label.csv", options), DataError, "is missing: label");
+}
+
+TEST(Csv, ATestSetWithShuffledColumnsReadsInTheTrainingOrder) {
+  encore::testing::TempDir dir;
+  encore::testing::write_text(dir / "train.csv", "f,g,label\n1,10,a\n2,20,b\n");
+  encore::testing::write_text(dir / "test.csv", "label,note,g,f\nb,z,30,3\n");
+  const auto train = encore::core::load_csv_dataset((dir / "train.csv").string(), "label");
+  EXPECT_EQ(train.feature_names, (std::vector<std::string>{"f", "g"}));
+  std::vector<std::string> notes;
+  const auto test = encore::core::load_csv_dataset((dir / "test.csv").string(), "label", {train.class_names, train.feature_names}, &notes);
+  EXPECT_TRUE(torch::equal(test.features, torch::tensor({{3.f, 30.f}})));
+  EXPECT_EQ(test.labels[0].item<std::int64_t>(), 1);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("test.csv: ignoring 1 column that the model does not use: note"), std::string::npos);
 }

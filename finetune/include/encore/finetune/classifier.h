@@ -93,11 +93,14 @@ struct LoadReport {
   core::Json to_json() const;
 };
 
-/// Copies tensors of a saved module archive (e.g. pretrained.pt) into `module` by parameter name,
-/// with shape checks. Copies only matching tensors; reports the rest.
-LoadReport load_by_name(torch::nn::Module& module, const std::string& file);
+/// A saved module archive (pretrained.pt, model.pt), its ZIP checksums verified before LibTorch
+/// parses it; a damaged or unreadable file is a DataError naming it.
+torch::serialize::InputArchive read_module_archive(const std::string& file);
 
-/// Every tensor in a saved module archive, by dotted name ("layer0.encoder_weight").
-std::map<std::string, torch::Tensor> read_archive_tensors(const std::string& file);
+/// Copies the tensors of a module archive into `module` by parameter name, with shape checks.
+/// Copies only matching tensors; reports the rest.
+LoadReport load_by_name(torch::nn::Module& module, torch::serialize::InputArchive& archive);
+/// The same, from a file read with read_module_archive.
+LoadReport load_by_name(torch::nn::Module& module, const std::string& file);
 
 }  // namespace encore::finetune

@@ -15,6 +15,8 @@ struct CsvTable {
   std::vector<float> features;
   std::vector<std::string> labels;
   std::size_t rows = 0;
+  /// Columns present in the file but not read (neither a requested feature nor the label).
+  std::vector<std::string> ignored_columns;
 };
 
 struct CsvOptions {
@@ -22,6 +24,10 @@ struct CsvOptions {
   std::string label_column = "label";
   /// When false, a file without the label column is read as features only (for prediction).
   bool label_required = true;
+  /// When not empty, the feature columns to read, found by header name and read in this order (a
+  /// file's columns may come in any order): a missing one is an error naming it, and other columns
+  /// are skipped and listed in CsvTable::ignored_columns. When empty, every column but the label.
+  std::vector<std::string> feature_columns;
   char delimiter = ',';
   /// Files larger than this are refused before reading.
   std::uint64_t max_bytes = std::uint64_t{4} << 30;
@@ -33,6 +39,9 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
 
 /// Reads and parses a CSV file.
 CsvTable read_csv_file(const std::string& file, const CsvOptions& options = {});
+
+/// The one line that tells the user which columns of `file` were skipped.
+std::string ignored_columns_note(const std::string& file, const std::vector<std::string>& columns);
 
 /// A field as RFC 4180 writes it: in double quotes, with its quotes doubled, when it holds the
 /// delimiter, a quote or a line break; as it is otherwise.

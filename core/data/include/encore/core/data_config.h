@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "encore/core/dataset.h"
 
@@ -32,6 +33,8 @@ struct DataConfig {
 struct LoadedData {
   Dataset train;
   std::optional<Dataset> test;
+  /// Lines for the log: what was read differently from the files as they are (columns skipped).
+  std::vector<std::string> notes;
 };
 
 LoadedData load_data(const DataConfig& config);

@@ -19,6 +19,8 @@ struct Dataset {
   torch::Tensor labels;
   /// Display name of each class index.
   std::vector<std::string> class_names;
+  /// CSV: the header names of the feature columns, in the order of `features`' columns (empty for IDX).
+  std::vector<std::string> feature_names;
 
   std::int64_t size() const { return features.size(0); }
   /// Number of features once an example is flattened.
@@ -31,10 +33,19 @@ struct Dataset {
 /// Builds a dataset from IDX image and label files (validated to agree in count and label range).
 Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits = {});
 
+/// What a test file, or new data for a trained model, must match: the training set's classes and,
+/// for CSV, its feature columns by header name. Empty parts impose nothing.
+struct DataSchema {
+  std::vector<std::string> class_names;
+  std::vector<std::string> feature_names;
+};
+
 /// Builds a dataset from a CSV file. Labels that are all integers keep their numeric order; other
-/// labels are sorted as text. `class_names`, when given, fixes the mapping (a test set must use the
-/// training set's); a label outside it is an error naming the row.
-Dataset load_csv_dataset(const std::string& file, const std::string& label_column, const std::vector<std::string>& class_names = {});
+/// labels are sorted as text. `schema` fixes the class mapping (a label outside it is an error
+/// naming the row) and the feature columns (matched by name in any order; a missing one is an
+/// error; extra ones are skipped, with a line in `notes` when given).
+Dataset load_csv_dataset(const std::string& file, const std::string& label_column, const DataSchema& schema = {},
+                         std::vector<std::string>* notes = nullptr);
 
 /// How raw features become model inputs.
 enum class Scaling {

@@ -2,15 +2,31 @@
 /// The `data` section of a config, read into DataConfig and written back; the split as split.json.
 
 #include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "encore/core/config.h"
 #include "encore/core/data_config.h"
 
 namespace encore::core {
 
-/// Reads the section. File names are checked for existence with the JSON path in the error.
+/// Reads the section. The files it names are not looked at (check_data_files does that): a model's
+/// embedded config names the files it was trained on, which need not exist where it is used.
 DataConfig parse_data_config(JsonReader reader);
 Json to_json(const DataConfig& config);
+
+/// The data files a config names, by key ("train_images", ...); the empty ones are left out.
+std::vector<std::pair<std::string, std::string*>> data_files(DataConfig& config);
+
+/// Makes relative data file names absolute against `base` (a config file's directory, so that a
+/// config and its data move together).
+void resolve_data_paths(DataConfig& config, const std::filesystem::path& base);
+
+/// A ConfigError at /data/<key> for the first named file that is not a readable regular file,
+/// saying what it is instead (missing, a directory, a FIFO, ...).
+void check_data_files(DataConfig config);
 
 /// The split as JSON for split.json: seed, sizes and the indices of each part.
 Json to_json(const DataSplit& split, std::uint64_t seed);
