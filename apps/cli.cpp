@@ -80,7 +80,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   app.require_subcommand(1);
 
   ConfigArgs check_args;
-  auto* check = app.add_subcommand("check", "validate a config and print it resolved; trains nothing, writes nothing");
+  auto* check = app.add_subcommand(
+      "check", "validate a config, its data and its models, and print the config resolved; trains nothing, writes nothing");
   add_config_options(*check, check_args);
 
   RunArgs run_args;

@@ -86,7 +86,7 @@ Result pretrain_case(const Fixture& f, const std::shared_ptr<models::StackedAuto
   const auto validation = f.source(f.validation_rows, 256, false);
   core::StageContext context;
   const auto start = std::chrono::steady_clock::now();
-  models::pretrain(model, config, train, validation, context);
+  models::pretrain(model, config, train, &validation, context);
   return {train.size() * stages, seconds_since(start)};
 }
 
@@ -123,7 +123,7 @@ Result finetune(const Fixture& f) {
   const auto validation = f.source(f.validation_rows, 256, false);
   core::StageContext context;
   const auto start = std::chrono::steady_clock::now();
-  ft::finetune(classifier, config, train, validation, context);
+  ft::finetune(classifier, config, train, &validation, context);
   Result result{train.size(), seconds_since(start)};
   // Forward and weight gradients of every layer, input gradients of all but the first.
   const double weights = 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10;

@@ -1,10 +1,13 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdlib>
 
 #include "commands/commands.h"
 #include "encore/core/distributed.h"
+#include "encore/core/errors.h"
 #include "encore/core/files.h"
+#include "encore/core/runtime.h"
 #include "encore/finetune/experiment.h"
 
 namespace encore::apps {
@@ -18,6 +21,22 @@ struct ProcessGroupScope {
   }
   ~ProcessGroupScope() { core::set_process_group(nullptr); }
 };
+
+// The command that continues this run: the same one, with --resume DIR in place of --output-dir.
+std::string resume_command(const RunArgs& args, const std::filesystem::path& run_dir) {
+  std::vector<std::string> words{"encore"};
+  for (std::size_t i = 1; i < args.argv.size(); ++i) {
+    const auto& word = args.argv[i];
+    if (word == "--output-dir" || word == "--resume") {
+      ++i;
+    } else if (word.rfind("--output-dir=", 0) != 0 && word.rfind("--resume=", 0) != 0) {
+      words.push_back(word);
+    }
+  }
+  words.push_back("--resume");
+  words.push_back(run_dir.string());
+  return fmt::format("{}", fmt::join(words, " "));
+}
 
 }  // namespace
 
@@ -51,7 +70,15 @@ int run_command(const RunArgs& args, std::ostream& out, std::ostream& err) {
   options.interactive = args.interactive;
   options.pretrain_only = args.pretrain_only;
   if (!args.pretrained_file.empty()) options.pretrained_file = args.pretrained_file;
-  finetune::run_experiment(config, components, options);
+  // A data-parallel run keeps the default: ranks stopping at different steps would wait for each other.
+  if (!world.distributed()) core::watch_for_interrupts();
+  try {
+    finetune::run_experiment(config, components, options);
+  } catch (const core::Interrupted& e) {
+    err << fmt::format("encore: interrupted by {}; {} keeps its checkpoints. Continue with:\n  {}\n", e.what(), options.run_dir.string(),
+                       resume_command(args, options.run_dir));
+    return 128 + e.signal_number();
+  }
   if (!core::is_main_process()) return 0;
   err << fmt::format("run directory: {}\n", options.run_dir.string());
   out << options.run_dir.string() << '\n';

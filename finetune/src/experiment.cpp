@@ -50,13 +50,36 @@ Evaluation evaluate_source(ClassifierImpl& classifier, const core::BatchSource& 
                               source.data().num_classes());
 }
 
-void write_confusion_png(const fs::path& file, const torch::Tensor& confusion) {
-  // Rows normalised to their class size, so that every class's errors show at the same scale.
+// The confusion matrix as a picture: one cell per (true, predicted) pair, rows normalised to their
+// class size so that every class's errors show at the same scale (white: all of a class), the class
+// names along the left (true) and the top (predicted, reading upwards).
+void write_confusion_png(const fs::path& file, const torch::Tensor& confusion, const std::vector<std::string>& class_names) {
+  constexpr int kCell = 24, kTextScale = 2, kPad = 6, kNameChars = 24;
+  constexpr std::uint8_t kWhite = 255, kBlack = 0;
+  std::vector<std::string> names;
+  int longest = core::text_width("predicted", kTextScale);
+  for (const auto& name : class_names) {
+    names.push_back(name.size() > kNameChars ? name.substr(0, kNameChars - 3) + "..." : name);
+    longest = std::max(longest, core::text_width(names.back(), kTextScale));
+  }
+  const int margin = longest + 2 * kPad;
+  const auto classes = confusion.size(0);
   const auto rows = confusion.to(torch::kFloat32);
-  const auto normalised = rows / rows.sum(1, true).clamp_min(1);
-  const auto tile = core::image_grid(normalised.unsqueeze(0), 1, 0, false);
-  constexpr std::int64_t kCellPixels = 24;
-  core::write_png(file, tile, kCellPixels);
+  const auto cells = (rows / rows.sum(1, true).clamp_min(1) * 255).round().to(torch::kUInt8);
+  auto image = torch::full({margin + classes * kCell, margin + classes * kCell}, kWhite, torch::kUInt8);
+  image.narrow(0, margin, classes * kCell)
+      .narrow(1, margin, classes * kCell)
+      .copy_(cells.repeat_interleave(kCell, 0).repeat_interleave(kCell, 1));
+  constexpr int kGlyphHeight = 7 * kTextScale;
+  for (std::int64_t k = 0; k < classes; ++k) {
+    const int offset = margin + static_cast<int>(k) * kCell + (kCell - kGlyphHeight) / 2;
+    const auto& name = names[static_cast<std::size_t>(k)];
+    core::draw_text(image, name, margin - kPad - core::text_width(name, kTextScale), offset, kTextScale, kBlack);
+    core::draw_text(image, name, offset, margin - kPad - core::text_width(name, kTextScale), kTextScale, kBlack, true);
+  }
+  core::draw_text(image, "true", kPad, margin - kPad - kGlyphHeight, kTextScale, kBlack);
+  core::draw_text(image, "predicted", margin - kPad - kGlyphHeight, kPad, kTextScale, kBlack, true);
+  core::write_png(file, image);
 }
 
 void check_load(const LoadReport& report, const fs::path& file, bool allow_partial) {
@@ -159,7 +182,10 @@ class ExperimentRun {
     context_.device = device_;
     context_.seed = config_.runtime.seed;
     context_.attach_callbacks = run_callbacks();
-    validation_.emplace(data_.train, split_.validation, scaler_, kEvaluationBatch, false, config_.runtime.seed);
+    // validation_fraction 0: no validation set, and nothing validated.
+    if (split_.validation.size(0) > 0) {
+      validation_.emplace(data_.train, split_.validation, scaler_, kEvaluationBatch, false, config_.runtime.seed);
+    }
     if (data_.test) {
       test_.emplace(*data_.test, torch::arange(data_.test->size(), torch::kInt64), scaler_, kEvaluationBatch, false, config_.runtime.seed);
     }
@@ -174,7 +200,7 @@ class ExperimentRun {
     }
     // Pretraining sees every training image, labelled or not; never the validation split.
     core::BatchSource unlabelled(data_.train, split_.all_training, scaler_, kEvaluationBatch, true, config_.runtime.seed);
-    for (const auto& [stage, metrics] : models::pretrain(model_, config_.pretrain, unlabelled, *validation_, context_)) {
+    for (const auto& [stage, metrics] : models::pretrain(model_, config_.pretrain, unlabelled, validation(), context_)) {
       summary_["stages"][stage] = metrics;
     }
     pretrained_now_ = true;
@@ -190,7 +216,7 @@ class ExperimentRun {
     if (!finetunes_) return;
     load_pretrained_encoder();
     core::BatchSource labelled(data_.train, split_.labelled, scaler_, kEvaluationBatch, true, config_.runtime.seed);
-    for (const auto& [stage, metrics] : finetune::finetune(classifier_, *config_.finetune, labelled, *validation_, context_)) {
+    for (const auto& [stage, metrics] : finetune::finetune(classifier_, *config_.finetune, labelled, validation(), context_)) {
       summary_["stages"][stage] = metrics;
     }
     if (!run_.writes()) return;
@@ -242,14 +268,21 @@ class ExperimentRun {
     };
   }
 
-  // Pictures and reconstruction errors of the pretrained autoencoder (rank 0).
+  const core::BatchSource* validation() const { return validation_ ? &*validation_ : nullptr; }
+
+  // Pictures and reconstruction errors of the pretrained autoencoder (rank 0). Pictures need
+  // examples that are images; reconstructions show held-out ones (validation, else test).
   void describe_pretraining() {
     const auto image_shape = data_.train.example_shape();
-    if (image_shape.size() == 2) {
-      models::write_reconstructions_png(run_.file(RunDirectory::kReconstructions), *model_, *validation_, image_shape);
+    const auto* held_out = validation_ ? &*validation_ : test_ ? &*test_ : nullptr;
+    if (image_shape.size() != 2) {
+      log_ << "no reconstructions.png or filters.png: the examples are not images\n";
+    } else {
+      if (held_out) models::write_reconstructions_png(run_.file(RunDirectory::kReconstructions), *model_, *held_out, image_shape);
       if (!model_->greedy_layers().empty()) models::write_filters_png(run_.file(RunDirectory::kFilters), *model_, image_shape);
     }
-    summary_["pretrain"] = {{"validation", {{"reconstruction_mse", mean_reconstruction_mse(*model_, *validation_, device_)}}}};
+    summary_["pretrain"] = core::Json::object();
+    if (validation_) summary_["pretrain"]["validation"] = {{"reconstruction_mse", mean_reconstruction_mse(*model_, *validation_, device_)}};
     if (test_) summary_["pretrain"]["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model_, *test_, device_)}};
   }
 
@@ -267,11 +300,11 @@ class ExperimentRun {
   }
 
   void evaluate_classifier() {
-    summary_["validation"] = evaluate_source(*classifier_, *validation_, device_).to_json(data_.train.class_names);
+    if (validation_) summary_["validation"] = evaluate_source(*classifier_, *validation_, device_).to_json(data_.train.class_names);
     if (!test_) return;
     const auto evaluation = evaluate_source(*classifier_, *test_, device_);
     summary_["test"] = evaluation.to_json(data_.train.class_names);
-    write_confusion_png(run_.file(RunDirectory::kConfusion), evaluation.confusion);
+    write_confusion_png(run_.file(RunDirectory::kConfusion), evaluation.confusion, data_.train.class_names);
     log_ << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test_->size());
   }
 
@@ -299,6 +332,14 @@ class ExperimentRun {
 };
 
 }  // namespace
+
+void check_experiment(const ExperimentConfig& config, const Components& components, const RunOptions& options) {
+  TORCH_CHECK(options.log, "check_experiment needs a log stream");
+  ExperimentRun run(config, components, options);
+  run.apply_run_policy();
+  run.load_data();
+  run.build_models();
+}
 
 core::Json run_experiment(const ExperimentConfig& config, const Components& components, const RunOptions& options) {
   TORCH_CHECK(options.log, "run_experiment needs a log stream");

@@ -1,9 +1,40 @@
 #include "encore/finetune/experiment_config.h"
 
+#include <fmt/format.h>
+
 #include "encore/core/data_section.h"
 #include "encore/core/runtime_section.h"
 
 namespace encore::finetune {
+
+namespace {
+
+// With validation_fraction 0 there is no validation set: no stage that runs may monitor val/ metrics.
+void check_monitors_have_validation(const ExperimentConfig& c) {
+  if (c.data.validation_fraction > 0) return;
+  std::vector<std::pair<std::string, const core::TrainConfig*>> stages;
+  if (c.pretrain.runs_greedy()) {
+    stages.emplace_back("/pretrain/greedy", &c.pretrain.greedy);
+    for (std::size_t k = 0; k < c.pretrain.greedy_layers.size(); ++k) {
+      stages.emplace_back(fmt::format("/pretrain/greedy/layers/{}", k), &c.pretrain.greedy_layers[k]);
+    }
+  }
+  if (c.pretrain.runs_end_to_end()) stages.emplace_back("/pretrain/end_to_end", &c.pretrain.end_to_end);
+  if (c.finetune) {
+    for (std::size_t i = 0; i < c.finetune->phases.size(); ++i) {
+      stages.emplace_back(fmt::format("/finetune/phases/{}", i), &c.finetune->phases[i].train);
+    }
+  }
+  for (const auto& [path, train] : stages) {
+    if (!train->early_stopping || train->early_stopping->monitor.rfind("val/", 0) != 0) continue;
+    throw core::ConfigError(path + "/early_stopping/monitor",
+                            fmt::format("monitors \"{}\", but /data/validation_fraction is 0: there is no validation set (hold "
+                                        "out a fraction, or monitor a train/ metric)",
+                                        train->early_stopping->monitor));
+  }
+}
+
+}  // namespace
 
 ExperimentConfig parse_experiment(const core::Json& json, const Components& components) {
   core::JsonReader r(json);
@@ -19,6 +50,7 @@ ExperimentConfig parse_experiment(const core::Json& json, const Components& comp
   c.pretrain =
       models::parse_pretrain_config(r.has("pretrain") ? r.object("pretrain") : core::JsonReader(empty, "/pretrain"), components.optimizers);
   if (auto f = r.optional_object("finetune")) c.finetune = parse_finetune_config(*f, components.optimizers, components.heads);
+  check_monitors_have_validation(c);
   r.finish();
   return c;
 }

@@ -194,7 +194,7 @@ namespace {
 class PhaseStage : public core::Stage {
  public:
   PhaseStage(Classifier classifier, const PhaseConfig& phase, std::size_t index, const core::BatchSource& train,
-             const core::BatchSource& validation)
+             const core::BatchSource* validation)
       : classifier_(std::move(classifier)), phase_(phase), index_(index), train_(train), validation_(validation) {}
 
   std::string name() const override { return "finetune/" + phase_.name; }
@@ -202,7 +202,7 @@ class PhaseStage : public core::Stage {
   torch::nn::Module& module() override { return *classifier_; }
   core::TrainTask& task() override { return *task_; }
   const core::BatchSource& train() const override { return *phase_train_; }
-  const core::BatchSource* validation() const override { return &validation_; }
+  const core::BatchSource* validation() const override { return validation_; }
 
   void prepare(const core::StageContext& context) override {
     task_.emplace(classifier_, phase_);
@@ -227,7 +227,7 @@ class PhaseStage : public core::Stage {
   const PhaseConfig& phase_;
   std::size_t index_;
   const core::BatchSource& train_;
-  const core::BatchSource& validation_;
+  const core::BatchSource* validation_;
   std::optional<ClassificationTask> task_;
   std::optional<core::BatchSource> phase_train_;
   std::shared_ptr<GradualUnfreezing> unfreezing_;
@@ -236,7 +236,7 @@ class PhaseStage : public core::Stage {
 }  // namespace
 
 std::map<std::string, core::Metrics> finetune(Classifier& classifier, const FinetuneConfig& config, const core::BatchSource& train,
-                                              const core::BatchSource& validation, const core::StageContext& context) {
+                                              const core::BatchSource* validation, const core::StageContext& context) {
   std::map<std::string, core::Metrics> results;
   for (std::size_t i = 0; i < config.phases.size(); ++i) {
     PhaseStage stage(classifier, config.phases[i], i, train, validation);

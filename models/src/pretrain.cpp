@@ -142,7 +142,7 @@ const char* const kEndToEndStage = "pretrain/end_to_end";
 class GreedyLayerStage : public core::Stage {
  public:
   GreedyLayerStage(std::shared_ptr<AutoencoderModel> model, std::size_t layer, const PretrainConfig& config, const core::BatchSource& train,
-                   const core::BatchSource& validation)
+                   const core::BatchSource* validation)
       : model_(std::move(model)), layer_(layer), config_(config), train_(train), validation_(validation) {}
 
   std::string name() const override { return greedy_stage_name(layer_); }
@@ -150,20 +150,25 @@ class GreedyLayerStage : public core::Stage {
   torch::nn::Module& module() override { return model_->module(); }
   core::TrainTask& task() override { return *task_; }
   const core::BatchSource& train() const override { return *stage_train_; }
-  const core::BatchSource* validation() const override { return &*stage_validation_; }
+  const core::BatchSource* validation() const override { return stage_validation_ ? &*stage_validation_ : nullptr; }
 
   void prepare(const core::StageContext& context) override {
     const auto seed = core::stream_seed(context.seed, core::RandomStream::kGreedyLayer, layer_);
     const auto batch_size = config().batch_size;
     if (layer_ == 0) {
       stage_train_.emplace(train_.data(), train_.indices(), train_.scaler(), batch_size, true, seed);
-      stage_validation_.emplace(validation_.data(), validation_.indices(), validation_.scaler(), validation_.batch_size(), false, seed);
+      if (validation_) {
+        stage_validation_.emplace(validation_->data(), validation_->indices(), validation_->scaler(), validation_->batch_size(), false,
+                                  seed);
+      }
     } else {
       encode_inputs(context.device);
       const auto identity = core::Scaler::fit(core::Scaling::kNone, train_codes_, torch::arange(1));
       stage_train_.emplace(train_codes_, torch::arange(train_codes_.size()), identity, batch_size, true, seed);
-      stage_validation_.emplace(validation_codes_, torch::arange(validation_codes_.size()), identity, validation_.batch_size(), false,
-                                context.seed);
+      if (validation_) {
+        stage_validation_.emplace(validation_codes_, torch::arange(validation_codes_.size()), identity, validation_->batch_size(), false,
+                                  context.seed);
+      }
     }
     task_.emplace(model_, static_cast<int>(layer_), config_.loss);
   }
@@ -181,7 +186,7 @@ class GreedyLayerStage : public core::Stage {
     const bool was_training = module.is_training();
     module.eval();
     train_codes_ = encode_dataset(below, train_, device);
-    validation_codes_ = encode_dataset(below, validation_, device);
+    if (validation_) validation_codes_ = encode_dataset(below, *validation_, device);
     module.train(was_training);
   }
 
@@ -189,7 +194,7 @@ class GreedyLayerStage : public core::Stage {
   std::size_t layer_;
   const PretrainConfig& config_;
   const core::BatchSource& train_;
-  const core::BatchSource& validation_;
+  const core::BatchSource* validation_;
   core::Dataset train_codes_, validation_codes_;
   std::optional<core::BatchSource> stage_train_, stage_validation_;
   std::optional<GreedyLayerTask> task_;
@@ -199,7 +204,7 @@ class GreedyLayerStage : public core::Stage {
 class EndToEndStage : public core::Stage {
  public:
   EndToEndStage(std::shared_ptr<AutoencoderModel> model, const PretrainConfig& config, const core::BatchSource& train,
-                const core::BatchSource& validation)
+                const core::BatchSource* validation)
       : model_(std::move(model)), config_(config), train_(train), validation_(validation) {}
 
   std::string name() const override { return kEndToEndStage; }
@@ -207,7 +212,7 @@ class EndToEndStage : public core::Stage {
   torch::nn::Module& module() override { return model_->module(); }
   core::TrainTask& task() override { return *task_; }
   const core::BatchSource& train() const override { return *stage_train_; }
-  const core::BatchSource* validation() const override { return &validation_; }
+  const core::BatchSource* validation() const override { return validation_; }
 
   void prepare(const core::StageContext& context) override {
     stage_train_.emplace(train_.data(), train_.indices(), train_.scaler(), config().batch_size, true,
@@ -219,7 +224,7 @@ class EndToEndStage : public core::Stage {
   std::shared_ptr<AutoencoderModel> model_;
   const PretrainConfig& config_;
   const core::BatchSource& train_;
-  const core::BatchSource& validation_;
+  const core::BatchSource* validation_;
   std::optional<core::BatchSource> stage_train_;
   std::optional<EndToEndTask> task_;
 };
@@ -236,7 +241,7 @@ std::vector<std::string> pretrain_stage_names(const PretrainConfig& config, Auto
 }
 
 std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
-                                              const core::BatchSource& train, const core::BatchSource& validation,
+                                              const core::BatchSource& train, const core::BatchSource* validation,
                                               const core::StageContext& context) {
   check_pretrain_fits_model(config, *model);
   std::vector<std::unique_ptr<core::Stage>> stages;

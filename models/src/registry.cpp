@@ -2,6 +2,10 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
+#include "encore/core/runtime.h"
+
 namespace encore::models {
 
 namespace {
@@ -11,6 +15,28 @@ std::vector<std::string> names_of(std::initializer_list<Enum> values, std::strin
   std::vector<std::string> out;
   for (auto v : values) out.push_back(name(v));
   return out;
+}
+
+// Training holds four copies of the weights (themselves, gradients, Adam's two moments): sizes
+// whose copies exceed the machine's memory are refused before anything is allocated.
+void check_stack_fits_in_memory(core::JsonReader& r, std::int64_t input_dim, const std::vector<std::int64_t>& hidden, bool tied) {
+  const auto memory = core::physical_memory_bytes();
+  if (memory == 0) return;
+  long double parameters = 0;
+  long double in = static_cast<long double>(input_dim);
+  for (const auto out : hidden) {
+    parameters += in * static_cast<long double>(out) * (tied ? 1 : 2) + in + static_cast<long double>(out);
+    in = static_cast<long double>(out);
+  }
+  constexpr long double kCopies = 4, kBytesPerFloat = 4, kGiB = 1024.0L * 1024 * 1024;
+  const long double bytes = parameters * kCopies * kBytesPerFloat;
+  if (bytes <= static_cast<long double>(memory)) return;
+  // Parsing happens before the data is read, with one input feature standing for the real width.
+  const auto inputs = input_dim > 1 ? fmt::format("for {} inputs", input_dim) : std::string("even for one input");
+  r.fail("hidden_dims",
+         fmt::format("{:.3g} parameters {} need {:.1f} GiB to train (weights, gradients and Adam's two moments), "
+                     "more than this machine's {:.1f} GiB of memory",
+                     static_cast<double>(parameters), inputs, static_cast<double>(bytes / kGiB), static_cast<double>(memory / kGiB)));
 }
 
 StackedAutoencoderOptions read_stack_options(core::JsonReader& r, std::int64_t input_dim) {
@@ -24,6 +50,7 @@ StackedAutoencoderOptions read_stack_options(core::JsonReader& r, std::int64_t i
   o.activation(parse_activation(r.choice("activation", activations, "sigmoid")));
   o.output_activation(parse_activation(r.choice("output_activation", activations, "sigmoid")));
   o.tied(r.get<bool>("tied", false));
+  check_stack_fits_in_memory(r, input_dim, hidden, o.tied());
   o.corruption(parse_corruption(r.choice(
       "corruption", names_of({Corruption::kNone, Corruption::kMasking, Corruption::kGaussian, Corruption::kSaltAndPepper}, corruption_name),
       "none")));
@@ -72,7 +99,7 @@ void register_builtin_models(ModelRegistry& registry) {
   registry.add("stacked_autoencoder", "dense stacked autoencoder (plain, denoising, sparse or contractive; tied or untied)",
                {[](core::JsonReader& r) { return stack_json(read_stack_options(r, 1)); },
                 [](const core::Json& resolved, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
-                  core::JsonReader r(resolved);
+                  core::JsonReader r(resolved, "/model");
                   r.has("type");
                   return StackedAutoencoder(read_stack_options(r, input_dim)).ptr();
                 }});

@@ -64,7 +64,7 @@ TEST(Finetune, FrozenParametersStayBitwiseAndTrainableOnesMoveEvenWithWeightDeca
   config.phases = {phase({"encoder.layer2", "head"}, 3, "adamw")};
   const auto registry = encore::testing::builtin_optimizers();
   core::StageContext context;
-  finetune::finetune(classifier, config, train, validation, context);
+  finetune::finetune(classifier, config, train, &validation, context);
   const auto after = snapshot(*classifier);
   for (const auto& [name, tensor] : before) {
     const bool trainable = name.rfind("encoder.layer2.encoder_", 0) == 0 || name.rfind("head.", 0) == 0;
@@ -136,12 +136,12 @@ TEST(Finetune, BatchNormRunningStatisticsInAFrozenBlockDoNotMove) {
   config.phases = {phase({"head"}, 2)};
   const auto registry = encore::testing::builtin_optimizers();
   core::StageContext context;
-  finetune::finetune(classifier, config, train, validation, context);
+  finetune::finetune(classifier, config, train, &validation, context);
   EXPECT_TRUE(encore::testing::bitwise_equal(autoencoder->norm->running_mean, mean_before));
   EXPECT_TRUE(encore::testing::bitwise_equal(autoencoder->norm->running_var, var_before));
   // Trained, the same statistics do move: the check above can fail.
   config.phases = {phase({"encoder", "head"}, 1)};
-  finetune::finetune(classifier, config, train, validation, context);
+  finetune::finetune(classifier, config, train, &validation, context);
   EXPECT_FALSE(encore::testing::bitwise_equal(autoencoder->norm->running_mean, mean_before));
 }
 

@@ -68,7 +68,7 @@ TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
   auto recorder = std::make_shared<StageLosses>();
   core::StageContext context;
   context.attach_callbacks = [&](core::Trainer& t) { t.add_callback(recorder); };
-  const auto results = models::pretrain(stack.ptr(), config, train, validation, context);
+  const auto results = models::pretrain(stack.ptr(), config, train, &validation, context);
   EXPECT_EQ(results.size(), 3u);
   for (const auto& stage : {"pretrain/layer0", "pretrain/layer1", "pretrain/end_to_end"}) {
     const auto& losses = recorder->losses.at(stage);

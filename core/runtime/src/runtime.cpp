@@ -3,9 +3,11 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <sched.h>
+#include <signal.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 
 #include <torch/cuda.h>
@@ -22,6 +24,32 @@ int available_cores() {
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
   return 1;
+}
+
+namespace {
+
+volatile std::sig_atomic_t noted_signal = 0;
+
+void note_signal(int signal_number) { noted_signal = signal_number; }
+
+}  // namespace
+
+void watch_for_interrupts() {
+  struct sigaction action {};
+  action.sa_handler = note_signal;
+  sigemptyset(&action.sa_mask);
+  // One signal is a request to stop cleanly; the handler resets itself so that a second one kills.
+  action.sa_flags = SA_RESETHAND;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+int interrupt_signal() { return noted_signal; }
+
+std::uint64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page_size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) : 0;
 }
 
 int configure_threads(int threads) {

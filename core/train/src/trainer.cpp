@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <csignal>
 #include <limits>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 #include "encore/core/errors.h"
 #include "encore/core/ops.h"
 #include "encore/core/random.h"
+#include "encore/core/runtime.h"
 
 namespace encore::core {
 
@@ -218,6 +220,10 @@ void Trainer::train_epoch(const BatchSource& train) {
   const auto order = train.epoch_order(state_.epoch);
   MetricSums discarded;
   while (state_.position < batches_per_epoch_) {
+    if (const int signal_number = interrupt_signal()) {
+      throw Interrupted(signal_number, fmt::format("{} in stage {}, epoch {}, step {}", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
+                                                   state_.stage, state_.epoch + 1, state_.step));
+    }
     Shard shard = shard_of(train, order, state_.position, group_.get(), device_);
     const Batch& batch = shard.batch;
     MetricSums& sums = shard.empty ? discarded : epoch_sums_;

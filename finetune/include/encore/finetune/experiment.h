@@ -43,4 +43,10 @@ struct RunOptions {
 /// the summary.
 core::Json run_experiment(const ExperimentConfig& config, const Components& components, const RunOptions& options);
 
+/// Everything run_experiment checks before it creates the run directory, and nothing more: the run
+/// policy, the data (files, labels, shapes, split), the models built and checked against the stage
+/// settings (trainable blocks, sizes), an encoder given in `options.pretrained_file`. Writes nothing.
+/// `encore check` runs it.
+void check_experiment(const ExperimentConfig& config, const Components& components, const RunOptions& options);
+
 }  // namespace encore::finetune

@@ -90,9 +90,9 @@ class GradualUnfreezing : public core::Callback {
   int every_epochs_;
 };
 
-/// Runs every phase on labelled `train` data, validated on `validation`. Returns each phase's last
-/// metrics keyed by stage name ("finetune/<phase>").
+/// Runs every phase on labelled `train` data, validated on `validation` (null: no validation).
+/// Returns each phase's last metrics keyed by stage name ("finetune/<phase>").
 std::map<std::string, core::Metrics> finetune(Classifier& classifier, const FinetuneConfig& config, const core::BatchSource& train,
-                                              const core::BatchSource& validation, const core::StageContext& context);
+                                              const core::BatchSource* validation, const core::StageContext& context);
 
 }  // namespace encore::finetune

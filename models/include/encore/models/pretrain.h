@@ -87,10 +87,10 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
 /// Names of the stages pretrain() runs for this config and model, in order.
 std::vector<std::string> pretrain_stage_names(const PretrainConfig& config, AutoencoderModel& model);
 
-/// Runs every configured stage on `train` (validated on `validation`). Returns each stage's final
-/// metrics, keyed by stage name ("pretrain/layer0", ..., "pretrain/end_to_end").
+/// Runs every configured stage on `train` (validated on `validation`; null: no validation). Returns
+/// each stage's final metrics, keyed by stage name ("pretrain/layer0", ..., "pretrain/end_to_end").
 std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderModel>& model, const PretrainConfig& config,
-                                              const core::BatchSource& train, const core::BatchSource& validation,
+                                              const core::BatchSource& train, const core::BatchSource* validation,
                                               const core::StageContext& context);
 
 }  // namespace encore::models

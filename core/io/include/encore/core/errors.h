@@ -25,4 +25,15 @@ class NonFiniteError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Training stopped at a step boundary because the process got SIGINT or SIGTERM (see
+/// watch_for_interrupts); the message names the signal, stage, epoch and step.
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted(int signal_number, const std::string& message) : std::runtime_error(message), signal_number_(signal_number) {}
+  int signal_number() const { return signal_number_; }
+
+ private:
+  int signal_number_;
+};
+
 }  // namespace encore::core

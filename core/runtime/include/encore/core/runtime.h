@@ -28,6 +28,17 @@ struct RuntimeConfig {
 /// Cores this process may run on (its CPU affinity), at least 1.
 int available_cores();
 
+/// The machine's physical memory in bytes (0 when the system does not say).
+std::uint64_t physical_memory_bytes();
+
+/// From now on SIGINT and SIGTERM do not end the process at once: the first one is noted, and
+/// training stops at the next step boundary with core::Interrupted (so that the caller can say where
+/// the run stopped and how to resume it); a second one ends the process as usual.
+void watch_for_interrupts();
+
+/// The signal noted by watch_for_interrupts' handler, or 0.
+int interrupt_signal();
+
 /// Sets the intra-op thread count (0 = available cores); returns the count in effect.
 int configure_threads(int threads);
 
