@@ -54,12 +54,8 @@ TEST(TrainedModel, OneFlippedBitInAWeightIsRefusedNamingTheFileAndTheEntry) {
   auto model = models::build_model(config.model, components.models, data.train.feature_dim());
   auto classifier = finetune::build_classifier(*config.finetune, model, components.heads, data.train.num_classes());
   auto bytes = finetune::trained_model_bytes(*classifier, config, components, scaler, data.train);
-  // A bit in the middle of the first tensor's data: the ZIP entry "<archive>/data/0", whose data
-  // follows its local header (30 bytes, then the name and extra field of the lengths at 26 and 28).
-  const auto local_header = bytes.rfind("PK\x03\x04", bytes.find("/data/0"));
-  ASSERT_NE(local_header, std::string::npos);
-  const auto field = [&](std::size_t at) { return static_cast<unsigned char>(bytes[at]) | static_cast<unsigned char>(bytes[at + 1]) << 8; };
-  const auto tensor_data = local_header + 30 + field(local_header + 26) + field(local_header + 28);
+  // A bit in the first tensor's data.
+  const auto tensor_data = encore::testing::zip_entry_data_offset(bytes, "/data/0");
   bytes[tensor_data + 4] ^= 0x10;
   core::write_file_atomically(dir / "model.pt", bytes);
   EXPECT_THROW_WITH(finetune::load_trained_model(dir / "model.pt", components), core::DataError,

@@ -23,7 +23,8 @@ std::string encore_binary() {
   return (fs::read_symlink("/proc/self/exe").parent_path().parent_path() / "apps" / "encore").string();
 }
 
-pid_t start_encore(const std::vector<std::string>& args, const fs::path& err_file, const std::vector<std::string>& extra_env) {
+pid_t start_encore(const std::vector<std::string>& args, const fs::path& err_file, const std::vector<std::string>& extra_env,
+                   const ProcessPlace& place) {
   std::vector<std::string> argv_strings{encore_binary()};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -39,9 +40,10 @@ pid_t start_encore(const std::vector<std::string>& args, const fs::path& err_fil
   const pid_t pid = fork();
   if (pid == 0) {
     const int err = open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int null = open("/dev/null", O_WRONLY);
+    const int out = place.out_file.empty() ? open("/dev/null", O_WRONLY) : open(place.out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(err, 2);
-    dup2(null, 1);
+    dup2(out, 1);
+    if (!place.working_directory.empty() && chdir(place.working_directory.c_str()) != 0) _exit(126);
     execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }

@@ -21,10 +21,16 @@ struct ProcessOutcome {
 
 std::string encore_binary();
 
-/// Starts encore with `args`: stdout to /dev/null, stderr to `err_file`, this process's environment
-/// plus `extra_env` ("NAME=value").
+/// Where a started process runs and where its standard output goes (/dev/null when empty).
+struct ProcessPlace {
+  std::filesystem::path working_directory;
+  std::filesystem::path out_file;
+};
+
+/// Starts encore with `args`: stderr to `err_file`, this process's environment plus `extra_env`
+/// ("NAME=value"), in this process's directory with stdout discarded unless `place` says otherwise.
 pid_t start_encore(const std::vector<std::string>& args, const std::filesystem::path& err_file,
-                   const std::vector<std::string>& extra_env = {});
+                   const std::vector<std::string>& extra_env = {}, const ProcessPlace& place = {});
 
 /// The outcome of a process that ended with `status` and `usage`, its stderr read from `err_file`.
 ProcessOutcome outcome_of(int status, const rusage& usage, const std::filesystem::path& err_file);

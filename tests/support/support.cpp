@@ -122,6 +122,16 @@ IntraOpThreads::IntraOpThreads(int threads) : previous_(at::get_num_threads()) {
 
 IntraOpThreads::~IntraOpThreads() { at::set_num_threads(previous_); }
 
+std::size_t zip_entry_data_offset(const std::string& archive, const std::string& name_suffix) {
+  const auto local_header = archive.rfind("PK\x03\x04", archive.find(name_suffix));
+  EXPECT_NE(local_header, std::string::npos) << "no entry " << name_suffix;
+  const auto field = [&](std::size_t at) {
+    return static_cast<std::size_t>(static_cast<unsigned char>(archive[at])) |
+           static_cast<std::size_t>(static_cast<unsigned char>(archive[at + 1])) << 8;
+  };
+  return local_header + 30 + field(local_header + 26) + field(local_header + 28);
+}
+
 core::Json toy_experiment_config(const TempDir& dir) {
   auto [train_images, train_labels] = write_toy_idx(dir.path(), "train", 4, 30, 8, true);
   auto [test_images, test_labels] = write_toy_idx(dir.path(), "test", 4, 5, 8, false);

@@ -69,6 +69,11 @@ core::OptimizerRegistry builtin_optimizers();
 /// Width and height of a PNG file as decoded (0, 0 when it does not decode).
 std::pair<int, int> png_size(const std::filesystem::path& file);
 
+/// Where the data of the ZIP entry whose name ends with `name_suffix` starts in an archive: after its
+/// local header (30 bytes, then the name and the extra field, of the lengths at 26 and 28).
+/// LibTorch stores the first tensor of a module archive as ".../data/0".
+std::size_t zip_entry_data_offset(const std::string& archive, const std::string& name_suffix);
+
 /// Sets LibTorch's intra-op thread count for a test and restores it after.
 class IntraOpThreads {
  public:
