@@ -37,10 +37,7 @@ core::Dataset evaluation_data(const finetune::TrainedModel& model, const Evaluat
   if (!data.has_test()) throw core::UsageError("the run's config names no test data: give a labelled file with --data");
   auto test = data.format == "idx" ? finetune::read_labelled_data(model, data.test_images, data.test_labels, notes)
                                    : finetune::read_labelled_data(model, data.test_csv, "", notes);
-  if (data.limit_test && *data.limit_test < test.size()) {
-    test.features = test.features.narrow(0, 0, *data.limit_test);
-    test.labels = test.labels.narrow(0, 0, *data.limit_test);
-  }
+  if (data.limit_test) core::keep_first(test, *data.limit_test);
   return test;
 }
 

@@ -12,12 +12,6 @@ namespace encore::core {
 
 namespace {
 
-void limit(Dataset& data, const std::optional<std::int64_t>& count) {
-  if (!count || *count >= data.size()) return;
-  data.features = data.features.narrow(0, 0, *count);
-  data.labels = data.labels.narrow(0, 0, *count);
-}
-
 // IDX classes are the labels 0..max: a class without a training example is a stray label (200 among
 // labels 0-9 would make 201 classes), refused naming the labels that never occur.
 void check_every_class_occurs(const Dataset& train, const std::string& labels_file) {
@@ -63,10 +57,10 @@ LoadedData load_data(const DataConfig& c) {
       out.test = load_csv_dataset(c.test_csv, c.label_column, {out.train.class_names, out.train.feature_names}, &out.notes);
     }
   }
-  limit(out.train, c.limit_train);
+  if (c.limit_train) keep_first(out.train, *c.limit_train);
   if (c.format == "idx") check_every_class_occurs(out.train, c.train_labels);
   if (out.test) {
-    limit(*out.test, c.limit_test);
+    if (c.limit_test) keep_first(*out.test, *c.limit_test);
     check_test_fits_training(*out.test, out.train, c);
     // IDX label files imply their class count; the test set may lack the top classes.
     if (out.test->class_names.size() < out.train.class_names.size()) out.test->class_names = out.train.class_names;

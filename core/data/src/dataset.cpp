@@ -103,6 +103,12 @@ Dataset load_idx_dataset(const std::string& images_file, const std::string& labe
   return data;
 }
 
+void keep_first(Dataset& data, std::int64_t count) {
+  if (count >= data.size()) return;
+  data.features = data.features.narrow(0, 0, count);
+  data.labels = data.labels.narrow(0, 0, count);
+}
+
 Dataset load_csv_dataset(const std::string& file, const std::string& label_column, const DataSchema& schema,
                          std::vector<std::string>* notes) {
   CsvOptions options;

@@ -72,19 +72,19 @@ Json to_json(const DataConfig& c) {
   return out;
 }
 
-std::vector<std::pair<std::string, std::string*>> data_files(DataConfig& c) {
-  std::vector<std::pair<std::string, std::string*>> all;
+std::vector<std::pair<std::string, std::string DataConfig::*>> data_files(const DataConfig& c) {
+  std::vector<std::pair<std::string, std::string DataConfig::*>> all;
   if (c.format == "idx") {
-    all = {{"train_images", &c.train_images},
-           {"train_labels", &c.train_labels},
-           {"test_images", &c.test_images},
-           {"test_labels", &c.test_labels}};
+    all = {{"train_images", &DataConfig::train_images},
+           {"train_labels", &DataConfig::train_labels},
+           {"test_images", &DataConfig::test_images},
+           {"test_labels", &DataConfig::test_labels}};
   } else {
-    all = {{"train_csv", &c.train_csv}, {"test_csv", &c.test_csv}};
+    all = {{"train_csv", &DataConfig::train_csv}, {"test_csv", &DataConfig::test_csv}};
   }
-  std::vector<std::pair<std::string, std::string*>> named;
+  std::vector<std::pair<std::string, std::string DataConfig::*>> named;
   for (const auto& entry : all) {
-    if (!entry.second->empty()) named.push_back(entry);
+    if (!(c.*entry.second).empty()) named.push_back(entry);
   }
   return named;
 }
@@ -92,15 +92,16 @@ std::vector<std::pair<std::string, std::string*>> data_files(DataConfig& c) {
 void resolve_data_paths(DataConfig& c, const std::filesystem::path& base) {
   // A config file named without a directory lies in the current one.
   const auto root = base.empty() ? std::filesystem::current_path() : std::filesystem::absolute(base);
-  for (auto& [key, file] : data_files(c)) {
-    if (std::filesystem::path(*file).is_relative()) *file = (root / *file).lexically_normal().string();
+  for (const auto& [key, member] : data_files(c)) {
+    auto& file = c.*member;
+    if (std::filesystem::path(file).is_relative()) file = (root / file).lexically_normal().string();
   }
 }
 
-void check_data_files(DataConfig c) {
-  for (const auto& [key, file] : data_files(c)) {
-    const auto problem = regular_file_problem(*file);
-    if (!problem.empty()) throw ConfigError("/data/" + key, fmt::format("\"{}\" {}", *file, problem));
+void check_data_files(const DataConfig& c) {
+  for (const auto& [key, member] : data_files(c)) {
+    const auto problem = regular_file_problem(c.*member);
+    if (!problem.empty()) throw ConfigError("/data/" + key, fmt::format("\"{}\" {}", c.*member, problem));
   }
 }
 

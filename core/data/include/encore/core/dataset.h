@@ -33,6 +33,9 @@ struct Dataset {
 /// Builds a dataset from IDX image and label files (validated to agree in count and label range).
 Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits = {});
 
+/// Keeps only the first `count` examples (all when there are no more).
+void keep_first(Dataset& data, std::int64_t count);
+
 /// What a test file, or new data for a trained model, must match: the training set's classes and,
 /// for CSV, its feature columns by header name. Empty parts impose nothing.
 struct DataSchema {

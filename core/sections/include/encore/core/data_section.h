@@ -17,8 +17,8 @@ namespace encore::core {
 DataConfig parse_data_config(JsonReader reader);
 Json to_json(const DataConfig& config);
 
-/// The data files a config names, by key ("train_images", ...); the empty ones are left out.
-std::vector<std::pair<std::string, std::string*>> data_files(DataConfig& config);
+/// The data files a config names, by key ("train_images", ...) and member; the empty ones are left out.
+std::vector<std::pair<std::string, std::string DataConfig::*>> data_files(const DataConfig& config);
 
 /// Makes relative data file names absolute against `base` (a config file's directory, so that a
 /// config and its data move together).
@@ -26,7 +26,7 @@ void resolve_data_paths(DataConfig& config, const std::filesystem::path& base);
 
 /// A ConfigError at /data/<key> for the first named file that is not a readable regular file,
 /// saying what it is instead (missing, a directory, a FIFO, ...).
-void check_data_files(DataConfig config);
+void check_data_files(const DataConfig& config);
 
 /// The split as JSON for split.json: seed, sizes and the indices of each part.
 Json to_json(const DataSplit& split, std::uint64_t seed);
