@@ -18,12 +18,13 @@ ClassifierImpl::ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoenc
   Block encoder{"encoder", {}, {autoencoder_->module().shared_from_this()}, std::nullopt};
   std::int64_t features = autoencoder_->code_dim();
   if (all_layers.empty()) {
-    TORCH_CHECK(!encoder_depth, "encoder_depth needs a model with layers; this model has one encoder");
+    if (encoder_depth) throw std::invalid_argument("Classifier: encoder_depth needs a model with layers; this model encodes in one piece");
     encoder.parameters = autoencoder_->module().parameters();
   } else {
     const int depth = encoder_depth.value_or(static_cast<int>(all_layers.size()));
-    TORCH_CHECK(depth >= 1 && depth <= static_cast<int>(all_layers.size()), "encoder_depth must be in [1, ", all_layers.size(), "], got ",
-                depth);
+    if (depth < 1 || depth > static_cast<int>(all_layers.size())) {
+      throw std::invalid_argument(fmt::format("Classifier: encoder_depth must be in [1, {}], got {}", all_layers.size(), depth));
+    }
     layers_.assign(all_layers.begin(), all_layers.begin() + depth);
     for (int k = 0; k < depth; ++k) {
       auto& layer = layers_[static_cast<std::size_t>(k)];

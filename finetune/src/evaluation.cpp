@@ -5,6 +5,10 @@
 #include <cmath>
 #include <limits>
 
+#include "encore/core/dataset.h"
+#include "encore/finetune/classifier.h"
+#include "encore/models/model.h"
+
 namespace encore::finetune {
 
 double roc_auc(const torch::Tensor& scores, const torch::Tensor& positives) {
@@ -89,6 +93,32 @@ core::Json Evaluation::to_json(const std::vector<std::string>& class_names) cons
   }
   out["confusion"] = rows;
   return out;
+}
+
+double mean_reconstruction_mse(models::AutoencoderModel& model, const core::BatchSource& source, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  model.module().eval();
+  double total = 0;
+  const auto order = source.epoch_order(0);
+  for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
+    const auto inputs = source.batch(order, b).inputs.to(device);
+    total += torch::mse_loss(model.forward(inputs), inputs, at::Reduction::Sum).item<double>();
+  }
+  return total / static_cast<double>(source.size() * source.data().feature_dim());
+}
+
+Evaluation evaluate_classifier(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
+  torch::NoGradGuard no_grad;
+  classifier.eval();
+  std::vector<torch::Tensor> scores, predictions;
+  const auto order = source.indices();
+  for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
+    auto [batch_scores, batch_predictions] = classifier.classify(source.batch(order, b).inputs.to(device));
+    scores.push_back(batch_scores);
+    predictions.push_back(batch_predictions);
+  }
+  return evaluate_predictions(source.data().labels.index_select(0, source.indices()), torch::cat(predictions), torch::cat(scores),
+                              source.data().num_classes());
 }
 
 }  // namespace encore::finetune

@@ -24,32 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double mean_reconstruction_mse(models::AutoencoderModel& model, const core::BatchSource& source, torch::Device device) {
-  torch::NoGradGuard no_grad;
-  model.module().eval();
-  double total = 0;
-  const auto order = source.epoch_order(0);
-  for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    const auto inputs = source.batch(order, b).inputs.to(device);
-    total += torch::mse_loss(model.forward(inputs), inputs, at::Reduction::Sum).item<double>();
-  }
-  return total / static_cast<double>(source.size() * source.data().feature_dim());
-}
-
-Evaluation evaluate_source(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {
-  torch::NoGradGuard no_grad;
-  classifier.eval();
-  std::vector<torch::Tensor> scores, predictions;
-  const auto order = source.indices();
-  for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    auto [batch_scores, batch_predictions] = classifier.classify(source.batch(order, b).inputs.to(device));
-    scores.push_back(batch_scores);
-    predictions.push_back(batch_predictions);
-  }
-  return evaluate_predictions(source.data().labels.index_select(0, source.indices()), torch::cat(predictions), torch::cat(scores),
-                              source.data().num_classes());
-}
-
 // The confusion matrix as a picture: one cell per (true, predicted) pair, rows normalised to their
 // class size so that every class's errors show at the same scale (white: all of a class), the class
 // names along the left (true) and the top (predicted, reading upwards).
@@ -221,7 +195,7 @@ class ExperimentRun {
     }
     if (!run_.writes()) return;
     run_.write_bytes(RunDirectory::kModel, trained_model_bytes(*classifier_, config_, components_, scaler_, data_.train));
-    evaluate_classifier();
+    evaluate_fine_tuned();
   }
 
   core::Json write_summary() {
@@ -299,10 +273,10 @@ class ExperimentRun {
                         report.matched.size(), report.missing.size(), report.unexpected.size(), report.mismatched.size());
   }
 
-  void evaluate_classifier() {
-    if (validation_) summary_["validation"] = evaluate_source(*classifier_, *validation_, device_).to_json(data_.train.class_names);
+  void evaluate_fine_tuned() {
+    if (validation_) summary_["validation"] = evaluate_classifier(*classifier_, *validation_, device_).to_json(data_.train.class_names);
     if (!test_) return;
-    const auto evaluation = evaluate_source(*classifier_, *test_, device_);
+    const auto evaluation = evaluate_classifier(*classifier_, *test_, device_);
     summary_["test"] = evaluation.to_json(data_.train.class_names);
     write_confusion_png(run_.file(RunDirectory::kConfusion), evaluation.confusion, data_.train.class_names);
     log_ << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test_->size());

@@ -15,15 +15,13 @@ namespace encore::finetune {
 namespace {
 
 /// Fine-tuning defaults: 10 epochs of batches of 64.
-const core::TrainConfig kDefaultPhase{10, 64};
-
 PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optimizers, std::size_t index) {
   PhaseConfig p;
   p.name = r.get<std::string>("name", fmt::format("phase{}", index));
   if (p.name.empty() || p.name.find_first_of("/ ") != std::string::npos) {
     r.fail("name", "must be a non-empty name without '/' or spaces, got " + core::describe_value(r.json()["name"]));
   }
-  p.trainable = r.get<std::vector<std::string>>("trainable", {"encoder", "head"});
+  p.trainable = r.get<std::vector<std::string>>("trainable", p.trainable);
   if (p.trainable.empty()) r.fail("trainable", "must name at least one block");
   for (std::size_t j = 1; j < p.trainable.size(); ++j) {
     if (std::find(p.trainable.begin(), p.trainable.begin() + static_cast<std::ptrdiff_t>(j), p.trainable[j]) !=
@@ -31,10 +29,11 @@ PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optim
       throw core::ConfigError(r.path_of("trainable") + "/" + std::to_string(j), "block \"" + p.trainable[j] + "\" is listed twice");
     }
   }
-  p.lr_decay_per_depth =
-      r.get<double>("lr_decay_per_depth", 1.0, core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
-  p.unfreeze_every_epochs = static_cast<int>(r.get<std::int64_t>("unfreeze_every_epochs", 0, core::at_least(std::int64_t{0})));
-  p.train = core::parse_train_config(r, optimizers, kDefaultPhase);
+  p.lr_decay_per_depth = r.get<double>("lr_decay_per_depth", p.lr_decay_per_depth,
+                                       core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
+  p.unfreeze_every_epochs =
+      static_cast<int>(r.get<std::int64_t>("unfreeze_every_epochs", p.unfreeze_every_epochs, core::at_least(std::int64_t{0})));
+  p.train = core::parse_train_config(r, optimizers, p.train);
   return p;
 }
 
@@ -56,7 +55,8 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
   if (auto h = r.optional_object("hidden")) {
     HiddenLayerConfig hidden;
     hidden.units = h->get<std::int64_t>("units", hidden.units, core::at_least(std::int64_t{1}));
-    hidden.activation = models::parse_activation(h->choice("activation", {"sigmoid", "relu", "tanh", "linear"}, "relu"));
+    hidden.activation = models::parse_activation(
+        h->choice("activation", {"sigmoid", "relu", "tanh", "linear"}, models::activation_name(hidden.activation)));
     hidden.dropout = h->get<double>("dropout", hidden.dropout, core::in_unit_interval_open_right());
     h->finish();
     c.hidden = hidden;
@@ -65,7 +65,7 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
   auto head = r.has("head") ? r.object("head") : core::JsonReader(empty, r.path_of("head"));
   const auto type = head.choice("type", heads.names(), "one_vs_all");
   c.head = heads.at(type).factory.parse(head);
-  c.allow_partial_load = r.get<bool>("allow_partial_load", false);
+  c.allow_partial_load = r.get<bool>("allow_partial_load", c.allow_partial_load);
   if (r.has("phases")) {
     const auto phases = r.array("phases");
     if (phases.empty()) r.fail("phases", "must list at least one phase");
@@ -101,6 +101,18 @@ core::Json to_json(const FinetuneConfig& c, const core::OptimizerRegistry& optim
 
 Classifier build_classifier(const FinetuneConfig& config, std::shared_ptr<models::AutoencoderModel> autoencoder, const HeadRegistry& heads,
                             std::int64_t classes) {
+  // Checked here, where the JSON path is known, rather than as the classifier's own precondition.
+  if (config.encoder_depth) {
+    const auto layers = static_cast<int>(autoencoder->greedy_layers().size());
+    if (layers == 0) {
+      throw core::ConfigError("/finetune/encoder_depth",
+                              "this model encodes in one piece, without layers to choose from: leave encoder_depth null (all of it)");
+    }
+    if (*config.encoder_depth > layers) {
+      throw core::ConfigError("/finetune/encoder_depth",
+                              fmt::format("must be at most {}, the model's layers, got {}", layers, *config.encoder_depth));
+    }
+  }
   const auto& factory = heads.at(config.head["type"].get<std::string>()).factory;
   return Classifier(std::move(autoencoder), config.encoder_depth, config.hidden,
                     [&](std::int64_t input_dim) { return factory.build(config.head, input_dim, classes); });

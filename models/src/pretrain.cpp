@@ -13,8 +13,6 @@ namespace encore::models {
 namespace {
 
 /// Pretraining defaults: 10 epochs of batches of 128.
-const core::TrainConfig kDefaultStage{10, 128};
-
 // Per-batch code statistics: mean activation, and the fractions of units that are dead (never
 // active in the batch) or saturated (sigmoid/tanh stuck near the top on average).
 void add_code_statistics(const AutoencoderLayerImpl& layer, const torch::Tensor& code, double weight, core::MetricSums& metrics) {
@@ -40,13 +38,13 @@ PretrainConfig parse_pretrain_config(core::JsonReader r, const core::OptimizerRe
   auto greedy = r.has("greedy") ? r.object("greedy") : core::JsonReader(empty, r.path_of("greedy"));
   std::vector<core::JsonReader> layers;
   if (greedy.has("layers")) layers = greedy.array("layers");
-  c.greedy = core::parse_train_config(greedy, optimizers, kDefaultStage);
+  c.greedy = core::parse_train_config(greedy, optimizers, c.greedy);
   for (auto& layer : layers) {
     c.greedy_layers.push_back(core::parse_train_config(layer, optimizers, c.greedy));
     c.greedy_layer_overrides.push_back(layer.json());
   }
   auto e2e = r.has("end_to_end") ? r.object("end_to_end") : core::JsonReader(empty, r.path_of("end_to_end"));
-  c.end_to_end = core::parse_train_config(e2e, optimizers, kDefaultStage);
+  c.end_to_end = core::parse_train_config(e2e, optimizers, c.end_to_end);
   r.finish();
   return c;
 }

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "encore/core/data_section.h"
 #include "encore/core/files.h"
+#include "encore/core/runtime_section.h"
 #include "support/support.h"
 
 using namespace encore;
@@ -99,4 +101,57 @@ TEST(ShippedConfigs, EveryConfigParsesAsItIsAndWithEachPretrainingMode) {
     ++count;
   }
   EXPECT_GE(count, 2);
+}
+
+// One default per field: a default-constructed struct writes the same JSON as a section read from
+// JSON that leaves the field out.
+TEST(Defaults, DefaultConstructedSectionsEqualTheJsonDefaults) {
+  const auto components = finetune::builtin_components();
+  const auto& optimizers = components.optimizers;
+  const core::Json empty = core::Json::object();
+
+  core::RuntimeConfig runtime;
+  core::Json runtime_cpp, runtime_json;
+  core::add_runtime_json(runtime_cpp, runtime);
+  core::JsonReader runtime_reader(empty);
+  core::add_runtime_json(runtime_json, core::parse_runtime(runtime_reader));
+  EXPECT_EQ(runtime_cpp, runtime_json);
+
+  // Data: the two file names a section must give, and nothing else.
+  core::DataConfig data;
+  data.train_images = "images";
+  data.train_labels = "labels";
+  EXPECT_EQ(core::to_json(data),
+            core::to_json(core::parse_data_config(core::JsonReader(core::Json{{"train_images", "images"}, {"train_labels", "labels"}}))));
+
+  EXPECT_EQ(core::to_json(core::TrainConfig{}, optimizers),
+            core::to_json(core::parse_train_config(core::JsonReader(empty), optimizers, {}), optimizers));
+  EXPECT_EQ(models::to_json(models::PretrainConfig{}, optimizers),
+            models::to_json(models::parse_pretrain_config(core::JsonReader(empty), optimizers), optimizers));
+
+  // Fine-tuning: a phase, and the hidden layer, as the JSON leaves them.
+  const auto finetune = finetune::parse_finetune_config(core::JsonReader(core::Json{{"hidden", empty}}), optimizers, components.heads);
+  const finetune::PhaseConfig phase;
+  ASSERT_EQ(finetune.phases.size(), 1u);
+  EXPECT_EQ(finetune.phases[0].trainable, phase.trainable);
+  EXPECT_EQ(finetune.phases[0].lr_decay_per_depth, phase.lr_decay_per_depth);
+  EXPECT_EQ(finetune.phases[0].unfreeze_every_epochs, phase.unfreeze_every_epochs);
+  EXPECT_EQ(core::to_json(finetune.phases[0].train, optimizers), core::to_json(phase.train, optimizers));
+  const finetune::HiddenLayerConfig hidden;
+  ASSERT_TRUE(finetune.hidden.has_value());
+  EXPECT_EQ(finetune.hidden->units, hidden.units);
+  EXPECT_EQ(finetune.hidden->activation, hidden.activation);
+  EXPECT_EQ(finetune.hidden->dropout, hidden.dropout);
+  EXPECT_EQ(finetune.allow_partial_load, finetune::FinetuneConfig{}.allow_partial_load);
+}
+
+TEST(ExperimentConfig, EncoderDepthBeyondTheModelsLayersIsAConfigErrorAtItsPath) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  auto j = toy_experiment_config(dir);
+  j["finetune"] = {{"encoder_depth", 3}};
+  const auto config = finetune::parse_experiment(j, components);
+  auto model = models::build_model(config.model, components.models, 64);
+  EXPECT_THROW_WITH(finetune::build_classifier(*config.finetune, model, components.heads, 4), core::ConfigError,
+                    "config error at /finetune/encoder_depth: must be at most 2, the model's layers, got 3");
 }

@@ -189,7 +189,8 @@ void create_run_directory(const fs::path& dir) {
   if (fs::exists(dir, error)) {
     if (!fs::is_directory(dir)) throw UsageError(fmt::format("run directory {} exists and is not a directory", dir.string()));
     if (!fs::is_empty(dir)) {
-      throw UsageError(fmt::format("run directory {} is not empty; choose another --output-dir or remove it", dir.string()));
+      throw UsageError(fmt::format(
+          "run directory {} is not empty, and one run never writes over another: choose another directory, or empty it", dir.string()));
     }
     return;
   }

@@ -26,7 +26,7 @@ std::vector<std::int64_t> to_vector(const torch::Tensor& t) {
 
 DataConfig parse_data_config(JsonReader r) {
   DataConfig c;
-  c.format = r.choice("format", {"idx", "csv"});
+  c.format = r.choice("format", {"idx", "csv"}, c.format);
   if (c.format == "idx") {
     c.train_images = file_name(r, "train_images", true);
     c.train_labels = file_name(r, "train_labels", true);

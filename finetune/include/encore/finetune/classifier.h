@@ -29,7 +29,9 @@ struct HiddenLayerConfig {
 };
 
 /// A group of parameters frozen and unfrozen together, addressed by name: "encoder",
-/// "encoder.layer0", ..., "hidden", "head".
+/// "encoder.layer0", ..., "hidden", "head". For a model with greedy layers, "encoder" is the encoder
+/// halves of the layers used; for a model without them (one that encodes in one piece), "encoder"
+/// is every parameter of the model, its decoder's included, and there are no "encoder.layerK" blocks.
 struct Block {
   std::string name;
   std::vector<torch::Tensor> parameters;
@@ -45,6 +47,8 @@ class ClassifierImpl : public torch::nn::Module {
   using HeadMaker = std::function<std::shared_ptr<Head>(std::int64_t input_dim)>;
 
   /// Uses the first `encoder_depth` greedy layers of the autoencoder (all of its code when absent).
+  /// An `encoder_depth` outside [1, layers], or given for a model without layers, is a
+  /// std::invalid_argument saying so.
   ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoencoder, std::optional<int> encoder_depth,
                  std::optional<HiddenLayerConfig> hidden, const HeadMaker& make_head);
 

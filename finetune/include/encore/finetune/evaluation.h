@@ -10,7 +10,16 @@
 
 #include "encore/core/config.h"
 
+namespace encore::core {
+class BatchSource;
+}
+namespace encore::models {
+class AutoencoderModel;
+}
+
 namespace encore::finetune {
+
+class ClassifierImpl;
 
 struct ClassMetrics {
   double precision = 0, recall = 0, f1 = 0;
@@ -36,6 +45,14 @@ struct Evaluation {
 /// labels [N].
 Evaluation evaluate_predictions(const torch::Tensor& labels, const torch::Tensor& predictions, const torch::Tensor& scores,
                                 std::int64_t classes);
+
+/// A classifier's metrics on every example of a source, in eval mode without gradients (the
+/// source's order; its batch size sets the evaluation batch).
+Evaluation evaluate_classifier(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device = torch::kCPU);
+
+/// An autoencoder's mean squared reconstruction error per input value on every example of a
+/// source, in eval mode without gradients (corruption off).
+double mean_reconstruction_mse(models::AutoencoderModel& model, const core::BatchSource& source, torch::Device device = torch::kCPU);
 
 /// Area under the ROC curve of `scores` for binary `positives`, ties counted half.
 double roc_auc(const torch::Tensor& scores, const torch::Tensor& positives);

@@ -21,13 +21,14 @@ namespace encore::finetune {
 struct PhaseConfig {
   std::string name;
   /// Blocks trained in this phase ("encoder", "encoder.layer1", "hidden", "head"); the rest is frozen.
-  std::vector<std::string> trainable;
+  std::vector<std::string> trainable{"encoder", "head"};
   /// Encoder layer k of D trains at lr * decay^(D-1-k): lower layers move less.
   double lr_decay_per_depth = 1.0;
   /// Gradual unfreezing: when > 0, the phase starts with only the last block of `trainable` and
   /// adds the one before it every this many epochs.
   int unfreeze_every_epochs = 0;
-  core::TrainConfig train;
+  /// Fine-tuning batches are smaller than pretraining's: labelled sets are small.
+  core::TrainConfig train{10, 64};
 };
 
 /// The `finetune` section.
