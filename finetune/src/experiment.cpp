@@ -96,13 +96,14 @@ class ExperimentRun {
         components_(components),
         options_(options),
         log_(*options.log),
-        run_(options.run_dir, core::is_main_process()),
+        run_(options.run_dir, core::is_main_process() && options.write_files),
         resolved_(to_json(config, components)),
         pretrains_(config.pretrain.runs() && !options.pretrained_file),
         finetunes_(config.finetune && !options.pretrain_only) {}
 
   // Threads, the BLAS gate and the config checks, before anything is loaded.
   void apply_run_policy() {
+    if (options_.resume && !options_.write_files) throw core::UsageError("resuming needs the run's files: it cannot be an in-memory run");
     configure_run_threads(config_.runtime, log_);
     check_ranks_agree(resolved_, options_.config_source, log_);
     check_matrix_products(log_);
@@ -178,11 +179,13 @@ class ExperimentRun {
       summary_["stages"][stage] = metrics;
     }
     pretrained_now_ = true;
-    if (!run_.writes()) return;
-    torch::serialize::OutputArchive archive;
-    model_->module().save(archive);
-    run_.write_bytes(RunDirectory::kPretrained, archive_bytes(archive));
-    pretrained_ = run_.file(RunDirectory::kPretrained);
+    if (!core::is_main_process()) return;
+    if (run_.writes()) {
+      torch::serialize::OutputArchive archive;
+      model_->module().save(archive);
+      run_.write_bytes(RunDirectory::kPretrained, archive_bytes(archive));
+      pretrained_ = run_.file(RunDirectory::kPretrained);
+    }
     describe_pretraining();
   }
 
@@ -193,7 +196,7 @@ class ExperimentRun {
     for (const auto& [stage, metrics] : finetune::finetune(classifier_, *config_.finetune, labelled, validation(), context_)) {
       summary_["stages"][stage] = metrics;
     }
-    if (!run_.writes()) return;
+    if (!core::is_main_process()) return;
     run_.write_bytes(RunDirectory::kModel, trained_model_bytes(*classifier_, config_, components_, scaler_, data_.train));
     evaluate_fine_tuned();
   }
@@ -235,9 +238,11 @@ class ExperimentRun {
     return [this, progress, policy](core::Trainer& trainer) {
       trainer.set_non_finite_policy(policy);
       if (trainer.config().early_stopping) trainer.add_callback(std::make_shared<core::EarlyStopping>(*trainer.config().early_stopping));
-      trainer.add_callback(metrics_writer_);
-      trainer.add_callback(
-          std::make_shared<core::CheckpointSaver>(run_.file(RunDirectory::kCheckpoints), config_.runtime.checkpoint_every_steps));
+      if (options_.write_files) {
+        trainer.add_callback(metrics_writer_);
+        trainer.add_callback(
+            std::make_shared<core::CheckpointSaver>(run_.file(RunDirectory::kCheckpoints), config_.runtime.checkpoint_every_steps));
+      }
       trainer.add_callback(progress);
     };
   }
@@ -249,7 +254,9 @@ class ExperimentRun {
   void describe_pretraining() {
     const auto image_shape = data_.train.example_shape();
     const auto* held_out = validation_ ? &*validation_ : test_ ? &*test_ : nullptr;
-    if (image_shape.size() != 2) {
+    if (!run_.writes()) {
+      // An in-memory run draws nothing.
+    } else if (image_shape.size() != 2) {
       log_ << "no reconstructions.png or filters.png: the examples are not images\n";
     } else {
       if (held_out) models::write_reconstructions_png(run_.file(RunDirectory::kReconstructions), *model_, *held_out, image_shape);
@@ -278,7 +285,7 @@ class ExperimentRun {
     if (!test_) return;
     const auto evaluation = evaluate_classifier(*classifier_, *test_, device_);
     summary_["test"] = evaluation.to_json(data_.train.class_names);
-    write_confusion_png(run_.file(RunDirectory::kConfusion), evaluation.confusion, data_.train.class_names);
+    if (run_.writes()) write_confusion_png(run_.file(RunDirectory::kConfusion), evaluation.confusion, data_.train.class_names);
     log_ << fmt::format("test accuracy {:.4f}, macro-F1 {:.4f} ({} examples)\n", evaluation.accuracy, evaluation.macro_f1, test_->size());
   }
 

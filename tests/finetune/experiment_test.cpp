@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "encore/core/errors.h"
 #include "encore/core/files.h"
 #include "support/support.h"
 
@@ -34,4 +35,27 @@ TEST(Experiment, RunLeavesTheRunDirectory) {
   EXPECT_EQ(split["sizes"]["validation"], 12);
   // A second run into the same directory is refused rather than mixing two runs.
   EXPECT_THROW_WITH(finetune::run_experiment(config, components, options), std::runtime_error, "is not empty");
+}
+
+TEST(Experiment, AnInMemoryRunWritesNothingAndReturnsTheResultsOfTheRunThatWritesFiles) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  auto json = toy_experiment_config(dir);
+  json["finetune"] = {{"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 8}}}}};
+  const auto config = finetune::parse_experiment(json, components);
+  std::ostringstream log;
+  finetune::RunOptions options;
+  options.log = &log;
+  options.run_dir = dir / "written";
+  const auto written = finetune::run_experiment(config, components, options);
+  const auto before = encore::testing::list_tree(dir.path());
+  options.run_dir = dir / "in_memory";
+  options.write_files = false;
+  const auto in_memory = finetune::run_experiment(config, components, options);
+  EXPECT_EQ(encore::testing::list_tree(dir.path()), before);
+  EXPECT_EQ(in_memory["test"], written["test"]);
+  EXPECT_EQ(in_memory["validation"], written["validation"]);
+  EXPECT_EQ(in_memory["pretrain"], written["pretrain"]);
+  options.resume = true;
+  EXPECT_THROW_WITH(finetune::run_experiment(config, components, options), core::UsageError, "cannot be an in-memory run");
 }

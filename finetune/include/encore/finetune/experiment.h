@@ -33,6 +33,9 @@ struct RunOptions {
   bool allow_config_change = false;
   /// How messages name the config (the file it came from).
   std::string config_source = "the config";
+  /// False: an in-memory run for use from C++: nothing is written (no run directory, checkpoints,
+  /// metrics, models or pictures; `run_dir` is ignored), and the returned summary holds the results.
+  bool write_files = true;
 };
 
 /// Runs an experiment: applies the run policy (run_policy.h), loads and splits the data, pretrains,
