@@ -84,6 +84,8 @@ struct EarlyStoppingConfig {
 /// How one stage trains.
 struct TrainConfig {
   int epochs = 10;
+  /// The batch size a stage builds its training source with (run_stage, and the experiment's
+  /// stages). Trainer::fit itself cuts batches as the source it is given does.
   std::int64_t batch_size = 128;
   std::shared_ptr<const OptimizerOptions> optimizer = std::make_shared<AdamOptions>();
   ScheduleConfig schedule;
@@ -148,7 +150,10 @@ class Trainer {
   void add_parameter_group(std::vector<torch::Tensor> parameters, double lr_scale);
 
   /// Trains from the current state to `config.epochs` or until a stop request. Returns the last
-  /// epoch's metrics. Throws NonFiniteError on a non-finite loss.
+  /// epoch's metrics. Throws NonFiniteError on a non-finite loss, and Interrupted at the step after
+  /// a SIGINT or SIGTERM noted by watch_for_interrupts. Batches are `train`'s, of its batch size
+  /// (build it with `config.batch_size`, as run_stage does). Nothing is logged or written unless
+  /// callbacks are added (ProgressReporter, MetricsWriter, CheckpointSaver in callbacks.h).
   ///
   /// In a data-parallel run (process_group() set when the Trainer is built) every rank calls this
   /// alike: each trains on its contiguous share of every batch (`batch_size` is the global batch),
