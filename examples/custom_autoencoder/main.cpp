@@ -1,36 +1,48 @@
-// A user's own autoencoder, registered by name and pretrained by encore's machinery:
+// A user's own autoencoder, registered by name, pretrained, fine-tuned and evaluated by encore's
+// machinery from a JSON config:
 //
 //   custom_autoencoder CONFIG RUN_DIR
 //
 // The model is a one-hidden-layer autoencoder with tanh codes and dropout on the code, which
-// encore's built-in stack does not offer. It trains end to end.
+// encore's built-in stack does not offer. It pretrains end to end; fine-tuning puts a
+// one-versus-all head on its code. It has no layers to pick from, so its "encoder" block holds the
+// whole model (decoder included): freezing "encoder" freezes all of it.
 #include <torch/torch.h>
 
 #include <iostream>
 
 #include "encore/core/config.h"
 #include "encore/core/ops.h"
+#include "encore/core/options.h"
 #include "encore/core/runtime.h"
 #include "encore/finetune/experiment.h"
 #include "encore/models/model.h"
+#include "encore/models/registry.h"
 
 namespace {
 
+// The options a config's `model` object sets, declared once: encore reads, checks and writes them.
 struct DropoutAutoencoderOptions {
-  DropoutAutoencoderOptions(std::int64_t input_dim, std::int64_t code_dim) : input_dim_(input_dim), code_dim_(code_dim) {}
-  TORCH_ARG(std::int64_t, input_dim);
-  TORCH_ARG(std::int64_t, code_dim);
-  TORCH_ARG(double, dropout) = 0.2;
+  std::int64_t code_dim = 64;
+  double dropout = 0.2;
+
+  template <class Fields>
+  void fields(Fields& f) {
+    f("code_dim", code_dim, "width of the code", encore::core::at_least(std::int64_t{1}));
+    f("dropout", dropout, "probability of zeroing a code unit while training", encore::core::in_unit_interval_open_right());
+  }
 };
 
 class DropoutAutoencoderImpl : public torch::nn::Cloneable<DropoutAutoencoderImpl>, public encore::models::AutoencoderModel {
  public:
-  explicit DropoutAutoencoderImpl(const DropoutAutoencoderOptions& options_) : options(options_) { reset(); }
+  DropoutAutoencoderImpl(const DropoutAutoencoderOptions& options_, std::int64_t input_dim_) : options(options_), input_dim(input_dim_) {
+    reset();
+  }
 
   void reset() override {
-    encoder = register_module("encoder", torch::nn::Linear(options.input_dim(), options.code_dim()));
-    dropout = register_module("dropout", torch::nn::Dropout(options.dropout()));
-    decoder = register_module("decoder", torch::nn::Linear(options.code_dim(), options.input_dim()));
+    encoder = register_module("encoder", torch::nn::Linear(input_dim, options.code_dim));
+    dropout = register_module("dropout", torch::nn::Dropout(options.dropout));
+    decoder = register_module("decoder", torch::nn::Linear(options.code_dim, input_dim));
   }
 
   torch::nn::Module& module() override { return *this; }
@@ -42,22 +54,14 @@ class DropoutAutoencoderImpl : public torch::nn::Cloneable<DropoutAutoencoderImp
   torch::Tensor forward(const torch::Tensor& x) override {
     return encore::core::linear(dropout(encode(x)), decoder->weight, decoder->bias, encore::core::Activation::kSigmoid);
   }
-  std::int64_t code_dim() const override { return options.code_dim(); }
+  std::int64_t code_dim() const override { return options.code_dim; }
 
   DropoutAutoencoderOptions options;
+  std::int64_t input_dim;
   torch::nn::Linear encoder = nullptr, decoder = nullptr;
   torch::nn::Dropout dropout = nullptr;
 };
 TORCH_MODULE(DropoutAutoencoder);
-
-// Reads this model's `model` section; the same function validates the user's file and rebuilds
-// the model from the resolved config, so both see the same rules.
-DropoutAutoencoderOptions read_options(encore::core::JsonReader& r, std::int64_t input_dim) {
-  DropoutAutoencoderOptions options(input_dim, r.get<std::int64_t>("code_dim", 64, encore::core::at_least(std::int64_t{1})));
-  options.dropout(r.get<double>("dropout", 0.2, encore::core::in_unit_interval_open_right()));
-  r.finish();
-  return options;
-}
 
 }  // namespace
 
@@ -68,17 +72,9 @@ int main(int argc, char** argv) {
   }
   encore::core::prepare_process(argv);
   auto components = encore::finetune::builtin_components();
-  components.models.add(
-      "dropout_autoencoder", "one tanh layer with dropout on the code (example)",
-      {[](encore::core::JsonReader& r) {
-         const auto o = read_options(r, 1);
-         return encore::core::Json{{"type", "dropout_autoencoder"}, {"code_dim", o.code_dim()}, {"dropout", o.dropout()}};
-       },
-       [](const encore::core::Json& resolved, std::int64_t input_dim) -> std::shared_ptr<encore::models::AutoencoderModel> {
-         encore::core::JsonReader r(resolved);
-         r.has("type");
-         return DropoutAutoencoder(read_options(r, input_dim)).ptr();
-       }});
+  encore::models::add_model<DropoutAutoencoderOptions>(
+      components.models, "dropout_autoencoder", "one tanh layer with dropout on the code (example)",
+      [](const DropoutAutoencoderOptions& options, std::int64_t input_dim) { return DropoutAutoencoder(options, input_dim).ptr(); });
   try {
     const auto config = encore::finetune::load_experiment(argv[1], {}, components);
     encore::finetune::RunOptions options;
@@ -86,6 +82,7 @@ int main(int argc, char** argv) {
     options.log = &std::cerr;
     const auto summary = encore::finetune::run_experiment(config, components, options);
     std::cout << "validation reconstruction MSE " << summary["pretrain"]["validation"]["reconstruction_mse"] << "\n";
+    std::cout << "test accuracy " << summary["test"]["accuracy"] << "\n";
   } catch (const encore::core::ConfigError& e) {
     std::cerr << argv[1] << ": " << e.what() << "\n";
     return 2;

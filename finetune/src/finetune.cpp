@@ -52,19 +52,12 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
   FinetuneConfig c;
   c.encoder_depth = r.get<std::optional<int>>("encoder_depth", std::nullopt);
   if (c.encoder_depth && *c.encoder_depth < 1) r.fail("encoder_depth", "must be >= 1, got " + std::to_string(*c.encoder_depth));
-  if (auto h = r.optional_object("hidden")) {
-    HiddenLayerConfig hidden;
-    hidden.units = h->get<std::int64_t>("units", hidden.units, core::at_least(std::int64_t{1}));
-    hidden.activation = models::parse_activation(
-        h->choice("activation", {"sigmoid", "relu", "tanh", "linear"}, models::activation_name(hidden.activation)));
-    hidden.dropout = h->get<double>("dropout", hidden.dropout, core::in_unit_interval_open_right());
-    h->finish();
-    c.hidden = hidden;
-  }
+  if (auto h = r.optional_object("hidden")) c.hidden = core::read_options<HiddenLayerConfig>(*h);
   const core::Json empty = core::Json::object();
   auto head = r.has("head") ? r.object("head") : core::JsonReader(empty, r.path_of("head"));
   const auto type = head.choice("type", heads.names(), "one_vs_all");
   c.head = heads.at(type).factory.parse(head);
+  c.head["type"] = type;
   c.allow_partial_load = r.get<bool>("allow_partial_load", c.allow_partial_load);
   if (r.has("phases")) {
     const auto phases = r.array("phases");
@@ -86,12 +79,7 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
 
 core::Json to_json(const FinetuneConfig& c, const core::OptimizerRegistry& optimizers) {
   core::Json out{{"encoder_depth", c.encoder_depth ? core::Json(*c.encoder_depth) : core::Json(nullptr)}};
-  if (c.hidden) {
-    out["hidden"] = {
-        {"units", c.hidden->units}, {"activation", models::activation_name(c.hidden->activation)}, {"dropout", c.hidden->dropout}};
-  } else {
-    out["hidden"] = nullptr;
-  }
+  out["hidden"] = c.hidden ? core::options_json(*c.hidden) : core::Json(nullptr);
   out["head"] = c.head;
   out["allow_partial_load"] = c.allow_partial_load;
   out["phases"] = core::Json::array();

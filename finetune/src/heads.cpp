@@ -4,14 +4,19 @@
 
 namespace encore::finetune {
 
+namespace {
+
+void check_classes(std::int64_t classes) {
+  if (classes < 2) throw core::OptionError("classes", "a classifier needs at least 2 classes, got " + std::to_string(classes));
+}
+
+}  // namespace
+
 OneVsAllHeadImpl::OneVsAllHeadImpl(const OneVsAllHeadOptions& options_) : options(options_) { reset(); }
 
 void OneVsAllHeadImpl::reset() {
-  TORCH_CHECK(options.classes() >= 2, "a classifier needs at least 2 classes, got ", options.classes());
-  if (options.abstain_threshold()) {
-    const double t = *options.abstain_threshold();
-    TORCH_CHECK(t > 0 && t < 1, "abstain threshold must be in (0, 1), got ", t);
-  }
+  check_classes(options.classes());
+  core::check_options(options);
   linear = register_module("linear", torch::nn::Linear(options.input_dim(), options.classes()));
 }
 
@@ -40,7 +45,7 @@ torch::Tensor normalized_probabilities(const torch::Tensor& probabilities) {
 SoftmaxHeadImpl::SoftmaxHeadImpl(std::int64_t input_dim_, std::int64_t classes_) : input_dim(input_dim_), classes(classes_) { reset(); }
 
 void SoftmaxHeadImpl::reset() {
-  TORCH_CHECK(classes >= 2, "a classifier needs at least 2 classes, got ", classes);
+  check_classes(classes);
   linear = register_module("linear", torch::nn::Linear(input_dim, classes));
 }
 
@@ -57,29 +62,15 @@ torch::Tensor SoftmaxHeadImpl::probabilities(const torch::Tensor& scores) const 
 torch::Tensor SoftmaxHeadImpl::predict(const torch::Tensor& scores) const { return scores.argmax(1); }
 
 void register_builtin_heads(HeadRegistry& registry) {
-  registry.add(
-      "one_vs_all", "K independent logistic units trained with binary cross-entropy; may abstain under a threshold",
-      {[](core::JsonReader& r) {
-         const auto threshold = r.get<std::optional<double>>("abstain_threshold", std::nullopt);
-         if (threshold && !(*threshold > 0 && *threshold < 1)) {
-           r.fail("abstain_threshold", "must be in (0, 1), got " + core::describe_value(r.json()["abstain_threshold"]));
-         }
-         r.finish();
-         return core::Json{{"type", "one_vs_all"}, {"abstain_threshold", threshold ? core::Json(*threshold) : core::Json(nullptr)}};
-       },
-       [](const core::Json& resolved, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
-         auto options = OneVsAllHeadOptions(input_dim, classes);
-         if (!resolved["abstain_threshold"].is_null()) options.abstain_threshold(resolved["abstain_threshold"].get<double>());
-         return OneVsAllHead(options).ptr();
-       }});
-  registry.add("softmax", "a softmax over the K classes trained with cross-entropy",
-               {[](core::JsonReader& r) {
-                  r.finish();
-                  return core::Json{{"type", "softmax"}};
-                },
-                [](const core::Json&, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
-                  return SoftmaxHead(input_dim, classes).ptr();
-                }});
+  add_head<OneVsAllHeadOptions>(registry, "one_vs_all",
+                                "K independent logistic units trained with binary cross-entropy; may abstain under a threshold",
+                                [](OneVsAllHeadOptions options, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
+                                  return OneVsAllHead(options.input_dim(input_dim).classes(classes)).ptr();
+                                });
+  add_head<SoftmaxHeadOptions>(registry, "softmax", "a softmax over the K classes trained with cross-entropy",
+                               [](const SoftmaxHeadOptions&, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
+                                 return SoftmaxHead(input_dim, classes).ptr();
+                               });
 }
 
 }  // namespace encore::finetune

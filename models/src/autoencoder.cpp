@@ -5,53 +5,41 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
+
+#include "encore/core/runtime.h"
 
 namespace encore::models {
 
-namespace {
-
-template <class Enum>
-struct NamedValue {
-  const char* name;
-  Enum value;
-};
-
-constexpr NamedValue<Activation> kActivations[] = {
-    {"sigmoid", Activation::kSigmoid}, {"relu", Activation::kRelu}, {"tanh", Activation::kTanh}, {"linear", Activation::kLinear}};
-constexpr NamedValue<Corruption> kCorruptions[] = {{"none", Corruption::kNone},
-                                                   {"masking", Corruption::kMasking},
-                                                   {"gaussian", Corruption::kGaussian},
-                                                   {"salt_and_pepper", Corruption::kSaltAndPepper}};
-constexpr NamedValue<Sparsity> kSparsities[] = {{"none", Sparsity::kNone}, {"kl", Sparsity::kKl}, {"l1", Sparsity::kL1}};
-constexpr NamedValue<ReconstructionLoss> kLosses[] = {{"mse", ReconstructionLoss::kMse}, {"bce", ReconstructionLoss::kBinaryCrossEntropy}};
-
-template <class Enum, std::size_t N>
-Enum from_name(const NamedValue<Enum> (&table)[N], const std::string& name, const char* what) {
-  for (const auto& entry : table) {
-    if (name == entry.name) return entry.value;
-  }
-  TORCH_CHECK(false, "unknown ", what, " \"", name, "\"");
+const core::Choices<Activation>& activation_choices() {
+  static const core::Choices<Activation> choices{
+      {"sigmoid", Activation::kSigmoid}, {"relu", Activation::kRelu}, {"tanh", Activation::kTanh}, {"linear", Activation::kLinear}};
+  return choices;
+}
+const core::Choices<Corruption>& corruption_choices() {
+  static const core::Choices<Corruption> choices{{"none", Corruption::kNone},
+                                                 {"masking", Corruption::kMasking},
+                                                 {"gaussian", Corruption::kGaussian},
+                                                 {"salt_and_pepper", Corruption::kSaltAndPepper}};
+  return choices;
+}
+const core::Choices<Sparsity>& sparsity_choices() {
+  static const core::Choices<Sparsity> choices{{"none", Sparsity::kNone}, {"kl", Sparsity::kKl}, {"l1", Sparsity::kL1}};
+  return choices;
+}
+const core::Choices<ReconstructionLoss>& reconstruction_loss_choices() {
+  static const core::Choices<ReconstructionLoss> choices{{"mse", ReconstructionLoss::kMse},
+                                                         {"bce", ReconstructionLoss::kBinaryCrossEntropy}};
+  return choices;
 }
 
-template <class Enum, std::size_t N>
-std::string to_name(const NamedValue<Enum> (&table)[N], Enum value) {
-  for (const auto& entry : table) {
-    if (value == entry.value) return entry.name;
-  }
-  return "?";
-}
-
-}  // namespace
-
-Activation parse_activation(const std::string& name) { return from_name(kActivations, name, "activation"); }
-std::string activation_name(Activation a) { return to_name(kActivations, a); }
-Corruption parse_corruption(const std::string& name) { return from_name(kCorruptions, name, "corruption"); }
-std::string corruption_name(Corruption c) { return to_name(kCorruptions, c); }
-Sparsity parse_sparsity(const std::string& name) { return from_name(kSparsities, name, "sparsity"); }
-std::string sparsity_name(Sparsity s) { return to_name(kSparsities, s); }
-ReconstructionLoss parse_reconstruction_loss(const std::string& name) { return from_name(kLosses, name, "reconstruction loss"); }
-std::string reconstruction_loss_name(ReconstructionLoss l) { return to_name(kLosses, l); }
+std::string activation_name(Activation a) { return activation_choices().name_of(a); }
+std::string corruption_name(Corruption c) { return corruption_choices().name_of(c); }
+std::string sparsity_name(Sparsity s) { return sparsity_choices().name_of(s); }
+std::string reconstruction_loss_name(ReconstructionLoss l) { return reconstruction_loss_choices().name_of(l); }
 
 torch::Tensor activation_derivative(Activation a, const torch::Tensor& h) {
   switch (a) {
@@ -96,19 +84,71 @@ torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {
   return x;
 }
 
+namespace {
+
+// The settings a layer and a stack share are checked the same way for both.
+void check_corruption_level(const char* option, Corruption corruption, double level) {
+  const bool fraction = corruption != Corruption::kGaussian;
+  if (level < 0 || (fraction && level >= 1)) {
+    throw core::OptionError(
+        option, fmt::format("{} levels must be {}, got {}", corruption_name(corruption), fraction ? "in [0, 1)" : ">= 0", level));
+  }
+}
+
+void check_sparsity(Activation activation, Sparsity sparsity, double sparsity_target) {
+  if (sparsity == Sparsity::kKl && activation != Activation::kSigmoid) {
+    throw core::OptionError("sparsity", "\"kl\" needs sigmoid codes; use \"l1\" with activation \"" + activation_name(activation) + "\"");
+  }
+  if (!(sparsity_target > 0 && sparsity_target < 1)) {
+    throw core::OptionError("sparsity_target", fmt::format("must be in (0, 1), got {}", sparsity_target));
+  }
+}
+
+// Training holds four copies of the weights (themselves, gradients, Adam's two moments): sizes
+// whose copies exceed the machine's memory are refused before anything is allocated.
+void check_stack_fits_in_memory(std::int64_t input_dim, const std::vector<std::int64_t>& hidden, bool tied) {
+  const auto memory = core::physical_memory_bytes();
+  if (memory == 0) return;
+  long double parameters = 0;
+  // Options read from a config have no input width yet: one input stands for it.
+  long double in = static_cast<long double>(std::max<std::int64_t>(input_dim, 1));
+  for (const auto out : hidden) {
+    parameters += in * static_cast<long double>(out) * (tied ? 1 : 2) + in + static_cast<long double>(out);
+    in = static_cast<long double>(out);
+  }
+  constexpr long double kCopies = 4, kBytesPerFloat = 4, kGiB = 1024.0L * 1024 * 1024;
+  const long double bytes = parameters * kCopies * kBytesPerFloat;
+  if (bytes <= static_cast<long double>(memory)) return;
+  const auto inputs = input_dim > 1 ? fmt::format("for {} inputs", input_dim) : std::string("even for one input");
+  throw core::OptionError("hidden_dims", fmt::format("{:.3g} parameters {} need {:.1f} GiB to train (weights, gradients and Adam's two "
+                                                     "moments), more than this machine's {:.1f} GiB of memory",
+                                                     static_cast<double>(parameters), inputs, static_cast<double>(bytes / kGiB),
+                                                     static_cast<double>(memory / kGiB)));
+}
+
+}  // namespace
+
+void StackedAutoencoderOptions::check() const {
+  if (hidden_dims_.empty()) throw core::OptionError("hidden_dims", "must list at least one layer size");
+  if (corruption_levels_.size() > 1 && corruption_levels_.size() != hidden_dims_.size()) {
+    throw core::OptionError("corruption_levels", fmt::format("needs one level per layer ({}) or one for all, got {}", hidden_dims_.size(),
+                                                             corruption_levels_.size()));
+  }
+  for (const double level : corruption_levels_) check_corruption_level("corruption_levels", corruption_, level);
+  check_sparsity(activation_, sparsity_, sparsity_target_);
+  check_stack_fits_in_memory(input_dim_, hidden_dims_, tied_);
+}
+
 AutoencoderLayerImpl::AutoencoderLayerImpl(const AutoencoderLayerOptions& options_) : options(options_) { reset(); }
 
 void AutoencoderLayerImpl::reset() {
   const auto in = options.input_dim();
   const auto out = options.hidden_dim();
-  TORCH_CHECK(in > 0 && out > 0, "autoencoder layer sizes must be > 0, got ", in, " -> ", out);
-  TORCH_CHECK(options.corruption_level() >= 0, "corruption level must be >= 0, got ", options.corruption_level());
-  TORCH_CHECK(options.corruption() == Corruption::kGaussian || options.corruption_level() < 1,
-              "masking and salt-and-pepper corruption levels must be < 1, got ", options.corruption_level());
-  TORCH_CHECK(options.sparsity() != Sparsity::kKl || options.activation() == Activation::kSigmoid,
-              "KL sparsity needs sigmoid codes (mean activations in (0, 1)); use l1 sparsity with ", activation_name(options.activation()));
-  TORCH_CHECK(options.sparsity_target() > 0 && options.sparsity_target() < 1, "sparsity target must be in (0, 1), got ",
-              options.sparsity_target());
+  if (in < 1 || out < 1) {
+    throw core::OptionError(in < 1 ? "input_dim" : "hidden_dim", fmt::format("layer sizes must be >= 1, got {} -> {}", in, out));
+  }
+  check_corruption_level("corruption_level", options.corruption(), options.corruption_level());
+  check_sparsity(options.activation(), options.sparsity(), options.sparsity_target());
   // Glorot-uniform initialisation keeps sigmoid and tanh units out of saturation at the start.
   const double bound = std::sqrt(6.0 / static_cast<double>(in + out));
   encoder_weight = register_parameter("encoder_weight", torch::empty({out, in}).uniform_(-bound, bound));
@@ -176,11 +216,9 @@ AutoencoderLayerImpl::Loss AutoencoderLayerImpl::loss(const torch::Tensor& x, Re
 StackedAutoencoderImpl::StackedAutoencoderImpl(const StackedAutoencoderOptions& options_) : options(options_) { reset(); }
 
 void StackedAutoencoderImpl::reset() {
+  core::check_options(options);
   const auto& dims = options.hidden_dims();
-  TORCH_CHECK(!dims.empty(), "a stacked autoencoder needs at least one hidden layer");
   const auto& levels = options.corruption_levels();
-  TORCH_CHECK(levels.size() <= 1 || levels.size() == dims.size(), "corruption_levels has ", levels.size(), " entries for ", dims.size(),
-              " layers; give one per layer or one for all");
   layers_.clear();
   std::int64_t in = options.input_dim();
   for (std::size_t k = 0; k < dims.size(); ++k) {

@@ -31,7 +31,8 @@ void add_code_statistics(const AutoencoderLayerImpl& layer, const torch::Tensor&
 PretrainConfig parse_pretrain_config(core::JsonReader r, const core::OptimizerRegistry& optimizers) {
   PretrainConfig c;
   c.mode = r.choice("mode", {"greedy", "end_to_end", "greedy_then_end_to_end", "none"}, c.mode);
-  c.loss = parse_reconstruction_loss(r.choice("loss", {"mse", "bce"}, reconstruction_loss_name(c.loss)));
+  const auto& losses = reconstruction_loss_choices();
+  c.loss = losses.value_of(r.choice("loss", losses.names(), losses.name_of(c.loss)));
   // Both sections are read (and written back) whatever the mode, so that one --set of the mode
   // switches between them; the mode says which run.
   const core::Json empty = core::Json::object();

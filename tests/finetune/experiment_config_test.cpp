@@ -137,12 +137,30 @@ TEST(Defaults, DefaultConstructedSectionsEqualTheJsonDefaults) {
   EXPECT_EQ(finetune.phases[0].lr_decay_per_depth, phase.lr_decay_per_depth);
   EXPECT_EQ(finetune.phases[0].unfreeze_every_epochs, phase.unfreeze_every_epochs);
   EXPECT_EQ(core::to_json(finetune.phases[0].train, optimizers), core::to_json(phase.train, optimizers));
-  const finetune::HiddenLayerConfig hidden;
   ASSERT_TRUE(finetune.hidden.has_value());
-  EXPECT_EQ(finetune.hidden->units, hidden.units);
-  EXPECT_EQ(finetune.hidden->activation, hidden.activation);
-  EXPECT_EQ(finetune.hidden->dropout, hidden.dropout);
+  EXPECT_EQ(core::options_json(*finetune.hidden), core::options_json(finetune::HiddenLayerConfig{}));
   EXPECT_EQ(finetune.allow_partial_load, finetune::FinetuneConfig{}.allow_partial_load);
+
+  // Models and heads: typed options against the section that gives only what is required.
+  const core::Json stack_json{{"type", "stacked_autoencoder"}, {"hidden_dims", {8, 4}}};
+  EXPECT_EQ(models::parse_model_config(core::JsonReader(stack_json), components.models).options,
+            models::model_config("stacked_autoencoder", models::StackedAutoencoderOptions(0, {8, 4})).options);
+  EXPECT_EQ(finetune.head, finetune::head_config("one_vs_all", finetune::OneVsAllHeadOptions()));
+  const auto softmax =
+      finetune::parse_finetune_config(core::JsonReader(core::Json{{"head", {{"type", "softmax"}}}}), optimizers, components.heads);
+  EXPECT_EQ(softmax.head, finetune::head_config("softmax", finetune::SoftmaxHeadOptions()));
+}
+
+// A registered model's options set from C++ are checked like the JSON ones; a check that needs the
+// input width fails at the JSON path when the model is built from a config.
+TEST(ModelRegistry, OptionsFailWithTheOptionFromCppAndAtThePathFromJson) {
+  const auto components = finetune::builtin_components();
+  EXPECT_THROW_WITH(models::model_config("stacked_autoencoder", models::StackedAutoencoderOptions(0, {8}).sparsity_target(2)),
+                    core::OptionError, "option sparsity_target: must be in (0, 1), got 2");
+  const core::Json huge{{"type", "stacked_autoencoder"}, {"hidden_dims", {1000000}}};
+  const auto config = models::parse_model_config(core::JsonReader(huge, "/model"), components.models);
+  EXPECT_THROW_WITH(models::build_model(config, components.models, 1000000), core::ConfigError,
+                    "config error at /model/hidden_dims: 2e+12 parameters for 1000000 inputs need");
 }
 
 TEST(ExperimentConfig, EncoderDepthBeyondTheModelsLayersIsAConfigErrorAtItsPath) {

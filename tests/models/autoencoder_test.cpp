@@ -138,10 +138,23 @@ TEST(AutoencoderLayer, SparsityPenaltyMovesMeanActivationTowardTarget) {
   EXPECT_LT(sparse, 0.15);
 }
 
-TEST(AutoencoderLayer, InvalidOptionsAreRejectedWithTheValue) {
-  EXPECT_THROW_WITH(AutoencoderLayer(AutoencoderLayerOptions(10, 0)), c10::Error, "sizes must be > 0, got 10 -> 0");
-  EXPECT_THROW_WITH(AutoencoderLayer(AutoencoderLayerOptions(10, 4).activation(Activation::kRelu).sparsity(Sparsity::kKl)), c10::Error,
-                    "KL sparsity needs sigmoid codes");
+// Options set from C++ fail with the option's name and value, not a LibTorch check with a stack trace.
+TEST(AutoencoderLayer, InvalidOptionsAreRejectedWithTheOptionAndValue) {
+  EXPECT_THROW_WITH(AutoencoderLayer(AutoencoderLayerOptions(10, 0)), encore::core::OptionError,
+                    "option hidden_dim: layer sizes must be >= 1, got 10 -> 0");
+  EXPECT_THROW_WITH(AutoencoderLayer(AutoencoderLayerOptions(10, 4).activation(Activation::kRelu).sparsity(Sparsity::kKl)),
+                    encore::core::OptionError, "option sparsity: \"kl\" needs sigmoid codes; use \"l1\" with activation \"relu\"");
+}
+
+TEST(StackedAutoencoder, InvalidOptionsAreRejectedWithTheOptionAndValue) {
+  EXPECT_THROW_WITH(StackedAutoencoder(StackedAutoencoderOptions(10, {})), encore::core::OptionError,
+                    "option hidden_dims: must list at least one layer size");
+  EXPECT_THROW_WITH(StackedAutoencoder(StackedAutoencoderOptions(10, {8, 0})), encore::core::OptionError,
+                    "option hidden_dims: entries must be >= 1, got 0 at index 1");
+  EXPECT_THROW_WITH(StackedAutoencoder(StackedAutoencoderOptions(10, {8}).corruption(Corruption::kMasking).corruption_levels({1.5})),
+                    encore::core::OptionError, "option corruption_levels: masking levels must be in [0, 1), got 1.5");
+  EXPECT_THROW_WITH(StackedAutoencoder(StackedAutoencoderOptions(10, {8}).sparsity_weight(-1)), encore::core::OptionError,
+                    "option sparsity_weight: must be >= 0, got -1");
 }
 
 TEST(StackedAutoencoder, LayersHaveStableNamesAndShapes) {

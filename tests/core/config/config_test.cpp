@@ -1,4 +1,5 @@
 #include "encore/core/config.h"
+#include "encore/core/options.h"
 
 #include "support/support.h"
 
@@ -9,6 +10,29 @@ using encore::core::JsonReader;
 namespace {
 
 Json parse(const std::string& text) { return encore::core::parse_json_text(text, "test.json"); }
+
+enum class Shape { kRound, kSquare };
+
+// Options as a user declares them: each field once, with its default, description and rule.
+struct WidgetOptions {
+  std::vector<std::int64_t> sizes;
+  double rate = 0.5;
+  std::optional<double> threshold;
+  Shape shape = Shape::kRound;
+  bool verbose = false;
+
+  template <class Fields>
+  void fields(Fields& f) {
+    f.required("sizes", sizes, "widths", encore::core::at_least(std::int64_t{1}));
+    f("rate", rate, "a rate", encore::core::greater_than(0.0));
+    f("threshold", threshold, "a cut-off, or null", encore::core::in_unit_interval_open_right());
+    f("shape", shape, "its shape", encore::core::Choices<Shape>{{"round", Shape::kRound}, {"square", Shape::kSquare}});
+    f("verbose", verbose, "talk more");
+  }
+  void check() const {
+    if (sizes.size() > 3) throw encore::core::OptionError("sizes", "at most 3 sizes, got " + std::to_string(sizes.size()));
+  }
+};
 
 }  // namespace
 
@@ -117,4 +141,60 @@ TEST(Override, NumberBeyondDoubleRangeIsAConfigError) {
   // Found by fuzzing, like the parser case above.
   Json config{{"lr", 0.1}};
   EXPECT_THROW_WITH(encore::core::apply_override(config, "/lr=1e400"), ConfigError, "--set value is not valid JSON: 1e400");
+}
+
+TEST(Options, ReadFromJsonWithDefaultsAndWrittenBackInFull) {
+  const Json j = parse(R"({"sizes": [4, 2], "shape": "square", "threshold": 0.25})");
+  JsonReader r(j);
+  const auto o = encore::core::read_options<WidgetOptions>(r);
+  EXPECT_EQ(o.sizes, (std::vector<std::int64_t>{4, 2}));
+  EXPECT_EQ(o.rate, 0.5);
+  EXPECT_EQ(o.threshold, 0.25);
+  EXPECT_EQ(o.shape, Shape::kSquare);
+  EXPECT_EQ(encore::core::options_json(o),
+            parse(R"({"sizes": [4, 2], "rate": 0.5, "threshold": 0.25, "shape": "square", "verbose": false})"));
+  // The written form reads back to the same options.
+  const Json written = encore::core::options_json(o);
+  JsonReader again(written);
+  EXPECT_EQ(encore::core::options_json(encore::core::read_options<WidgetOptions>(again)), written);
+}
+
+TEST(Options, JsonMistakesAreConfigErrorsAtTheKeysPath) {
+  const auto read = [](const std::string& text) {
+    const Json j = parse(text);
+    JsonReader r(j, "/widget");
+    return encore::core::read_options<WidgetOptions>(r);
+  };
+  EXPECT_THROW_WITH(read(R"({})"), ConfigError, "config error at /widget/sizes: required key is missing");
+  EXPECT_THROW_WITH(read(R"({"sizes": [3, 0]})"), ConfigError, "config error at /widget/sizes: entries must be >= 1, got 0 at index 1");
+  EXPECT_THROW_WITH(read(R"({"sizes": [1], "rate": 0})"), ConfigError, "config error at /widget/rate: must be > 0, got 0");
+  EXPECT_THROW_WITH(read(R"({"sizes": [1], "threshold": 1})"), ConfigError, "config error at /widget/threshold: must be in [0, 1), got 1");
+  EXPECT_THROW_WITH(read(R"({"sizes": [1], "shape": "oval"})"), ConfigError, "config error at /widget/shape");
+  EXPECT_THROW_WITH(read(R"({"sizes": [1, 1, 1, 1]})"), ConfigError, "config error at /widget/sizes: at most 3 sizes, got 4");
+  EXPECT_THROW_WITH(read(R"({"sizes": [1], "rat": 1})"), ConfigError,
+                    "config error at /widget: unknown key \"rat\" (did you mean \"rate\"?)");
+}
+
+TEST(Options, ValuesSetFromCppAreCheckedNamingTheOptionAndValue) {
+  WidgetOptions o;
+  o.sizes = {2};
+  EXPECT_NO_THROW(encore::core::check_options(o));
+  o.rate = -1;
+  EXPECT_THROW_WITH(encore::core::check_options(o), encore::core::OptionError, "option rate: must be > 0, got -1");
+  o.rate = 1;
+  o.sizes = {1, 2, 3, 4};
+  EXPECT_THROW_WITH(encore::core::check_options(o), encore::core::OptionError, "option sizes: at most 3 sizes, got 4");
+}
+
+TEST(Options, DescriptionsListEveryFieldWithItsDefaultAndRule) {
+  const auto fields = encore::core::describe_options<WidgetOptions>();
+  ASSERT_EQ(fields.size(), 5u);
+  EXPECT_EQ(fields[0].name, "sizes");
+  EXPECT_EQ(fields[0].default_value, "");  // required
+  EXPECT_EQ(fields[1].default_value, "0.5");
+  EXPECT_EQ(fields[1].allowed, "> 0");
+  EXPECT_EQ(fields[2].default_value, "null");
+  EXPECT_EQ(fields[3].allowed, "round | square");
+  EXPECT_EQ(fields[3].default_value, "\"round\"");
+  EXPECT_EQ(fields[4].description, "talk more");
 }

@@ -26,6 +26,14 @@ struct HiddenLayerConfig {
   std::int64_t units = 256;
   models::Activation activation = models::Activation::kRelu;
   double dropout = 0.0;
+
+  /// The fields of the config's `finetune.hidden` object (core/options.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    f("units", units, "width of the layer", core::at_least(std::int64_t{1}));
+    f("activation", activation, "activation of the layer", models::activation_choices());
+    f("dropout", dropout, "dropout on the layer's outputs while training", core::in_unit_interval_open_right());
+  }
 };
 
 /// A group of parameters frozen and unfrozen together, addressed by name: "encoder",

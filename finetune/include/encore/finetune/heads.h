@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <torch/nn/cloneable.h>
 #include <torch/nn/modules/linear.h>
@@ -14,6 +15,7 @@
 
 #include "encore/core/config.h"
 #include "encore/core/ops.h"
+#include "encore/core/options.h"
 #include "encore/core/registry.h"
 
 namespace encore::finetune {
@@ -45,13 +47,24 @@ class LinearHead : public torch::nn::Cloneable<Derived>, public Head {
   torch::nn::Linear linear = nullptr;
 };
 
-/// Options of a one-versus-all head.
+/// Options of a one-versus-all head. The config's `head` object for `"type": "one_vs_all"` holds
+/// the fields below (the sizes come from the encoder and the data).
 struct OneVsAllHeadOptions {
+  /// Options whose sizes are set when the head is built.
+  OneVsAllHeadOptions() = default;
   OneVsAllHeadOptions(std::int64_t input_dim, std::int64_t classes) : input_dim_(input_dim), classes_(classes) {}
-  TORCH_ARG(std::int64_t, input_dim);
-  TORCH_ARG(std::int64_t, classes);
+  TORCH_ARG(std::int64_t, input_dim) = 0;
+  TORCH_ARG(std::int64_t, classes) = 0;
   /// Abstain ("none of the K classes", predicted -1) when no class's probability reaches this.
   TORCH_ARG(std::optional<double>, abstain_threshold) = std::nullopt;
+
+ public:  // TORCH_ARG leaves the access private
+  /// The fields a config sets (core/options.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    f("abstain_threshold", abstain_threshold_, "predict \"none\" (-1) when no class's probability reaches this; null: never",
+      core::Rule<double>{[](const double& v) { return v > 0 && v < 1; }, "in (0, 1)"});
+  }
 };
 
 /// K independent logistic units: one Linear(d, K) trained with binary cross-entropy on one-hot
@@ -73,6 +86,13 @@ TORCH_MODULE(OneVsAllHead);
 /// The K one-versus-all probabilities rescaled to sum to 1 (a view for users who want one).
 torch::Tensor normalized_probabilities(const torch::Tensor& probabilities);
 
+/// Options of a softmax head: nothing beyond the sizes, which come from the encoder and the data.
+struct SoftmaxHeadOptions {
+  /// No fields (core/options.h).
+  template <class Fields>
+  void fields(Fields& /*f*/) {}
+};
+
 /// A softmax over K classes trained with cross-entropy.
 class SoftmaxHeadImpl : public LinearHead<SoftmaxHeadImpl> {
  public:
@@ -87,13 +107,48 @@ class SoftmaxHeadImpl : public LinearHead<SoftmaxHeadImpl> {
 };
 TORCH_MODULE(SoftmaxHead);
 
-/// How a head type is read from config and built for `input_dim` features and `classes` classes.
+/// How a head type is read from config and built; made by add_head(). `parse` reads and checks the
+/// `head` object (its "type" already read) and returns every option spelled out; `build` makes the
+/// head for `input_dim` features and `classes` classes; `options` describes the fields.
 struct HeadFactory {
   std::function<core::Json(core::JsonReader&)> parse;
   std::function<std::shared_ptr<Head>(const core::Json& resolved, std::int64_t input_dim, std::int64_t classes)> build;
+  std::vector<core::OptionDescription> options;
 };
 
+/// The registry of head types (Components::heads).
 using HeadRegistry = core::Registry<HeadFactory>;
+
+/// Registers head type `name` with options of type `Options` (default-constructible, with a
+/// `fields` member template; see core/options.h) and `build(const Options&, std::int64_t input_dim,
+/// std::int64_t classes)` returning a `std::shared_ptr<Head>`. A core::OptionError thrown by `build`
+/// becomes a ConfigError at `/finetune/head/<option>`.
+template <class Options, class Build>
+void add_head(HeadRegistry& registry, const std::string& name, std::string description, Build build) {
+  HeadFactory factory;
+  factory.parse = [](core::JsonReader& reader) { return core::options_json(core::read_options<Options>(reader)); };
+  factory.build = [build](const core::Json& resolved, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
+    core::JsonReader reader(resolved, "/finetune/head");
+    reader.has("type");
+    const auto options = core::read_options<Options>(reader);
+    try {
+      return build(options, input_dim, classes);
+    } catch (const core::OptionError& e) {
+      reader.fail(e.option(), e.problem());
+    }
+  };
+  factory.options = core::describe_options<Options>();
+  registry.add(name, std::move(description), std::move(factory));
+}
+
+/// A `head` section from typed options, as C++ code fills a FinetuneConfig without JSON.
+template <class Options>
+core::Json head_config(const std::string& type, const Options& options) {
+  core::check_options(options);
+  auto config = core::options_json(options);
+  config["type"] = type;
+  return config;
+}
 
 /// Adds one_vs_all and softmax.
 void register_builtin_heads(HeadRegistry& registry);

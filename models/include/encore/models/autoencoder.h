@@ -10,6 +10,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "encore/core/ops.h"
+#include "encore/core/options.h"
 
 namespace encore::models {
 
@@ -32,13 +33,15 @@ enum class Sparsity {
 };
 enum class ReconstructionLoss { kMse, kBinaryCrossEntropy };
 
-Activation parse_activation(const std::string& name);
+/// The names configs give the values of each enum ("sigmoid", "masking", "kl", "bce").
+const core::Choices<Activation>& activation_choices();
+const core::Choices<Corruption>& corruption_choices();
+const core::Choices<Sparsity>& sparsity_choices();
+const core::Choices<ReconstructionLoss>& reconstruction_loss_choices();
+/// The name of a value, for messages.
 std::string activation_name(Activation a);
-Corruption parse_corruption(const std::string& name);
 std::string corruption_name(Corruption c);
-Sparsity parse_sparsity(const std::string& name);
 std::string sparsity_name(Sparsity s);
-ReconstructionLoss parse_reconstruction_loss(const std::string& name);
 std::string reconstruction_loss_name(ReconstructionLoss l);
 
 /// Derivative of the activation at the pre-activation whose output is h (each activation's
@@ -118,11 +121,18 @@ class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
 };
 TORCH_MODULE(AutoencoderLayer);
 
-/// Options of a stack: layer k maps hidden_dims[k-1] (or input_dim) to hidden_dims[k].
+/// Options of a stack: layer k maps hidden_dims[k-1] (or input_dim) to hidden_dims[k]. The
+/// config's `model` object for `"type": "stacked_autoencoder"` holds the fields below (all but
+/// input_dim, which the data gives).
+///
+/// Example:
+///   StackedAutoencoder stack(StackedAutoencoderOptions(784, {500, 250}).corruption(Corruption::kMasking).corruption_levels({0.2}));
 struct StackedAutoencoderOptions {
+  /// Options for a stack whose input width is set later (by the model registry, from the data).
+  StackedAutoencoderOptions() = default;
   StackedAutoencoderOptions(std::int64_t input_dim, std::vector<std::int64_t> hidden_dims)
       : input_dim_(input_dim), hidden_dims_(std::move(hidden_dims)) {}
-  TORCH_ARG(std::int64_t, input_dim);
+  TORCH_ARG(std::int64_t, input_dim) = 0;
   TORCH_ARG(std::vector<std::int64_t>, hidden_dims);
   TORCH_ARG(Activation, activation) = Activation::kSigmoid;
   /// Activation of the input reconstruction (inner layers reconstruct codes with `activation`).
@@ -135,6 +145,28 @@ struct StackedAutoencoderOptions {
   TORCH_ARG(double, sparsity_target) = 0.05;
   TORCH_ARG(double, sparsity_weight) = 0.0;
   TORCH_ARG(double, contractive_weight) = 0.0;
+
+ public:  // TORCH_ARG leaves the access private
+  /// The fields a config sets, with their rules (core/options.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    f.required("hidden_dims", hidden_dims_, "code width of each layer, from the input up", core::at_least(std::int64_t{1}));
+    f("activation", activation_, "activation of every code", activation_choices());
+    f("output_activation", output_activation_, "activation of the input's reconstruction", activation_choices());
+    f("tied", tied_, "decoders use their encoder's transposed weight");
+    f("corruption", corruption_, "noise applied to each layer's input while it trains", corruption_choices());
+    f("corruption_levels", corruption_levels_, "one level per layer, or one for all (a fraction, or the Gaussian's deviation)");
+    f("sparsity", sparsity_, "penalty on the codes' activity", sparsity_choices());
+    f("sparsity_target", sparsity_target_, "target mean activation of KL sparsity",
+      core::Rule<double>{[](const double& v) { return v > 0 && v < 1; }, "in (0, 1)"});
+    f("sparsity_weight", sparsity_weight_, "weight of the sparsity penalty", core::at_least(0.0));
+    f("contractive_weight", contractive_weight_, "weight of the contractive penalty (the encoder Jacobian's squared norm)",
+      core::at_least(0.0));
+  }
+  /// Checks across fields: at least one layer, one corruption level per layer or one for all, in
+  /// range for the corruption, KL sparsity only on sigmoid codes, and weights that fit in this
+  /// machine's memory while training. Throws core::OptionError.
+  void check() const;
 };
 
 }  // namespace encore::models

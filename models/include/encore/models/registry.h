@@ -1,23 +1,54 @@
 #pragma once
-/// Models built from config by type name.
+/// Models built from config by type name. A model type registers with add_model(): a typed options
+/// struct that declares its fields (core/options.h) and a function that builds the module from the
+/// options and the data's input width. The registry reads, checks and writes the config for it.
 
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "encore/core/config.h"
+#include "encore/core/options.h"
 #include "encore/core/registry.h"
 #include "encore/models/model.h"
 
 namespace encore::models {
 
-/// How a model type is read from config and built. `parse` validates the `model` object and returns
-/// it resolved (with its "type"); `build` makes the module for inputs of `input_dim` features.
+/// How a model type is read from config and built; made by add_model(). `parse` reads and checks the
+/// `model` object (its "type" already read) and returns every option spelled out; `build` makes the
+/// module from those for inputs of `input_dim` features; `options` describes the fields.
 struct ModelFactory {
   std::function<core::Json(core::JsonReader&)> parse;
   std::function<std::shared_ptr<AutoencoderModel>(const core::Json& resolved, std::int64_t input_dim)> build;
+  std::vector<core::OptionDescription> options;
 };
 
+/// The registry of model types (Components::models).
 using ModelRegistry = core::Registry<ModelFactory>;
+
+/// Registers model type `name` with options of type `Options` (default-constructible, with a
+/// `fields` member template; see core/options.h) and `build(const Options&, std::int64_t input_dim)`
+/// returning a `std::shared_ptr<AutoencoderModel>`. A core::OptionError thrown by `build` (for a
+/// check that needs the input width) becomes a ConfigError at `/model/<option>`.
+template <class Options, class Build>
+void add_model(ModelRegistry& registry, const std::string& name, std::string description, Build build) {
+  ModelFactory factory;
+  factory.parse = [](core::JsonReader& reader) { return core::options_json(core::read_options<Options>(reader)); };
+  factory.build = [build](const core::Json& resolved, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
+    core::JsonReader reader(resolved, "/model");
+    reader.has("type");
+    const auto options = core::read_options<Options>(reader);
+    try {
+      return build(options, input_dim);
+    } catch (const core::OptionError& e) {
+      reader.fail(e.option(), e.problem());
+    }
+  };
+  factory.options = core::describe_options<Options>();
+  registry.add(name, std::move(description), std::move(factory));
+}
 
 /// Adds `stacked_autoencoder`.
 void register_builtin_models(ModelRegistry& registry);
@@ -25,10 +56,23 @@ void register_builtin_models(ModelRegistry& registry);
 /// The `model` section: a type name and its resolved options.
 struct ModelConfig {
   std::string type;
-  core::Json options;  // resolved, including "type"
+  /// Every option of the type spelled out, and "type".
+  core::Json options;
 };
 
+/// A model section from typed options, as C++ code fills an ExperimentConfig without JSON.
+template <class Options>
+ModelConfig model_config(const std::string& type, const Options& options) {
+  core::check_options(options);
+  ModelConfig config{type, core::options_json(options)};
+  config.options["type"] = type;
+  return config;
+}
+
+/// Reads the `model` section: "type" (default "stacked_autoencoder") and that type's options.
 ModelConfig parse_model_config(core::JsonReader reader, const ModelRegistry& registry);
+/// The model a section describes, for inputs of `input_dim` features. A configuration that does not
+/// fit the width is a ConfigError at `/model/...`.
 std::shared_ptr<AutoencoderModel> build_model(const ModelConfig& config, const ModelRegistry& registry, std::int64_t input_dim);
 
 }  // namespace encore::models
