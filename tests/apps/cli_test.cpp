@@ -61,6 +61,11 @@ TEST(Cli, ListShowsRegisteredComponentsWithDescriptions) {
   for (const auto* name : {"stacked_autoencoder", "adamw", "sgd", "early_stopping", "checkpoint"}) {
     EXPECT_NE(r.out.find(name), std::string::npos) << name;
   }
+  // Model and head options, from the fields their options declare.
+  EXPECT_NE(r.out.find("hidden_dims          code width of each layer, from the input up (required; >= 1)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("activation           activation of every code (default \"sigmoid\"; sigmoid | relu | tanh | linear)"),
+            std::string::npos);
+  EXPECT_NE(r.out.find("abstain_threshold"), std::string::npos);
 }
 
 TEST(Cli, CheckPrintsTheResolvedConfig) {

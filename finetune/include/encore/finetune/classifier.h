@@ -23,8 +23,11 @@ namespace encore::finetune {
 
 /// An optional fully connected layer between the encoder and the head.
 struct HiddenLayerConfig {
+  /// Width of the layer.
   std::int64_t units = 256;
+  /// Activation of the layer.
   models::Activation activation = models::Activation::kRelu;
+  /// Dropout on the layer's outputs while training.
   double dropout = 0.0;
 
   /// The fields of the config's `finetune.hidden` object (core/options.h).
@@ -41,7 +44,9 @@ struct HiddenLayerConfig {
 /// halves of the layers used; for a model without them (one that encodes in one piece), "encoder"
 /// is every parameter of the model, its decoder's included, and there are no "encoder.layerK" blocks.
 struct Block {
+  /// The name phases use.
   std::string name;
+  /// Its parameters.
   std::vector<torch::Tensor> parameters;
   /// Modules put in eval mode while the block is frozen (dropout, batch norm).
   std::vector<std::shared_ptr<torch::nn::Module>> modules;
@@ -49,6 +54,7 @@ struct Block {
   std::optional<int> encoder_layer;
 };
 
+/// An encoder, an optional hidden layer and a head (see Block for freezing by name).
 class ClassifierImpl : public torch::nn::Module {
  public:
   /// Makes a head for features of the given width.
@@ -68,7 +74,9 @@ class ClassifierImpl : public torch::nn::Module {
   /// of a batch of model inputs, both on the CPU. Call in eval mode without gradients.
   std::pair<torch::Tensor, torch::Tensor> classify(const torch::Tensor& x);
 
+  /// Every block, from the input up.
   const std::vector<Block>& blocks() const { return blocks_; }
+  /// Their names.
   std::vector<std::string> block_names() const;
   /// The block of a name; an unknown name is an error listing the available ones.
   const Block& block(const std::string& name) const;
@@ -77,8 +85,11 @@ class ClassifierImpl : public torch::nn::Module {
   /// Puts frozen blocks' modules in eval mode; call after train().
   void keep_frozen_blocks_in_eval(const std::set<std::string>& trainable);
 
+  /// The head.
   Head& head() { return *head_; }
+  /// The autoencoder whose encoder it uses.
   models::AutoencoderModel& autoencoder() { return *autoencoder_; }
+  /// Encoder layers used.
   int encoder_layer_count() const { return static_cast<int>(layers_.size()); }
 
  private:
@@ -94,14 +105,27 @@ TORCH_MODULE(Classifier);
 
 /// What loading by name found.
 struct LoadReport {
+  /// A tensor whose shape differs.
   struct Mismatch {
+    /// Its name.
     std::string name;
-    std::vector<std::int64_t> expected, found;
+    /// Its shape in the model.
+    std::vector<std::int64_t> expected;
+    /// Its shape in the file.
+    std::vector<std::int64_t> found;
   };
-  std::vector<std::string> matched, missing, unexpected;
+  /// Tensors copied.
+  std::vector<std::string> matched;
+  /// Tensors of the model that the file lacks (they keep their values).
+  std::vector<std::string> missing;
+  /// Tensors of the file that the model lacks.
+  std::vector<std::string> unexpected;
+  /// Tensors of different shapes (not copied).
   std::vector<Mismatch> mismatched;
 
+  /// Whether every tensor of the model was loaded.
   bool complete() const { return missing.empty() && mismatched.empty(); }
+  /// `{"matched", "missing", "unexpected", "mismatched"}` for load_report.json.
   core::Json to_json() const;
 };
 

@@ -12,9 +12,13 @@
 
 namespace encore::finetune {
 
+/// The registries of an experiment.
 struct Components {
+  /// sgd, adam, adamw and the user's.
   core::OptimizerRegistry optimizers{"optimizer"};
+  /// stacked_autoencoder and the user's.
   models::ModelRegistry models{"model"};
+  /// one_vs_all, softmax and the user's.
   HeadRegistry heads{"head"};
 };
 

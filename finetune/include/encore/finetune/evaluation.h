@@ -21,16 +21,27 @@ namespace encore::finetune {
 
 class ClassifierImpl;
 
+/// One class's metrics.
 struct ClassMetrics {
-  double precision = 0, recall = 0, f1 = 0;
+  /// Of the examples predicted to be the class, the fraction that are.
+  double precision = 0;
+  /// Of the examples of the class, the fraction predicted so.
+  double recall = 0;
+  /// Harmonic mean of precision and recall.
+  double f1 = 0;
   /// Area under the ROC curve of this class's score against the rest; NaN without positives or negatives.
   double roc_auc = 0;
+  /// Examples of the class.
   std::int64_t support = 0;
 };
 
+/// Metrics of a classifier on a labelled set.
 struct Evaluation {
+  /// Fraction of examples predicted right (abstentions count as wrong).
   double accuracy = 0;
+  /// Mean F1 over classes.
   double macro_f1 = 0;
+  /// Metrics of each class, in label order.
   std::vector<ClassMetrics> per_class;
   /// [K, K] counts, rows true class, columns predicted class (abstentions are not in it).
   torch::Tensor confusion;

@@ -19,7 +19,9 @@ namespace encore::finetune {
 
 /// Where and how a run reports, and which stages it runs.
 struct RunOptions {
+  /// The run directory (ignored when write_files is false).
   std::filesystem::path run_dir;
+  /// Where progress and messages go; required.
   std::ostream* log = nullptr;
   /// Progress as a redrawn bar (terminal) instead of one line per epoch.
   bool interactive = false;
@@ -30,6 +32,7 @@ struct RunOptions {
   /// Continue the interrupted run in `run_dir` from its newest valid checkpoint (from the start when
   /// it has none). Its config must be the one the run was started with, unless `allow_config_change`.
   bool resume = false;
+  /// Resume even though the config differs from the run's (the differences are logged).
   bool allow_config_change = false;
   /// How messages name the config (the file it came from).
   std::string config_source = "the config";

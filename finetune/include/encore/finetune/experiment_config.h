@@ -15,16 +15,23 @@
 
 namespace encore::finetune {
 
+/// A whole experiment, typed: what a config file holds.
 struct ExperimentConfig {
+  /// Names the run directory.
   std::string name = "experiment";
+  /// Threads, device, seed and failure policies.
   core::RuntimeConfig runtime;
+  /// The data section.
   core::DataConfig data;
+  /// The model section.
   models::ModelConfig model;
+  /// The pretrain section.
   models::PretrainConfig pretrain;
   /// Absent: the experiment only pretrains.
   std::optional<FinetuneConfig> finetune;
 };
 
+/// Reads a config (JSON already parsed); a mistake is a ConfigError at its path.
 ExperimentConfig parse_experiment(const core::Json& json, const Components& components);
 /// The resolved config: every setting spelled out; parses back to the same config.
 core::Json to_json(const ExperimentConfig& config, const Components& components);

@@ -18,7 +18,9 @@
 
 namespace encore::finetune {
 
+/// One fine-tuning phase.
 struct PhaseConfig {
+  /// Names the stage ("finetune/<name>").
   std::string name;
   /// Blocks trained in this phase ("encoder", "encoder.layer1", "hidden", "head"); the rest is frozen.
   std::vector<std::string> trainable{"encoder", "head"};
@@ -35,16 +37,20 @@ struct PhaseConfig {
 struct FinetuneConfig {
   /// Encoder layers used (all when absent).
   std::optional<int> encoder_depth;
+  /// An extra layer between the encoder and the head; absent: none.
   std::optional<HiddenLayerConfig> hidden;
   /// Resolved head options, including "type".
   core::Json head;
   /// Fine-tune even when pretrained weights are missing or shaped differently (they keep their
   /// initial values; load_report.json says which).
   bool allow_partial_load = false;
+  /// Phases run in order (one default phase when the config gives none).
   std::vector<PhaseConfig> phases;
 };
 
+/// Reads the `finetune` section.
 FinetuneConfig parse_finetune_config(core::JsonReader reader, const core::OptimizerRegistry& optimizers, const HeadRegistry& heads);
+/// The resolved `finetune` section.
 core::Json to_json(const FinetuneConfig& config, const core::OptimizerRegistry& optimizers);
 
 /// The classifier a config describes, around an autoencoder.
@@ -58,6 +64,7 @@ void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierI
 /// One phase's training step: the head's loss on labelled batches; validation adds "accuracy".
 class ClassificationTask : public core::TrainTask {
  public:
+  /// Trains `classifier` as `phase` says.
   ClassificationTask(Classifier classifier, const PhaseConfig& phase);
   torch::nn::Module& module() override { return *classifier_; }
   std::vector<core::ParameterGroup> parameter_groups() override;
@@ -67,6 +74,7 @@ class ClassificationTask : public core::TrainTask {
 
   /// Makes one more block trainable; returns its parameter groups for the optimizer.
   std::vector<core::ParameterGroup> unfreeze(const std::string& block);
+  /// Blocks trained now.
   const std::set<std::string>& trainable() const { return trainable_; }
 
  private:
@@ -79,6 +87,7 @@ class ClassificationTask : public core::TrainTask {
 /// Unfreezes the next block (walking `trainable` backwards) every n epochs.
 class GradualUnfreezing : public core::Callback {
  public:
+  /// Unfreezes `pending` (walked from its end) one block every `every_epochs` epochs.
   GradualUnfreezing(ClassificationTask& task, std::vector<std::string> pending, int every_epochs);
   void on_epoch_end(core::Trainer& trainer, const core::Metrics& metrics) override;
   /// Unfreezes what the first `epochs_done` epochs did (resuming a phase mid-way).

@@ -24,6 +24,7 @@ namespace encore::finetune {
 class Head {
  public:
   virtual ~Head() = default;
+  /// The head as a module (for parameters, saving and devices).
   virtual torch::nn::Module& module() = 0;
   /// Scores [B, K] (logits) of features [B, d].
   virtual torch::Tensor forward(const torch::Tensor& features) = 0;
@@ -41,9 +42,12 @@ class Head {
 template <class Derived>
 class LinearHead : public torch::nn::Cloneable<Derived>, public Head {
  public:
+  /// This head.
   torch::nn::Module& module() override { return *this; }
+  /// The scores: one Linear layer.
   torch::Tensor forward(const torch::Tensor& features) override { return core::linear(features, linear->weight, linear->bias); }
 
+  /// The layer.
   torch::nn::Linear linear = nullptr;
 };
 
@@ -52,8 +56,11 @@ class LinearHead : public torch::nn::Cloneable<Derived>, public Head {
 struct OneVsAllHeadOptions {
   /// Options whose sizes are set when the head is built.
   OneVsAllHeadOptions() = default;
+  /// Options for `input_dim` features and `classes` classes.
   OneVsAllHeadOptions(std::int64_t input_dim, std::int64_t classes) : input_dim_(input_dim), classes_(classes) {}
+  /// Features the head sees.
   TORCH_ARG(std::int64_t, input_dim) = 0;
+  /// Classes K.
   TORCH_ARG(std::int64_t, classes) = 0;
   /// Abstain ("none of the K classes", predicted -1) when no class's probability reaches this.
   TORCH_ARG(std::optional<double>, abstain_threshold) = std::nullopt;
@@ -72,13 +79,17 @@ struct OneVsAllHeadOptions {
 /// examples. Probabilities are the K sigmoids; they need not sum to 1.
 class OneVsAllHeadImpl : public LinearHead<OneVsAllHeadImpl> {
  public:
+  /// A head as `options` say.
   explicit OneVsAllHeadImpl(const OneVsAllHeadOptions& options_);
+  /// Builds the layer (checks the options).
   void reset() override;
+  /// Prints the head's shape.
   void pretty_print(std::ostream& stream) const override;
   torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
   torch::Tensor probabilities(const torch::Tensor& scores) const override;
   torch::Tensor predict(const torch::Tensor& scores) const override;
 
+  /// The options it was built with.
   OneVsAllHeadOptions options;
 };
 TORCH_MODULE(OneVsAllHead);
@@ -96,14 +107,20 @@ struct SoftmaxHeadOptions {
 /// A softmax over K classes trained with cross-entropy.
 class SoftmaxHeadImpl : public LinearHead<SoftmaxHeadImpl> {
  public:
+  /// A softmax head from `input_dim` features to `classes` classes.
   SoftmaxHeadImpl(std::int64_t input_dim, std::int64_t classes);
+  /// Builds the layer.
   void reset() override;
+  /// Prints the head's shape.
   void pretty_print(std::ostream& stream) const override;
   torch::Tensor loss(const torch::Tensor& scores, const torch::Tensor& labels) const override;
   torch::Tensor probabilities(const torch::Tensor& scores) const override;
   torch::Tensor predict(const torch::Tensor& scores) const override;
 
-  std::int64_t input_dim, classes;
+  /// Features the head sees.
+  std::int64_t input_dim;
+  /// Classes K.
+  std::int64_t classes;
 };
 TORCH_MODULE(SoftmaxHead);
 
@@ -111,8 +128,11 @@ TORCH_MODULE(SoftmaxHead);
 /// `head` object (its "type" already read) and returns every option spelled out; `build` makes the
 /// head for `input_dim` features and `classes` classes; `options` describes the fields.
 struct HeadFactory {
+  /// Reads the `head` object.
   std::function<core::Json(core::JsonReader&)> parse;
+  /// Builds the head.
   std::function<std::shared_ptr<Head>(const core::Json& resolved, std::int64_t input_dim, std::int64_t classes)> build;
+  /// The fields, for help texts.
   std::vector<core::OptionDescription> options;
 };
 

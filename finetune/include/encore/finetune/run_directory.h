@@ -12,18 +12,30 @@
 
 namespace encore::finetune {
 
+/// A run directory and the names of its files.
 class RunDirectory {
  public:
+  /// The resolved config.
   static constexpr const char* kConfig = "config.json";
+  /// The split's row indices and seed.
   static constexpr const char* kSplit = "split.json";
+  /// One JSON line per epoch of every stage.
   static constexpr const char* kMetrics = "metrics.jsonl";
+  /// Sealed checkpoints.
   static constexpr const char* kCheckpoints = "checkpoints";
+  /// The pretrained autoencoder.
   static constexpr const char* kPretrained = "pretrained.pt";
+  /// What loading the pretrained encoder found.
   static constexpr const char* kLoadReport = "load_report.json";
+  /// The fine-tuned classifier with its config and schema.
   static constexpr const char* kModel = "model.pt";
+  /// Final metrics.
   static constexpr const char* kSummary = "summary.json";
+  /// Held-out examples and their reconstructions.
   static constexpr const char* kReconstructions = "reconstructions.png";
+  /// First-layer filters.
   static constexpr const char* kFilters = "filters.png";
+  /// The test confusion matrix.
   static constexpr const char* kConfusion = "confusion.png";
   /// Held by the process working in the directory (lock()).
   static constexpr const char* kLock = "run.lock";
@@ -31,7 +43,9 @@ class RunDirectory {
   /// `writes`: this process writes the files (is_main_process()).
   RunDirectory(std::filesystem::path path, bool writes);
 
+  /// The directory.
   const std::filesystem::path& path() const { return path_; }
+  /// Whether this process writes into it (rank 0 of a run that writes files).
   bool writes() const { return writes_; }
   /// The path of one of the files above.
   std::filesystem::path file(const char* name) const { return path_ / name; }

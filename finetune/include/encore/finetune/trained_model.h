@@ -16,13 +16,19 @@
 
 namespace encore::finetune {
 
+/// A model.pt read back.
 struct TrainedModel {
+  /// The resolved config it was trained with.
   ExperimentConfig config;
+  /// The classifier, in eval mode.
   Classifier classifier = nullptr;
+  /// The scaling fitted on its training data.
   core::Scaler scaler;
+  /// Class names, in label order.
   std::vector<std::string> class_names;
   /// The input schema: the shape of one example, and for CSV the feature columns' header names.
   std::vector<std::int64_t> example_shape;
+  /// CSV feature column names (empty for images).
   std::vector<std::string> feature_names;
 };
 

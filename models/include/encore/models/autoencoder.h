@@ -15,6 +15,7 @@
 namespace encore::models {
 
 using core::Activation;
+/// Noise on a layer's input while it trains (denoising autoencoders).
 enum class Corruption {
   kNone,
   /// Sets a random fraction `level` of inputs to zero.
@@ -24,6 +25,7 @@ enum class Corruption {
   /// Sets a random fraction `level` of inputs to 0 or 1 with equal chance.
   kSaltAndPepper,
 };
+/// A penalty that keeps codes sparse.
 enum class Sparsity {
   kNone,
   /// KL divergence of each unit's mean activation (sigmoid codes) to the target rho.
@@ -31,17 +33,24 @@ enum class Sparsity {
   /// L1 norm of the codes.
   kL1,
 };
+/// How reconstructions are compared with inputs: squared error, or binary cross-entropy for [0, 1] data.
 enum class ReconstructionLoss { kMse, kBinaryCrossEntropy };
 
 /// The names configs give the values of each enum ("sigmoid", "masking", "kl", "bce").
 const core::Choices<Activation>& activation_choices();
+/// The config names of Corruption values.
 const core::Choices<Corruption>& corruption_choices();
+/// The config names of Sparsity values.
 const core::Choices<Sparsity>& sparsity_choices();
+/// The config names of ReconstructionLoss values.
 const core::Choices<ReconstructionLoss>& reconstruction_loss_choices();
 /// The name of a value, for messages.
 std::string activation_name(Activation a);
+/// The config name of a Corruption.
 std::string corruption_name(Corruption c);
+/// The config name of a Sparsity.
 std::string sparsity_name(Sparsity s);
+/// The config name of a ReconstructionLoss.
 std::string reconstruction_loss_name(ReconstructionLoss l);
 
 /// Derivative of the activation at the pre-activation whose output is h (each activation's
@@ -59,8 +68,11 @@ torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x);
 /// Example:
 ///   AutoencoderLayer layer(AutoencoderLayerOptions(784, 500).corruption(Corruption::kMasking).corruption_level(0.2));
 struct AutoencoderLayerOptions {
+  /// A layer from `input_dim` inputs to `hidden_dim` code units.
   AutoencoderLayerOptions(std::int64_t input_dim, std::int64_t hidden_dim) : input_dim_(input_dim), hidden_dim_(hidden_dim) {}
+  /// Inputs.
   TORCH_ARG(std::int64_t, input_dim);
+  /// Code units.
   TORCH_ARG(std::int64_t, hidden_dim);
   /// Activation of the code units.
   TORCH_ARG(Activation, activation) = Activation::kSigmoid;
@@ -68,8 +80,11 @@ struct AutoencoderLayerOptions {
   TORCH_ARG(Activation, output_activation) = Activation::kSigmoid;
   /// Decoder uses the transpose of the encoder weight (one tensor) instead of its own.
   TORCH_ARG(bool, tied) = false;
+  /// Noise on the input while training.
   TORCH_ARG(Corruption, corruption) = Corruption::kNone;
+  /// Its level (fraction, or Gaussian deviation).
   TORCH_ARG(double, corruption_level) = 0.0;
+  /// Penalty on the codes.
   TORCH_ARG(Sparsity, sparsity) = Sparsity::kNone;
   /// Target mean activation rho for KL sparsity.
   TORCH_ARG(double, sparsity_target) = 0.05;
@@ -82,11 +97,15 @@ struct AutoencoderLayerOptions {
 /// One dense autoencoder layer: code = act(W x + b), reconstruction = out_act(W' code + c).
 class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
  public:
+  /// A layer as `options` say; bad options are an OptionError.
   explicit AutoencoderLayerImpl(const AutoencoderLayerOptions& options_);
+  /// A layer with default options.
   AutoencoderLayerImpl(std::int64_t input_dim, std::int64_t hidden_dim)
       : AutoencoderLayerImpl(AutoencoderLayerOptions(input_dim, hidden_dim)) {}
 
+  /// Initialises the weights (Glorot uniform) and checks the options.
   void reset() override;
+  /// Prints the layer's shape and settings.
   void pretty_print(std::ostream& stream) const override;
 
   /// Code of (uncorrupted) inputs.
@@ -116,8 +135,16 @@ class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
   /// The decoder weight: the encoder's weight itself when tied.
   torch::Tensor decoder_weight() const;
 
+  /// The options it was built with.
   AutoencoderLayerOptions options;
-  torch::Tensor encoder_weight, encoder_bias, decoder_weight_, decoder_bias;
+  /// Encoder weight W [hidden, input].
+  torch::Tensor encoder_weight;
+  /// Encoder bias b.
+  torch::Tensor encoder_bias;
+  /// Untied decoder weight W' [input, hidden]; undefined when tied (see decoder_weight()).
+  torch::Tensor decoder_weight_;
+  /// Decoder bias c.
+  torch::Tensor decoder_bias;
 };
 TORCH_MODULE(AutoencoderLayer);
 
@@ -130,20 +157,30 @@ TORCH_MODULE(AutoencoderLayer);
 struct StackedAutoencoderOptions {
   /// Options for a stack whose input width is set later (by the model registry, from the data).
   StackedAutoencoderOptions() = default;
+  /// A stack over `input_dim` inputs with one layer per entry of `hidden_dims`.
   StackedAutoencoderOptions(std::int64_t input_dim, std::vector<std::int64_t> hidden_dims)
       : input_dim_(input_dim), hidden_dims_(std::move(hidden_dims)) {}
+  /// Inputs (set from the data when built from a config).
   TORCH_ARG(std::int64_t, input_dim) = 0;
+  /// Code width of each layer, from the input up.
   TORCH_ARG(std::vector<std::int64_t>, hidden_dims);
+  /// Activation of every code.
   TORCH_ARG(Activation, activation) = Activation::kSigmoid;
   /// Activation of the input reconstruction (inner layers reconstruct codes with `activation`).
   TORCH_ARG(Activation, output_activation) = Activation::kSigmoid;
+  /// Decoders use their encoder's transposed weight.
   TORCH_ARG(bool, tied) = false;
+  /// Noise on each layer's input while it trains.
   TORCH_ARG(Corruption, corruption) = Corruption::kNone;
   /// One corruption level per layer (e.g. 0.1 / 0.2 / 0.3), or one for all.
   TORCH_ARG(std::vector<double>, corruption_levels) = {};
+  /// Penalty on the codes.
   TORCH_ARG(Sparsity, sparsity) = Sparsity::kNone;
+  /// Target mean activation of KL sparsity.
   TORCH_ARG(double, sparsity_target) = 0.05;
+  /// Weight of the sparsity penalty.
   TORCH_ARG(double, sparsity_weight) = 0.0;
+  /// Weight of the contractive penalty.
   TORCH_ARG(double, contractive_weight) = 0.0;
 
  public:  // TORCH_ARG leaves the access private

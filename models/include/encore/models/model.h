@@ -36,8 +36,11 @@ class AutoencoderModel {
 /// Layers held by stable names (layer0, layer1, ...) so parameter names survive save and load.
 class StackedAutoencoderImpl : public torch::nn::Cloneable<StackedAutoencoderImpl>, public AutoencoderModel {
  public:
+  /// A stack as `options` say; bad options are an OptionError.
   explicit StackedAutoencoderImpl(const StackedAutoencoderOptions& options_);
+  /// Builds the layers (checks the options).
   void reset() override;
+  /// Prints the layer widths.
   void pretty_print(std::ostream& stream) const override;
 
   torch::nn::Module& module() override { return *this; }
@@ -52,9 +55,12 @@ class StackedAutoencoderImpl : public torch::nn::Cloneable<StackedAutoencoderImp
   std::int64_t code_dim() const override { return options.hidden_dims().back(); }
   std::vector<AutoencoderLayer> greedy_layers() override { return layers_; }
 
+  /// Layers in the stack.
   int depth() const { return static_cast<int>(layers_.size()); }
+  /// Layer k (0 at the input).
   AutoencoderLayer& layer(int k) { return layers_.at(static_cast<std::size_t>(k)); }
 
+  /// The options it was built with.
   StackedAutoencoderOptions options;
 
  private:

@@ -21,6 +21,7 @@ struct PretrainConfig {
   /// "greedy", "end_to_end", "greedy_then_end_to_end", or "none" (no pretraining: the from-scratch
   /// twin of an experiment).
   std::string mode = "greedy";
+  /// How reconstructions are scored.
   ReconstructionLoss loss = ReconstructionLoss::kMse;
   /// Greedy training settings shared by every layer. This and end_to_end are kept (read and
   /// written back) whatever the mode, so that a --set of the mode alone switches between them.
@@ -31,16 +32,22 @@ struct PretrainConfig {
   /// The per-layer objects as written (only the keys that differ from `greedy`), kept for the
   /// resolved config so that `--set` on the shared settings still reaches every layer.
   std::vector<core::Json> greedy_layer_overrides;
+  /// End-to-end training settings.
   core::TrainConfig end_to_end;
 
+  /// Whether greedy layer-wise training runs.
   bool runs_greedy() const { return mode == "greedy" || mode == "greedy_then_end_to_end"; }
+  /// Whether end-to-end training runs.
   bool runs_end_to_end() const { return mode == "end_to_end" || mode == "greedy_then_end_to_end"; }
+  /// Whether any pretraining runs.
   bool runs() const { return mode != "none"; }
   /// The settings of greedy layer k.
   const core::TrainConfig& greedy_layer(std::size_t k) const { return greedy_layers.empty() ? greedy : greedy_layers.at(k); }
 };
 
+/// Reads the `pretrain` section.
 PretrainConfig parse_pretrain_config(core::JsonReader reader, const core::OptimizerRegistry& optimizers);
+/// The resolved `pretrain` section.
 core::Json to_json(const PretrainConfig& config, const core::OptimizerRegistry& optimizers);
 
 /// Checks the config against the model it will train: greedy modes need greedy layers, and per-layer
@@ -51,6 +58,7 @@ void check_pretrain_fits_model(const PretrainConfig& config, AutoencoderModel& m
 /// layers below (cached once as a dataset). Only layer k's parameters are optimised.
 class GreedyLayerTask : public core::TrainTask {
  public:
+  /// Trains layer `layer` of `model` with reconstruction loss `loss`.
   GreedyLayerTask(std::shared_ptr<AutoencoderModel> model, int layer, ReconstructionLoss loss);
   torch::nn::Module& module() override { return model_->module(); }
   std::vector<torch::Tensor> trainable_parameters() override;
@@ -68,6 +76,7 @@ class GreedyLayerTask : public core::TrainTask {
 /// Trains the whole model to reconstruct its input.
 class EndToEndTask : public core::TrainTask {
  public:
+  /// Trains `model` end to end with reconstruction loss `loss`.
   EndToEndTask(std::shared_ptr<AutoencoderModel> model, ReconstructionLoss loss);
   torch::nn::Module& module() override { return model_->module(); }
   torch::Tensor training_loss(const core::Batch& batch, core::MetricSums& metrics) override;

@@ -20,8 +20,11 @@ namespace encore::models {
 /// `model` object (its "type" already read) and returns every option spelled out; `build` makes the
 /// module from those for inputs of `input_dim` features; `options` describes the fields.
 struct ModelFactory {
+  /// Reads the `model` object.
   std::function<core::Json(core::JsonReader&)> parse;
+  /// Builds the model.
   std::function<std::shared_ptr<AutoencoderModel>(const core::Json& resolved, std::int64_t input_dim)> build;
+  /// The fields, for help texts.
   std::vector<core::OptionDescription> options;
 };
 
@@ -55,6 +58,7 @@ void register_builtin_models(ModelRegistry& registry);
 
 /// The `model` section: a type name and its resolved options.
 struct ModelConfig {
+  /// The registered type name.
   std::string type;
   /// Every option of the type spelled out, and "type".
   core::Json options;

@@ -36,13 +36,19 @@ class ConfigError : public std::runtime_error {
 /// A value rule with its human description, for range checks: `greater_than(0.0)` says "> 0".
 template <class T>
 struct Rule {
+  /// Whether a value satisfies the rule.
   std::function<bool(const T&)> holds;
+  /// What the rule asks, for messages ("> 0").
   std::string description;
 };
 
+/// Values strictly above `bound`.
 Rule<double> greater_than(double bound);
+/// Values at or above `bound`.
 Rule<double> at_least(double bound);
+/// Values in [0, 1).
 Rule<double> in_unit_interval_open_right();  // [0, 1)
+/// Integers at or above `bound`.
 Rule<std::int64_t> at_least(std::int64_t bound);
 
 /// Reads one JSON value (usually an object) and everything below it, tracking the path.
@@ -57,12 +63,14 @@ Rule<std::int64_t> at_least(std::int64_t bound);
 ///   r.finish();
 class JsonReader {
  public:
+  /// A reader of `value`, whose JSON Pointer in its document is `path`.
   explicit JsonReader(const Json& value, std::string path = "");
 
   /// JSON Pointer of this value ("" for the root).
   const std::string& path() const { return path_; }
   /// JSON Pointer of a key below this object.
   std::string path_of(const std::string& key) const;
+  /// The value read.
   const Json& json() const { return *value_; }
 
   /// True if the key is present (and not null). Marks the key as known.
@@ -99,6 +107,7 @@ class JsonReader {
 
   /// Throws a ConfigError at this value's path, or at a key below it.
   [[noreturn]] void fail(const std::string& message) const;
+  /// Throws a ConfigError at the path of `key` below this value.
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
  private:
@@ -118,7 +127,9 @@ std::optional<std::string> nearest_name(const std::string& name, const std::vect
 
 /// Limits checked while parsing, before the tree is built.
 struct JsonLimits {
+  /// Largest text accepted, in bytes.
   std::size_t max_bytes = 16u << 20;
+  /// Deepest nesting of arrays and objects accepted.
   int max_depth = 64;
 };
 

@@ -35,6 +35,7 @@ namespace encore::core {
 /// read from JSON, the same problem is a ConfigError at the option's path.
 class OptionError : public std::invalid_argument {
  public:
+  /// A problem with option `option`.
   OptionError(const std::string& option, const std::string& problem)
       : std::invalid_argument("option " + option + ": " + problem), option_(option), problem_(problem) {}
   /// The option's name ("hidden_dims").
@@ -50,6 +51,7 @@ class OptionError : public std::invalid_argument {
 template <class Enum>
 class Choices {
  public:
+  /// The name of each value: `{{"sigmoid", Activation::kSigmoid}, ...}`.
   Choices(std::initializer_list<std::pair<const char*, Enum>> values) : values_(values.begin(), values.end()) {}
   /// Every name, in declaration order.
   std::vector<std::string> names() const {
@@ -78,7 +80,9 @@ class Choices {
 
 /// One field as describe_options() lists it.
 struct OptionDescription {
+  /// The key in the config.
   std::string name;
+  /// What the field does.
   std::string description;
   /// The default's JSON text, or empty for a required field.
   std::string default_value;

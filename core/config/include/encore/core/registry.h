@@ -17,10 +17,14 @@ class UnknownNameError : public std::invalid_argument {
 };
 
 template <class Factory>
+/// Factories by name, each with a one-line description.
 class Registry {
  public:
+  /// One registered name.
   struct Entry {
+    /// One line for `encore list`.
     std::string description;
+    /// What builds the named thing.
     Factory factory;
   };
 
@@ -34,8 +38,10 @@ class Registry {
     }
   }
 
+  /// Whether `name` is registered.
   bool contains(const std::string& name) const { return entries_.count(name) != 0; }
 
+  /// The entry of `name`; an unknown name is an UnknownNameError listing the known ones.
   const Entry& at(const std::string& name) const {
     auto it = entries_.find(name);
     if (it == entries_.end()) {
@@ -53,6 +59,7 @@ class Registry {
     return out;
   }
 
+  /// What the registry holds ("model"), for messages.
   const std::string& kind() const { return kind_; }
 
  private:

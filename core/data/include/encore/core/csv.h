@@ -11,14 +11,19 @@ namespace encore::core {
 /// A parsed CSV file: `features` is row-major, `rows x feature_names.size()`; `labels` holds the
 /// label column's text, one per row.
 struct CsvTable {
+  /// The feature columns' header names, in the order of `features`.
   std::vector<std::string> feature_names;
+  /// Row-major features: `rows` rows of feature_names.size() values.
   std::vector<float> features;
+  /// Each row's label text (empty without a label column).
   std::vector<std::string> labels;
+  /// Data rows read.
   std::size_t rows = 0;
   /// Columns present in the file but not read (neither a requested feature nor the label).
   std::vector<std::string> ignored_columns;
 };
 
+/// How a CSV file is read.
 struct CsvOptions {
   /// The header name of the label column.
   std::string label_column = "label";
@@ -28,6 +33,7 @@ struct CsvOptions {
   /// file's columns may come in any order): a missing one is an error naming it, and other columns
   /// are skipped and listed in CsvTable::ignored_columns. When empty, every column but the label.
   std::vector<std::string> feature_columns;
+  /// The field separator.
   char delimiter = ',';
   /// Files larger than this are refused before reading.
   std::uint64_t max_bytes = std::uint64_t{4} << 30;

@@ -10,33 +10,52 @@
 
 namespace encore::core {
 
+/// The `data` section: files, scaling, split and limits.
 struct DataConfig {
   /// "idx" (MNIST-style image and label files, raw or .gz) or "csv".
   std::string format = "idx";
-  std::string train_images, train_labels, test_images, test_labels;  // idx
-  std::string train_csv, test_csv;                                   // csv
-  std::string label_column = "label";                                // csv
+  /// IDX training images (raw or gzipped).
+  std::string train_images;
+  /// IDX training labels.
+  std::string train_labels;
+  /// IDX test images; empty: no test set.
+  std::string test_images;
+  /// IDX test labels.
+  std::string test_labels;
+  /// CSV training file.
+  std::string train_csv;
+  /// CSV test file; empty: no test set.
+  std::string test_csv;
+  /// The CSV column that holds the labels.
+  std::string label_column = "label";  // csv
   /// Ceiling on a gzipped IDX file's decompressed size, in MiB (a "zip bomb" stops there).
   std::int64_t max_decompressed_mib = 8192;  // idx
+  /// How features are scaled (fitted on the training rows).
   Scaling scaling = Scaling::kUnit;
   /// Fraction of the training file held out (stratified) for validation.
   double validation_fraction = 0.1;
   /// Labelled examples per class kept for supervised training; the rest are unlabelled. Absent: all.
   std::optional<std::int64_t> labelled_per_class;
-  /// Use only the first N training (and test) examples, for quick runs.
-  std::optional<std::int64_t> limit_train, limit_test;
+  /// Use only the first N training examples, for quick runs.
+  std::optional<std::int64_t> limit_train;
+  /// Use only the first N test examples.
+  std::optional<std::int64_t> limit_test;
 
+  /// Whether a test set is given.
   bool has_test() const { return format == "idx" ? !test_images.empty() : !test_csv.empty(); }
 };
 
 /// The loaded files.
 struct LoadedData {
+  /// The training file.
   Dataset train;
+  /// The test file, when given.
   std::optional<Dataset> test;
   /// Lines for the log: what was read differently from the files as they are (columns skipped).
   std::vector<std::string> notes;
 };
 
+/// Reads the training and test files a config names; a bad file is a DataError naming it.
 LoadedData load_data(const DataConfig& config);
 
 /// Row indices of the training file after a seeded stratified split.

@@ -22,11 +22,13 @@ struct Dataset {
   /// CSV: the header names of the feature columns, in the order of `features`' columns (empty for IDX).
   std::vector<std::string> feature_names;
 
+  /// Examples.
   std::int64_t size() const { return features.size(0); }
   /// Number of features once an example is flattened.
   std::int64_t feature_dim() const;
   /// Shape of one example, e.g. {28, 28}.
   std::vector<std::int64_t> example_shape() const;
+  /// Classes (the size of class_names).
   std::int64_t num_classes() const { return static_cast<std::int64_t>(class_names.size()); }
 };
 
@@ -39,7 +41,9 @@ void keep_first(Dataset& data, std::int64_t count);
 /// What a test file, or new data for a trained model, must match: the training set's classes and,
 /// for CSV, its feature columns by header name. Empty parts impose nothing.
 struct DataSchema {
+  /// Class names, in label order.
   std::vector<std::string> class_names;
+  /// Feature column names (CSV); empty for images.
   std::vector<std::string> feature_names;
 };
 
@@ -59,7 +63,9 @@ enum class Scaling {
   kStandardize,
 };
 
+/// The Scaling of a config name ("none", "unit", "standardize").
 Scaling parse_scaling(const std::string& name);
+/// The config name of a Scaling.
 std::string scaling_name(Scaling scaling);
 
 /// An affine per-feature map fitted on training examples only: `(x - offset) * multiplier`.
@@ -76,7 +82,9 @@ class Scaler {
   /// apply(features.index_select(0, rows)) in one pass, without the intermediate copies.
   torch::Tensor gather(const torch::Tensor& features, const torch::Tensor& rows) const;
 
+  /// Subtracted from each raw feature.
   const torch::Tensor& offset() const { return offset_; }
+  /// Multiplies each feature after the offset.
   const torch::Tensor& multiplier() const { return multiplier_; }
 
  private:
@@ -87,7 +95,9 @@ class Scaler {
 
 /// Two disjoint sets of row indices (sorted).
 struct IndexSplit {
+  /// The first part (labelled, or training).
   torch::Tensor first;
+  /// The second part (unlabelled, or validation).
   torch::Tensor second;
 };
 
@@ -106,6 +116,7 @@ struct Batch {
   torch::Tensor inputs;
   /// [B] int64 class indices.
   torch::Tensor labels;
+  /// Examples in the batch.
   std::int64_t size() const { return inputs.size(0); }
 };
 
@@ -113,10 +124,14 @@ struct Batch {
 /// (seed, epoch, position): a run resumed mid-epoch replays the same batches.
 class BatchSource {
  public:
+  /// Rows `indices` of `data`, scaled by `scaler`, in batches of `batch_size`, shuffled each epoch (seeded) or in order.
   BatchSource(const Dataset& data, torch::Tensor indices, Scaler scaler, std::int64_t batch_size, bool shuffle, std::uint64_t seed);
 
+  /// Rows in the source.
   std::int64_t size() const { return indices_.size(0); }
+  /// Rows per batch (the last may have fewer).
   std::int64_t batch_size() const { return batch_size_; }
+  /// Batches in one epoch.
   std::int64_t batches_per_epoch() const { return (size() + batch_size_ - 1) / batch_size_; }
   /// The row order of an epoch: a seeded permutation when shuffling, else the index order.
   torch::Tensor epoch_order(std::int64_t epoch) const;
@@ -124,8 +139,11 @@ class BatchSource {
   Batch batch(const torch::Tensor& order, std::int64_t position) const;
   /// The given rows of the dataset as one batch.
   Batch rows(const torch::Tensor& row_indices) const;
+  /// The dataset the rows come from.
   const Dataset& data() const { return *data_; }
+  /// The rows' indices in the dataset.
   const torch::Tensor& indices() const { return indices_; }
+  /// The scaling applied to every batch.
   const Scaler& scaler() const { return scaler_; }
 
  private:

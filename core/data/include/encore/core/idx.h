@@ -17,14 +17,20 @@ std::size_t idx_element_size(IdxType type);
 /// A validated IDX array: the data are `bytes[data_offset ...]`, big-endian, exactly
 /// `element_count() * idx_element_size(type)` bytes.
 struct IdxArray {
+  /// Element type, from the magic number.
   IdxType type = IdxType::kUInt8;
+  /// Dimensions, from the header.
   std::vector<std::int64_t> dims;
+  /// The whole file (decompressed).
   std::vector<unsigned char> bytes;
+  /// Where the elements start in `bytes`.
   std::size_t data_offset = 0;
 
+  /// Elements (the product of dims).
   std::int64_t element_count() const;
 };
 
+/// Ceilings that keep a hostile file from exhausting memory.
 struct IdxLimits {
   /// Ceiling on the decompressed size of a `.gz` file, so a small "zip bomb" cannot exhaust memory.
   std::uint64_t max_decompressed_bytes = std::uint64_t{8} << 30;

@@ -16,23 +16,29 @@ namespace encore::core {
 
 /// Where this process sits in a run, after torchrun's conventions.
 struct WorldInfo {
+  /// This process's rank (RANK).
   int rank = 0;
+  /// Processes in the run (WORLD_SIZE).
   int world_size = 1;
+  /// This process's rank on its machine (LOCAL_RANK).
   int local_rank = 0;
   /// Processes of the run on this machine (shares its cores).
   int local_world_size = 1;
   /// TCPStore address (MASTER_ADDR, MASTER_PORT), hosted by rank 0.
   std::string master_addr;
+  /// Rank 0's port (MASTER_PORT).
   int master_port = 0;
   /// FileStore used instead of a TCPStore when set (`encore run --nproc`: ENCORE_STORE_FILE).
   std::string store_file;
   /// torchrun's agent hosts the TCPStore (TORCHELASTIC_USE_AGENT_STORE=True): every rank is a
   /// client, under the key prefix of the agent's restart count, as PyTorch's env:// rendezvous does.
   bool agent_store = false;
+  /// Times the launcher restarted the workers (TORCHELASTIC_RESTART_COUNT).
   int restart_count = 0;
   /// How long a collective, a store operation or the rendezvous may wait for another rank.
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
 
+  /// Whether more than one process runs.
   bool distributed() const { return world_size > 1; }
   /// "127.0.0.1:29500" or "file /tmp/...": how messages name the store.
   std::string store_address() const;
@@ -63,8 +69,11 @@ class ProcessGroup {
   ProcessGroup(const ProcessGroup&) = delete;
   ProcessGroup& operator=(const ProcessGroup&) = delete;
 
+  /// The world this group spans.
   const WorldInfo& world() const { return world_; }
+  /// This process's rank.
   int rank() const { return world_.rank; }
+  /// Processes in the group.
   int world_size() const { return world_.world_size; }
 
   /// Copies rank 0's values into these tensors on every rank.
@@ -97,6 +106,7 @@ bool is_main_process();
 /// headers it includes.) A parameter without a gradient in a step counts as a zero gradient.
 class GradientAverager {
  public:
+  /// Averages the gradients of `parameters` across `group` after each backward pass.
   GradientAverager(ProcessGroup& group, std::vector<torch::Tensor> parameters);
   ~GradientAverager();
   GradientAverager(const GradientAverager&) = delete;

@@ -29,7 +29,9 @@ class NonFiniteError : public std::runtime_error {
 /// watch_for_interrupts); the message names the signal, stage, epoch and step.
 class Interrupted : public std::runtime_error {
  public:
+  /// Stopped by `signal_number`, with a message saying where.
   Interrupted(int signal_number, const std::string& message) : std::runtime_error(message), signal_number_(signal_number) {}
+  /// The signal that stopped training (SIGINT, SIGTERM).
   int signal_number() const { return signal_number_; }
 
  private:

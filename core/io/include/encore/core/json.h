@@ -6,6 +6,7 @@
 
 namespace encore::core {
 
+/// JSON values keep the order their keys were written in, so resolved configs read like the files.
 using Json = nlohmann::ordered_json;
 
 }  // namespace encore::core

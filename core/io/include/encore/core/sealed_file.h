@@ -12,6 +12,7 @@
 
 namespace encore::core {
 
+/// Bytes before the payload: magic, length and CRC-32.
 constexpr std::size_t kSealedHeaderSize = 24;
 
 /// Header plus payload.

@@ -13,6 +13,7 @@ namespace encore::core {
 
 /// What a verified archive holds.
 struct ZipSummary {
+  /// Entries in the central directory.
   std::uint64_t entries = 0;
   /// The sum of the entries' uncompressed sizes.
   std::uint64_t data_bytes = 0;

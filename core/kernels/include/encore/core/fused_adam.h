@@ -10,15 +10,19 @@
 
 namespace encore::core {
 
+/// LibTorch's Adam with its update in one pass over each tensor (same results, fewer memory passes).
 class FusedAdam : public torch::optim::Adam {
  public:
   using torch::optim::Adam::Adam;
+  /// One update of every parameter with a gradient.
   torch::Tensor step(LossClosure closure = nullptr) override;
 };
 
+/// LibTorch's AdamW with its update in one pass over each tensor.
 class FusedAdamW : public torch::optim::AdamW {
  public:
   using torch::optim::AdamW::AdamW;
+  /// One update of every parameter with a gradient.
   torch::Tensor step(LossClosure closure = nullptr) override;
 };
 

@@ -20,10 +20,12 @@ torch::Tensor masking_noise(const torch::Tensor& x, double level);
 /// the masks one process would draw for those rows (and ranks do not repeat each other's masks).
 class BatchRowOffset {
  public:
+  /// Sets the offset to `first_row` until destroyed.
   explicit BatchRowOffset(std::int64_t first_row);
   ~BatchRowOffset();
   BatchRowOffset(const BatchRowOffset&) = delete;
   BatchRowOffset& operator=(const BatchRowOffset&) = delete;
+  /// The offset in force on this thread (0 outside any BatchRowOffset).
   static std::int64_t current();
 
  private:

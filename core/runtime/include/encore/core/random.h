@@ -21,6 +21,7 @@
 
 namespace encore::core {
 
+/// The named streams of a run (the table above).
 enum class RandomStream {
   kValidationSplit,
   kLabelledSubset,
@@ -44,6 +45,7 @@ torch::Generator seeded_generator(std::uint64_t seed, std::uint64_t use = 0);
 
 /// The state of LibTorch's default CPU generator (a uint8 tensor), and setting it back.
 torch::Tensor default_generator_state();
+/// Sets LibTorch's default CPU generator to a state from default_generator_state().
 void set_default_generator_state(const torch::Tensor& state);
 
 }  // namespace encore::core

@@ -18,6 +18,7 @@ struct RuntimeConfig {
   int threads = 0;
   /// "auto" (CUDA if available), "cpu" or "cuda".
   std::string device = "auto";
+  /// Seed of every random stream of the run (random.h).
   std::uint64_t seed = 1;
   /// "error" (stop, exit 3) or "skip_step" (leave the weights, count the step, go on).
   std::string on_non_finite = "error";
@@ -49,7 +50,7 @@ torch::Device resolve_device(const std::string& name);
 /// - selects the fastest OpenBLAS kernel this processor runs (best_blas_kernel()). OpenBLAS fixes
 ///   its kernel when it loads, from OPENBLAS_CORETYPE, and without it does not recognise recent
 ///   processors (it falls back to a kernel several times slower), so the program re-executes itself
-///   once with that variable set. ENCORE_BLAS_KERNEL=<name> forces a kernel, =openblas keeps
+///   once with that variable set. ENCORE_BLAS_KERNEL=NAME forces a kernel, =openblas keeps
 ///   OpenBLAS's own choice;
 /// - flushes denormal floats to zero (threads started later inherit it): Adam's moments of weights
 ///   whose gradient stays zero decay into denormals, which the processor handles 10-100x slower;

@@ -15,6 +15,7 @@ namespace encore::core {
 /// Reads the section. The files it names are not looked at (check_data_files does that): a model's
 /// embedded config names the files it was trained on, which need not exist where it is used.
 DataConfig parse_data_config(JsonReader reader);
+/// The resolved `data` section.
 Json to_json(const DataConfig& config);
 
 /// The data files a config names, by key ("train_images", ...) and member; the empty ones are left out.
@@ -24,7 +25,7 @@ std::vector<std::pair<std::string, std::string DataConfig::*>> data_files(const 
 /// config and its data move together).
 void resolve_data_paths(DataConfig& config, const std::filesystem::path& base);
 
-/// A ConfigError at /data/<key> for the first named file that is not a readable regular file,
+/// A ConfigError at `/data/KEY` for the first named file that is not a readable regular file,
 /// saying what it is instead (missing, a directory, a FIFO, ...).
 void check_data_files(const DataConfig& config);
 

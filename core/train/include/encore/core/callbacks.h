@@ -17,15 +17,19 @@ namespace encore::core {
 /// best epoch's weights at the end.
 class EarlyStopping : public Callback {
  public:
+  /// Stops when `config.monitor` has not improved for `config.patience` epochs.
   explicit EarlyStopping(EarlyStoppingConfig config);
 
   /// Feeds one epoch's value; true when training should stop.
   bool update(double value);
 
+  /// Resets the best value seen.
   void on_fit_start(Trainer& trainer) override;
   void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  /// Restores the best weights when asked to.
   void on_fit_end(Trainer& trainer) override;
   void save(torch::serialize::OutputArchive& archive) const override;
+  /// Restores the best value and weights from a checkpoint.
   void load(torch::serialize::InputArchive& archive) override;
   std::string state_key() const override { return "early_stopping"; }
 
@@ -47,9 +51,11 @@ class EarlyStopping : public Callback {
 /// written after its checkpoint.
 class MetricsWriter : public Callback {
  public:
+  /// Appends to `file`.
   explicit MetricsWriter(std::filesystem::path file);
   void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
   void save(torch::serialize::OutputArchive& archive) const override;
+  /// Drops lines written after the checkpoint, which the resumed run writes again.
   void load(torch::serialize::InputArchive& archive) override;
   std::string state_key() const override { return "metrics"; }
 
@@ -63,7 +69,9 @@ class MetricsWriter : public Callback {
 /// terminal, one line per epoch otherwise.
 class ProgressReporter : public Callback {
  public:
+  /// Reports to `out`: a redrawn bar when `interactive`, else a line per epoch.
   ProgressReporter(std::ostream& out, bool interactive);
+  /// Starts the stage's report.
   void on_fit_start(Trainer& trainer) override;
   void on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) override;
   void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
@@ -82,12 +90,16 @@ class ProgressReporter : public Callback {
 /// every epoch, every `every_steps` optimizer steps when > 0 (mid-epoch), and when fit() ends.
 class CheckpointSaver : public Callback {
  public:
+  /// Writes checkpoints into `directory` at epoch ends, every `every_steps` steps (0: never mid-epoch) and at the end.
   explicit CheckpointSaver(std::filesystem::path directory, std::int64_t every_steps = 0);
   void on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) override;
   void on_epoch_end(Trainer& trainer, const Metrics& metrics) override;
+  /// Writes the stage's last checkpoint.
   void on_fit_end(Trainer& trainer) override;
 
+  /// The newest checkpoint.
   static constexpr const char* kLatest = "latest.pt";
+  /// The one before it, kept in case the newest is damaged.
   static constexpr const char* kPrevious = "previous.pt";
 
  private:

@@ -30,8 +30,11 @@ void load_optimizer_state(torch::optim::Optimizer& optimizer, torch::serialize::
 
 /// What a checkpoint holds.
 struct CheckpointContents {
+  /// The weights.
   const torch::nn::Module* module = nullptr;
+  /// The optimizer's state.
   const torch::optim::Optimizer* optimizer = nullptr;
+  /// The trainer's position (stage, epoch, step) and generator state.
   TrainerState state;
   /// The part-done epoch's metric sums (MetricSums::to_json), of all ranks.
   Json epoch_sums;
@@ -50,7 +53,9 @@ class Checkpoint {
  public:
   /// A damaged or foreign file is a DataError naming it.
   explicit Checkpoint(std::filesystem::path file);
+  /// The file it was read from.
   const std::filesystem::path& file() const { return file_; }
+  /// Where training stood when it was written.
   const TrainerState& state() const { return state_; }
   /// Number of processes of the run that wrote it.
   std::int64_t world_size() const { return world_size_; }

@@ -25,10 +25,15 @@ class OptimizerOptions {
 
 /// Stochastic gradient descent with momentum and optional Nesterov momentum.
 struct SgdOptions : OptimizerOptions {
+  /// Learning rate.
   double lr = 0.01;
+  /// Momentum factor.
   double momentum = 0.9;
+  /// Dampening of the momentum.
   double dampening = 0.0;
+  /// L2 penalty added to the gradient.
   double weight_decay = 0.0;
+  /// Nesterov momentum (needs momentum > 0 and dampening 0).
   bool nesterov = false;
 
   std::string type() const override { return "sgd"; }
@@ -38,11 +43,17 @@ struct SgdOptions : OptimizerOptions {
 /// Adam with an L2 penalty added to the gradient when weight_decay > 0, as encore's fused update
 /// (fused_adam.h).
 struct AdamOptions : OptimizerOptions {
+  /// Learning rate.
   double lr = 1e-3;
+  /// Decay of the first-moment average.
   double beta1 = 0.9;
+  /// Decay of the second-moment average.
   double beta2 = 0.999;
+  /// Added to the denominator for stability.
   double eps = 1e-8;
+  /// L2 penalty added to the gradient (AdamW: decoupled decay).
   double weight_decay = 0.0;
+  /// Use the maximum of past second moments (AMSGrad).
   bool amsgrad = false;
 
   std::string type() const override { return "adam"; }
@@ -61,8 +72,11 @@ struct ScheduleConfig {
   /// "constant", "step" (multiply by gamma every step_epochs) or "cosine" (half a cosine from lr
   /// towards min_lr, which it would reach at the epoch after the last).
   std::string type = "constant";
+  /// "step": epochs between multiplications by gamma.
   int step_epochs = 10;
+  /// "step": the factor.
   double gamma = 0.1;
+  /// "cosine": the rate the curve approaches.
   double min_lr = 0.0;
   /// Linear warm-up from lr/warmup_epochs over the first epochs.
   int warmup_epochs = 0;

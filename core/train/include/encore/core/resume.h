@@ -22,7 +22,9 @@ std::optional<Checkpoint> newest_valid_checkpoint(const std::filesystem::path& d
 /// stages before the checkpoint's finished earlier; asked stage by stage, in order.
 class ResumePlan {
  public:
+  /// The plan of a run resumed from `checkpoint`.
   explicit ResumePlan(Checkpoint checkpoint);
+  /// What to do with a stage.
   enum class Step {
     /// Finished before the checkpoint's stage: nothing to do.
     kSkip,
@@ -41,6 +43,7 @@ class ResumePlan {
   /// True when the checkpoint's stage is none of `stages`, which all run before it: a run
   /// interrupted while fine-tuning has its pretraining behind it.
   bool is_past(const std::vector<std::string>& stages) const;
+  /// The checkpoint resumed from.
   const Checkpoint& checkpoint() const { return checkpoint_; }
 
  private:

@@ -21,9 +21,13 @@ namespace encore::core {
 /// stream from it), the callbacks every stage's Trainer gets (metrics, checkpoints, progress), and
 /// the resume plan of an interrupted run.
 struct StageContext {
+  /// Where the stages train.
   torch::Device device = torch::kCPU;
+  /// The run seed.
   std::uint64_t seed = 1;
+  /// Adds the run's callbacks to each stage's Trainer.
   std::function<void(Trainer&)> attach_callbacks;
+  /// The plan of a resumed run; null for a new one.
   std::shared_ptr<ResumePlan> resume;
 };
 
@@ -35,12 +39,15 @@ class Stage {
   virtual ~Stage() = default;
   /// Name in metrics, checkpoints and messages ("pretrain/layer0", "finetune/head_only").
   virtual std::string name() const = 0;
+  /// The stage's training settings.
   virtual const TrainConfig& config() const = 0;
   /// The module whose weights a resumed run restores before the stage is prepared.
   virtual torch::nn::Module& module() = 0;
   /// Builds the task and the batch sources.
   virtual void prepare(const StageContext& context) = 0;
+  /// What the stage trains (valid after prepare()).
   virtual TrainTask& task() = 0;
+  /// Training data (valid after prepare()).
   virtual const BatchSource& train() const = 0;
   /// Validation data; nullptr for none.
   virtual const BatchSource* validation() const = 0;

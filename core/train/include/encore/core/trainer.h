@@ -35,6 +35,7 @@ class MetricSums {
   Metrics averages(const std::string& prefix) const;
   /// The sums as {"name": [sum, weight]} (checkpoints carry a part-done epoch's sums).
   Json to_json() const;
+  /// Sums read back from to_json() (a checkpoint).
   static MetricSums from_json(const Json& json);
   /// Adds another set of sums (another rank's) to these.
   void merge(const MetricSums& other);
@@ -45,7 +46,9 @@ class MetricSums {
 
 /// Parameters trained at `lr_scale` times the optimizer's learning rate.
 struct ParameterGroup {
+  /// The tensors of the group.
   std::vector<torch::Tensor> parameters;
+  /// Multiplies the optimizer's learning rate for this group.
   double lr_scale = 1.0;
 };
 
@@ -71,9 +74,11 @@ class TrainTask {
 
 /// Early stopping on a monitored metric.
 struct EarlyStoppingConfig {
+  /// Metric watched ("val/loss", "val/accuracy", "train/loss").
   std::string monitor = "val/loss";
   /// "min" or "max".
   std::string mode = "min";
+  /// Epochs without improvement before stopping.
   int patience = 5;
   /// Improvements smaller than this do not count.
   double min_delta = 0.0;
@@ -83,14 +88,18 @@ struct EarlyStoppingConfig {
 
 /// How one stage trains.
 struct TrainConfig {
+  /// Passes over the training data.
   int epochs = 10;
   /// The batch size a stage builds its training source with (run_stage, and the experiment's
   /// stages). Trainer::fit itself cuts batches as the source it is given does.
   std::int64_t batch_size = 128;
+  /// The optimizer and its options.
   std::shared_ptr<const OptimizerOptions> optimizer = std::make_shared<AdamOptions>();
+  /// Learning rate over epochs.
   ScheduleConfig schedule;
   /// Clip the global gradient norm to this value; 0 turns clipping off.
   double grad_clip_norm = 0.0;
+  /// Stop when a metric stops improving; absent: never.
   std::optional<EarlyStoppingConfig> early_stopping;
 };
 
@@ -124,25 +133,30 @@ class Checkpoint;
 class Callback {
  public:
   virtual ~Callback() = default;
+  /// Before the first epoch of a fit (also of a resumed one).
   virtual void on_fit_start(Trainer& /*trainer*/) {}
   /// After each optimizer step, with the batch loss and the batch size.
   virtual void on_batch_end(Trainer& /*trainer*/, double /*loss*/, std::int64_t /*batch_size*/) {}
   /// After each epoch with its metrics (validation included).
   virtual void on_epoch_end(Trainer& /*trainer*/, const Metrics& /*metrics*/) {}
+  /// After the last epoch, or after an early stop.
   virtual void on_fit_end(Trainer& /*trainer*/) {}
   /// State carried in checkpoints so a resumed run behaves as an uninterrupted one.
   virtual void save(torch::serialize::OutputArchive& /*archive*/) const {}
+  /// Restores the callback's state from a checkpoint.
   virtual void load(torch::serialize::InputArchive& /*archive*/) {}
   /// Key of this callback's state in checkpoints; empty for stateless callbacks.
   virtual std::string state_key() const { return ""; }
 };
 
+/// Trains a TrainTask for the epochs of a TrainConfig: batches, optimizer steps, schedule, validation, callbacks.
 class Trainer {
  public:
   /// Builds a fresh optimizer (config.optimizer) over the task's parameter groups (trainable
   /// parameters only).
   Trainer(TrainTask& task, TrainConfig config, std::string stage, torch::Device device = torch::kCPU);
 
+  /// Adds a callback; callbacks run in the order added.
   void add_callback(std::shared_ptr<Callback> callback);
 
   /// Adds parameters to the optimizer mid-training (gradual unfreezing), at `lr_scale` times the
@@ -165,6 +179,7 @@ class Trainer {
   /// data-parallel run takes its share of every batch, and the metrics are summed across ranks.
   Metrics evaluate(const BatchSource& source, const std::string& prefix);
 
+  /// What a non-finite loss or gradient does: stop with an error (default) or skip the step.
   void set_non_finite_policy(NonFinitePolicy policy) { on_non_finite_ = policy; }
 
   /// Writes model, optimizer, trainer state (mid-epoch included), RNG state and callback states to
@@ -178,13 +193,20 @@ class Trainer {
   /// load_checkpoint of Checkpoint(file): a damaged file is a DataError naming it.
   void load_checkpoint(const std::string& file);
 
+  /// Ends the fit after the current epoch, for `reason`.
   void request_stop(std::string reason);
+  /// Whether a stop was requested.
   bool stop_requested() const { return stop_requested_; }
+  /// Why it was.
   const std::string& stop_reason() const { return stop_reason_; }
 
+  /// Where training stands.
   const TrainerState& state() const { return state_; }
+  /// The settings it trains with.
   const TrainConfig& config() const { return config_; }
+  /// What it trains.
   TrainTask& task() { return task_; }
+  /// The optimizer.
   torch::optim::Optimizer& optimizer() { return *optimizer_; }
   /// Number of batches in an epoch of the source being fitted.
   std::int64_t batches_per_epoch() const { return batches_per_epoch_; }
