@@ -7,15 +7,9 @@ namespace encore::apps {
 
 namespace {
 
+// Each model, head and optimizer with its options, from the fields its options struct declares.
 template <class Registry>
 void print_registry(std::ostream& out, const std::string& title, const Registry& registry) {
-  out << title << ":\n";
-  for (const auto& name : registry.names()) out << fmt::format("  {:<22} {}\n", name, registry.at(name).description);
-}
-
-// Models and heads also list their options, from the fields their options structs declare.
-template <class Registry>
-void print_registry_with_options(std::ostream& out, const std::string& title, const Registry& registry) {
   out << title << ":\n";
   for (const auto& name : registry.names()) {
     const auto& entry = registry.at(name);
@@ -32,8 +26,8 @@ void print_registry_with_options(std::ostream& out, const std::string& title, co
 
 int list_command(std::ostream& out) {
   const auto components = finetune::builtin_components();
-  print_registry_with_options(out, "models", components.models);
-  print_registry_with_options(out, "heads", components.heads);
+  print_registry(out, "models", components.models);
+  print_registry(out, "heads", components.heads);
   print_registry(out, "optimizers", components.optimizers);
   out << "callbacks:\n";
   for (const auto& [name, description] : finetune::builtin_callbacks()) out << fmt::format("  {:<22} {}\n", name, description);

@@ -130,13 +130,13 @@ void check_stack_fits_in_memory(std::int64_t input_dim, const std::vector<std::i
 
 void StackedAutoencoderOptions::check() const {
   if (hidden_dims_.empty()) throw core::OptionError("hidden_dims", "must list at least one layer size");
+  check_stack_fits_in_memory(input_dim_, hidden_dims_, tied_);
   if (corruption_levels_.size() > 1 && corruption_levels_.size() != hidden_dims_.size()) {
     throw core::OptionError("corruption_levels", fmt::format("needs one level per layer ({}) or one for all, got {}", hidden_dims_.size(),
                                                              corruption_levels_.size()));
   }
   for (const double level : corruption_levels_) check_corruption_level("corruption_levels", corruption_, level);
   check_sparsity(activation_, sparsity_, sparsity_target_);
-  check_stack_fits_in_memory(input_dim_, hidden_dims_, tied_);
 }
 
 AutoencoderLayerImpl::AutoencoderLayerImpl(const AutoencoderLayerOptions& options_) : options(options_) { reset(); }

@@ -126,6 +126,15 @@ TEST(Defaults, DefaultConstructedSectionsEqualTheJsonDefaults) {
 
   EXPECT_EQ(core::to_json(core::TrainConfig{}, optimizers),
             core::to_json(core::parse_train_config(core::JsonReader(empty), optimizers, {}), optimizers));
+  // Each optimizer's typed options against an object that names only its type.
+  const std::vector<std::shared_ptr<const core::OptimizerOptions>> typed{
+      std::make_shared<core::SgdOptions>(), std::make_shared<core::AdamOptions>(), std::make_shared<core::AdamWOptions>()};
+  for (const auto& options : typed) {
+    const core::Json only_type{{"type", options->type()}};
+    EXPECT_EQ(core::to_json(*options, optimizers),
+              core::to_json(*core::parse_optimizer(core::JsonReader(only_type), optimizers), optimizers))
+        << options->type();
+  }
   EXPECT_EQ(models::to_json(models::PretrainConfig{}, optimizers),
             models::to_json(models::parse_pretrain_config(core::JsonReader(empty), optimizers), optimizers));
 

@@ -8,20 +8,33 @@
 
 namespace encore::core {
 
+void SgdOptions::check() const {
+  if (nesterov && (momentum <= 0 || dampening != 0)) throw OptionError("nesterov", "needs momentum > 0 and dampening = 0");
+}
+
+void AdamOptions::check() const {
+  if (betas.size() != 2) throw OptionError("betas", "must be two numbers in [0, 1), got " + describe_value(Json(betas)));
+}
+
 std::unique_ptr<torch::optim::Optimizer> SgdOptions::build(std::vector<torch::Tensor> parameters) const {
+  check_options(*this);
   return std::make_unique<torch::optim::SGD>(
       std::move(parameters),
       torch::optim::SGDOptions(lr).momentum(momentum).dampening(dampening).weight_decay(weight_decay).nesterov(nesterov));
 }
 
 std::unique_ptr<torch::optim::Optimizer> AdamOptions::build(std::vector<torch::Tensor> parameters) const {
+  check_options(*this);
   return std::make_unique<FusedAdam>(
-      std::move(parameters), torch::optim::AdamOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
+      std::move(parameters),
+      torch::optim::AdamOptions(lr).betas({betas[0], betas[1]}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
 }
 
 std::unique_ptr<torch::optim::Optimizer> AdamWOptions::build(std::vector<torch::Tensor> parameters) const {
+  check_options(*this);
   return std::make_unique<FusedAdamW>(
-      std::move(parameters), torch::optim::AdamWOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
+      std::move(parameters),
+      torch::optim::AdamWOptions(lr).betas({betas[0], betas[1]}).eps(eps).weight_decay(weight_decay).amsgrad(amsgrad));
 }
 
 double scheduled_lr(const ScheduleConfig& s, double base_lr, int epoch, int total_epochs) {

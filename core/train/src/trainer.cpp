@@ -58,15 +58,22 @@ std::vector<torch::Tensor> TrainTask::trainable_parameters() {
   return out;
 }
 
+void check_train_config(const TrainConfig& config) {
+  check_options(config);
+  check_options(config.schedule);
+  if (config.early_stopping) check_options(*config.early_stopping);
+  if (!config.optimizer) throw OptionError("optimizer", "is missing (null)");
+}
+
 Trainer::Trainer(TrainTask& task, TrainConfig config, std::string stage, torch::Device device)
     : task_(task), config_(std::move(config)), device_(device) {
+  check_train_config(config_);
   state_.stage = std::move(stage);
   auto groups = task_.parameter_groups();
   groups.erase(std::remove_if(groups.begin(), groups.end(), [](const ParameterGroup& g) { return g.parameters.empty(); }), groups.end());
   TORCH_CHECK(!groups.empty(), "stage ", state_.stage, " has no trainable parameters");
   // The configured learning rate applies at scale 1; each group is scaled from it.
   parameters_ = groups.front().parameters;
-  TORCH_CHECK(config_.optimizer, "stage ", state_.stage, " has no optimizer options");
   optimizer_ = config_.optimizer->build(groups.front().parameters);
   auto& first = optimizer_->param_groups().front().options();
   first.set_lr(optimizer_->defaults().get_lr() * groups.front().lr_scale);

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "encore/core/fields.h"
 #include "encore/core/json.h"
 
 namespace encore::core {
@@ -32,24 +33,6 @@ class ConfigError : public std::runtime_error {
   ConfigError(std::string path, const std::string& full_message, int /*tag*/);
   std::string path_;
 };
-
-/// A value rule with its human description, for range checks: `greater_than(0.0)` says "> 0".
-template <class T>
-struct Rule {
-  /// Whether a value satisfies the rule.
-  std::function<bool(const T&)> holds;
-  /// What the rule asks, for messages ("> 0").
-  std::string description;
-};
-
-/// Values strictly above `bound`.
-Rule<double> greater_than(double bound);
-/// Values at or above `bound`.
-Rule<double> at_least(double bound);
-/// Values in [0, 1).
-Rule<double> in_unit_interval_open_right();  // [0, 1)
-/// Integers at or above `bound`.
-Rule<std::int64_t> at_least(std::int64_t bound);
 
 /// Reads one JSON value (usually an object) and everything below it, tracking the path.
 ///
@@ -118,9 +101,6 @@ class JsonReader {
   std::string path_;
   std::vector<std::string> known_keys_;
 };
-
-/// Short JSON text of a value for messages (long values are cut).
-std::string describe_value(const Json& value);
 
 /// The known name nearest to `name` by edit distance, if it is close enough to be a likely typo.
 std::optional<std::string> nearest_name(const std::string& name, const std::vector<std::string>& known);

@@ -6,26 +6,42 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "encore/core/config.h"
 #include "encore/core/optim.h"
+#include "encore/core/options.h"
 #include "encore/core/registry.h"
 #include "encore/core/trainer.h"
 
 namespace encore::core {
 
-/// How an optimizer's options are read from config and written back. `parse` checks a config object
-/// (its "type" already read) and returns typed options; `to_json` spells every option out (without
-/// "type") for the resolved config.
+/// How an optimizer's options are read from config and written back; made by add_optimizer().
 struct OptimizerFactory {
-  /// Reads an optimizer object into typed options.
+  /// Reads an optimizer object (its "type" already read) into typed options.
   std::function<std::shared_ptr<const OptimizerOptions>(JsonReader&)> parse;
-  /// Writes typed options back as JSON.
+  /// Writes typed options back as JSON, every option spelled out (without "type").
   std::function<Json(const OptimizerOptions&)> to_json;
+  /// The fields, for help texts.
+  std::vector<OptionDescription> options;
 };
 
 /// The registry of optimizers (Components::optimizers).
 using OptimizerRegistry = Registry<OptimizerFactory>;
+
+/// Registers optimizer `name` with options of type `Options`: an OptimizerOptions whose type() is
+/// `name`, default-constructible, with a `fields` member template (fields.h) and a build() that
+/// makes the optimizer. encore reads, checks and writes its config object from the fields.
+template <class Options>
+void add_optimizer(OptimizerRegistry& registry, const std::string& name, std::string description) {
+  OptimizerFactory factory;
+  factory.parse = [](JsonReader& reader) -> std::shared_ptr<const OptimizerOptions> {
+    return std::make_shared<Options>(read_options<Options>(reader));
+  };
+  factory.to_json = [](const OptimizerOptions& options) { return options_json(dynamic_cast<const Options&>(options)); };
+  factory.options = describe_options<Options>();
+  registry.add(name, std::move(description), std::move(factory));
+}
 
 /// Adds sgd, adam and adamw.
 void register_builtin_optimizers(OptimizerRegistry& registry);
@@ -35,11 +51,6 @@ std::shared_ptr<const OptimizerOptions> parse_optimizer(JsonReader reader, const
                                                         const std::string& default_type = "adam");
 /// The resolved `optimizer` object, "type" first.
 Json to_json(const OptimizerOptions& options, const OptimizerRegistry& registry);
-
-/// Reads a `schedule` object.
-ScheduleConfig parse_schedule(JsonReader reader);
-/// The resolved `schedule` object.
-Json to_json(const ScheduleConfig& config);
 
 /// Reads a training section; keys absent fall back to `defaults`.
 TrainConfig parse_train_config(JsonReader reader, const OptimizerRegistry& optimizers, const TrainConfig& defaults);

@@ -9,6 +9,8 @@
 
 #include <torch/optim/optimizer.h>
 
+#include "encore/core/fields.h"
+
 namespace encore::core {
 
 /// An optimizer's options, typed: parsed once from a config by the optimizer registry
@@ -36,7 +38,19 @@ struct SgdOptions : OptimizerOptions {
   /// Nesterov momentum (needs momentum > 0 and dampening 0).
   bool nesterov = false;
 
+  /// The fields a config sets (fields.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    f("lr", lr, "learning rate", greater_than(0.0));
+    f("momentum", momentum, "momentum factor", in_unit_interval_open_right());
+    f("dampening", dampening, "dampening of the momentum", in_unit_interval_open_right());
+    f("weight_decay", weight_decay, "L2 penalty added to the gradient", at_least(0.0));
+    f("nesterov", nesterov, "Nesterov momentum");
+  }
+  /// Nesterov momentum needs momentum and no dampening; throws OptionError.
+  void check() const;
   std::string type() const override { return "sgd"; }
+  /// Checks the options (OptionError) and builds LibTorch's SGD.
   std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::Tensor> parameters) const override;
 };
 
@@ -45,10 +59,8 @@ struct SgdOptions : OptimizerOptions {
 struct AdamOptions : OptimizerOptions {
   /// Learning rate.
   double lr = 1e-3;
-  /// Decay of the first-moment average.
-  double beta1 = 0.9;
-  /// Decay of the second-moment average.
-  double beta2 = 0.999;
+  /// Decays of the first- and second-moment averages.
+  std::vector<double> betas{0.9, 0.999};
   /// Added to the denominator for stability.
   double eps = 1e-8;
   /// L2 penalty added to the gradient (AdamW: decoupled decay).
@@ -56,7 +68,19 @@ struct AdamOptions : OptimizerOptions {
   /// Use the maximum of past second moments (AMSGrad).
   bool amsgrad = false;
 
+  /// The fields a config sets (fields.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    f("lr", lr, "learning rate", greater_than(0.0));
+    f("betas", betas, "decays of the first- and second-moment averages", in_unit_interval_open_right());
+    f("eps", eps, "added to the denominator for stability", greater_than(0.0));
+    f("weight_decay", weight_decay, "L2 penalty (adamw: decoupled weight decay)", at_least(0.0));
+    f("amsgrad", amsgrad, "use the maximum of past second moments");
+  }
+  /// Two betas; throws OptionError.
+  void check() const;
   std::string type() const override { return "adam"; }
+  /// Checks the options (OptionError) and builds encore's FusedAdam.
   std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::Tensor> parameters) const override;
 };
 
@@ -64,6 +88,7 @@ struct AdamOptions : OptimizerOptions {
 struct AdamWOptions : AdamOptions {
   AdamWOptions() { weight_decay = 0.01; }
   std::string type() const override { return "adamw"; }
+  /// Checks the options (OptionError) and builds encore's FusedAdamW.
   std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::Tensor> parameters) const override;
 };
 
@@ -80,6 +105,17 @@ struct ScheduleConfig {
   double min_lr = 0.0;
   /// Linear warm-up from lr/warmup_epochs over the first epochs.
   int warmup_epochs = 0;
+
+  /// The fields of a config's `schedule` object (fields.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    static const Choices<std::string> types{{"constant", "constant"}, {"step", "step"}, {"cosine", "cosine"}};
+    f("type", type, "constant, step (times gamma every step_epochs) or cosine (towards min_lr)", types);
+    f("step_epochs", step_epochs, "step: epochs between multiplications by gamma", at_least(1));
+    f("gamma", gamma, "step: the factor", greater_than(0.0));
+    f("min_lr", min_lr, "cosine: the rate the curve approaches", at_least(0.0));
+    f("warmup_epochs", warmup_epochs, "linear warm-up over the first epochs", at_least(0));
+  }
 };
 
 /// The learning rate for an epoch (0-based) of `total_epochs`, from the base rate.

@@ -84,6 +84,17 @@ struct EarlyStoppingConfig {
   double min_delta = 0.0;
   /// Put back the weights of the best epoch when training ends.
   bool restore_best = true;
+
+  /// The fields of a config's `early_stopping` object (fields.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    static const Choices<std::string> modes{{"min", "min"}, {"max", "max"}};
+    f("monitor", monitor, "metric watched (val/loss, val/accuracy, train/loss, ...)");
+    f("mode", mode, "whether smaller or larger values are better", modes);
+    f("patience", patience, "epochs without improvement before stopping", at_least(1));
+    f("min_delta", min_delta, "improvements smaller than this do not count", at_least(0.0));
+    f("restore_best", restore_best, "put back the best epoch's weights at the end");
+  }
 };
 
 /// How one stage trains.
@@ -101,7 +112,20 @@ struct TrainConfig {
   double grad_clip_norm = 0.0;
   /// Stop when a metric stops improving; absent: never.
   std::optional<EarlyStoppingConfig> early_stopping;
+
+  /// The scalar fields of a training section (fields.h); the optimizer, schedule and early stopping
+  /// are objects of their own.
+  template <class Fields>
+  void fields(Fields& f) {
+    f("epochs", epochs, "passes over the training data", at_least(0));
+    f("batch_size", batch_size, "examples per optimizer step", at_least(std::int64_t{1}));
+    f("grad_clip_norm", grad_clip_norm, "clip the global gradient norm to this; 0: no clipping", at_least(0.0));
+  }
 };
+
+/// Checks a training section set from C++: its fields, schedule and early stopping, and that it has
+/// an optimizer (whose own options build() checks). Throws OptionError.
+void check_train_config(const TrainConfig& config);
 
 /// The loop's position: restored from checkpoints.
 struct TrainerState {
