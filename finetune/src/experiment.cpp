@@ -250,21 +250,24 @@ class ExperimentRun {
   const core::BatchSource* validation() const { return validation_ ? &*validation_ : nullptr; }
 
   // Pictures and reconstruction errors of the pretrained autoencoder (rank 0). Pictures need
-  // examples that are images; reconstructions show held-out ones (validation, else test).
+  // examples that are images; reconstructions show held-out ones (validation, else test). An
+  // in-memory run draws nothing.
   void describe_pretraining() {
-    const auto image_shape = data_.train.example_shape();
-    const auto* held_out = validation_ ? &*validation_ : test_ ? &*test_ : nullptr;
-    if (!run_.writes()) {
-      // An in-memory run draws nothing.
-    } else if (image_shape.size() != 2) {
-      log_ << "no reconstructions.png or filters.png: the examples are not images\n";
-    } else {
-      if (held_out) models::write_reconstructions_png(run_.file(RunDirectory::kReconstructions), *model_, *held_out, image_shape);
-      if (!model_->greedy_layers().empty()) models::write_filters_png(run_.file(RunDirectory::kFilters), *model_, image_shape);
-    }
+    if (run_.writes()) draw_pretraining();
     summary_["pretrain"] = core::Json::object();
     if (validation_) summary_["pretrain"]["validation"] = {{"reconstruction_mse", mean_reconstruction_mse(*model_, *validation_, device_)}};
     if (test_) summary_["pretrain"]["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model_, *test_, device_)}};
+  }
+
+  void draw_pretraining() {
+    const auto image_shape = data_.train.example_shape();
+    if (image_shape.size() != 2) {
+      log_ << "no reconstructions.png or filters.png: the examples are not images\n";
+      return;
+    }
+    const auto* held_out = validation_ ? &*validation_ : test_ ? &*test_ : nullptr;
+    if (held_out) models::write_reconstructions_png(run_.file(RunDirectory::kReconstructions), *model_, *held_out, image_shape);
+    if (!model_->greedy_layers().empty()) models::write_filters_png(run_.file(RunDirectory::kFilters), *model_, image_shape);
   }
 
   // Every fine-tuned encoder comes through the same checked load by name, also right after

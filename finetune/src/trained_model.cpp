@@ -78,6 +78,13 @@ std::vector<std::int64_t> shape_without_count(const core::IdxArray& array, std::
   return std::vector<std::int64_t>(array.dims.begin() + (array.dims.size() > example_rank ? 1 : 0), array.dims.end());
 }
 
+// Examples of another shape than the model's are refused naming the file and both shapes.
+void check_example_shape(const std::string& file, const std::vector<std::int64_t>& shape, const TrainedModel& model) {
+  if (shape == model.example_shape) return;
+  throw core::DataError(
+      fmt::format("{}: examples are {}, the model takes {}", file, fmt::join(shape, "x"), fmt::join(model.example_shape, "x")));
+}
+
 }  // namespace
 
 torch::Tensor read_model_inputs(const TrainedModel& model, const std::string& file, std::vector<std::string>& notes) {
@@ -85,11 +92,7 @@ torch::Tensor read_model_inputs(const TrainedModel& model, const std::string& fi
   for (auto d : model.example_shape) features *= d;
   if (model.config.data.format == "idx") {
     auto array = core::read_idx_file(file);
-    const auto shape = shape_without_count(array, model.example_shape.size());
-    if (shape != model.example_shape) {
-      throw core::DataError(
-          fmt::format("{}: examples are {}, the model takes {}", file, fmt::join(shape, "x"), fmt::join(model.example_shape, "x")));
-    }
+    check_example_shape(file, shape_without_count(array, model.example_shape.size()), model);
     if (array.type != core::IdxType::kUInt8) throw core::DataError(fmt::format("{}: prediction reads uint8 IDX images", file));
     const auto count = array.dims.size() > model.example_shape.size() ? array.dims.front() : 1;
     return torch::from_blob(array.bytes.data() + array.data_offset, {count, features}, torch::kUInt8).clone();
@@ -113,10 +116,7 @@ core::Dataset read_labelled_data(const TrainedModel& model, const std::string& f
   core::IdxLimits limits;
   limits.max_decompressed_bytes = static_cast<std::uint64_t>(data_config.max_decompressed_mib) << 20;
   auto data = core::load_idx_dataset(file, labels_file, limits);
-  if (data.example_shape() != model.example_shape) {
-    throw core::DataError(fmt::format("{}: examples are {}, the model takes {}", file, fmt::join(data.example_shape(), "x"),
-                                      fmt::join(model.example_shape, "x")));
-  }
+  check_example_shape(file, data.example_shape(), model);
   const auto classes = static_cast<std::int64_t>(model.class_names.size());
   if (data.num_classes() > classes) {
     throw core::DataError(fmt::format("{}: holds label {}, and the model knows {} classes (0 to {})", labels_file, data.num_classes() - 1,
