@@ -6,9 +6,7 @@
 /// list, and run its cross-field `check()` where it has one.
 
 #include <optional>
-#include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
