@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "encore/core/errors.h"
+#include "encore/core/fields.h"
 #include "encore/core/random.h"
 
 namespace encore::core {
@@ -44,7 +45,21 @@ void check_test_fits_training(const Dataset& test, const Dataset& train, const D
 
 }  // namespace
 
+void check_data_config(const DataConfig& c) {
+  if (c.format != "idx" && c.format != "csv") throw OptionError("format", fmt::format("must be idx or csv, got \"{}\"", c.format));
+  if (c.max_decompressed_mib < 1) throw OptionError("max_decompressed_mib", fmt::format("must be >= 1, got {}", c.max_decompressed_mib));
+  if (!(c.validation_fraction >= 0 && c.validation_fraction < 1)) {
+    throw OptionError("validation_fraction", fmt::format("must be in [0, 1), got {}", c.validation_fraction));
+  }
+  if (c.labelled_per_class && *c.labelled_per_class < 1) {
+    throw OptionError("labelled_per_class", fmt::format("must be >= 1, got {}", *c.labelled_per_class));
+  }
+  if (c.limit_train && *c.limit_train < 2) throw OptionError("limit_train", fmt::format("must be >= 2, got {}", *c.limit_train));
+  if (c.limit_test && *c.limit_test < 1) throw OptionError("limit_test", fmt::format("must be >= 1, got {}", *c.limit_test));
+}
+
 LoadedData load_data(const DataConfig& c) {
+  check_data_config(c);
   LoadedData out;
   if (c.format == "idx") {
     IdxLimits limits;
@@ -69,6 +84,7 @@ LoadedData load_data(const DataConfig& c) {
 }
 
 DataSplit split_data(const DataConfig& c, const Dataset& train, std::uint64_t seed) {
+  check_data_config(c);
   const auto all = torch::arange(train.size(), torch::kInt64);
   DataSplit split;
   auto [training, validation] =

@@ -12,6 +12,7 @@
 
 #include "encore/core/csv.h"
 #include "encore/core/errors.h"
+#include "encore/core/fields.h"
 #include "encore/core/idx.h"
 #include "encore/core/ops.h"
 #include "encore/core/random.h"
@@ -261,8 +262,8 @@ IndexSplit stratified_subset(const torch::Tensor& labels, const torch::Tensor& i
 BatchSource::BatchSource(const Dataset& data, torch::Tensor indices, Scaler scaler, std::int64_t batch_size, bool shuffle,
                          std::uint64_t seed)
     : data_(&data), indices_(std::move(indices)), scaler_(std::move(scaler)), batch_size_(batch_size), shuffle_(shuffle), seed_(seed) {
-  TORCH_CHECK(batch_size_ > 0, "batch size must be > 0, got ", batch_size_);
-  TORCH_CHECK(indices_.size(0) > 0, "cannot make batches from an empty set of examples");
+  if (batch_size_ < 1) throw OptionError("batch_size", fmt::format("must be >= 1, got {}", batch_size_));
+  if (indices_.size(0) == 0) throw std::invalid_argument("cannot make batches from an empty set of examples");
 }
 
 torch::Tensor BatchSource::epoch_order(std::int64_t epoch) const {

@@ -71,7 +71,7 @@ Trainer::Trainer(TrainTask& task, TrainConfig config, std::string stage, torch::
   state_.stage = std::move(stage);
   auto groups = task_.parameter_groups();
   groups.erase(std::remove_if(groups.begin(), groups.end(), [](const ParameterGroup& g) { return g.parameters.empty(); }), groups.end());
-  TORCH_CHECK(!groups.empty(), "stage ", state_.stage, " has no trainable parameters");
+  if (groups.empty()) throw std::invalid_argument("stage " + state_.stage + " has no trainable parameters");
   // The configured learning rate applies at scale 1; each group is scaled from it.
   parameters_ = groups.front().parameters;
   optimizer_ = config_.optimizer->build(groups.front().parameters);

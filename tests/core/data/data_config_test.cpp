@@ -53,3 +53,17 @@ TEST(LoadData, TestExamplesOfAnotherShapeAreRefusedWithBothShapesAndFiles) {
   EXPECT_THROW_WITH(load_data(config), DataError,
                     config.test_images + ": examples are 3x2, the training examples of " + config.train_images + " are 2x2");
 }
+
+// A data section or batch source set from C++ fails naming the option and its value.
+TEST(DataConfig, OptionsSetFromCppFailNamingTheOptionAndValue) {
+  encore::core::DataConfig config;
+  config.validation_fraction = 1.5;
+  EXPECT_THROW_WITH(encore::core::check_data_config(config), encore::core::OptionError,
+                    "option validation_fraction: must be in [0, 1), got 1.5");
+  config = encore::core::DataConfig{};
+  config.labelled_per_class = 0;
+  EXPECT_THROW_WITH(encore::core::check_data_config(config), encore::core::OptionError, "option labelled_per_class: must be >= 1, got 0");
+  config = encore::core::DataConfig{};
+  config.format = "parquet";
+  EXPECT_THROW_WITH(encore::core::load_data(config), encore::core::OptionError, "option format: must be idx or csv, got \"parquet\"");
+}

@@ -55,6 +55,10 @@ struct LoadedData {
   std::vector<std::string> notes;
 };
 
+/// Checks a data section set from C++ (the ranges the JSON reader checks); throws OptionError
+/// naming the option and its value. load_data and split_data run it.
+void check_data_config(const DataConfig& config);
+
 /// Reads the training and test files a config names; a bad file is a DataError naming it.
 LoadedData load_data(const DataConfig& config);
 
