@@ -49,7 +49,7 @@ void check_data_config(const DataConfig& c) {
   if (c.format != "idx" && c.format != "csv") throw OptionError("format", fmt::format("must be idx or csv, got \"{}\"", c.format));
   if (c.max_decompressed_mib < 1) throw OptionError("max_decompressed_mib", fmt::format("must be >= 1, got {}", c.max_decompressed_mib));
   if (!(c.validation_fraction >= 0 && c.validation_fraction < 1)) {
-    throw OptionError("validation_fraction", fmt::format("must be in [0, 1), got {}", c.validation_fraction));
+    throw OptionError("validation_fraction", "must be in [0, 1), got " + describe_value(Json(c.validation_fraction)));
   }
   if (c.labelled_per_class && *c.labelled_per_class < 1) {
     throw OptionError("labelled_per_class", fmt::format("must be >= 1, got {}", *c.labelled_per_class));

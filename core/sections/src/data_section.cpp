@@ -32,21 +32,23 @@ DataConfig parse_data_config(JsonReader r) {
     c.train_labels = file_name(r, "train_labels", true);
     c.test_images = file_name(r, "test_images", false);
     c.test_labels = file_name(r, "test_labels", !c.test_images.empty());
-    c.max_decompressed_mib = r.get<std::int64_t>("max_decompressed_mib", c.max_decompressed_mib, at_least(std::int64_t{1}));
+    c.max_decompressed_mib = r.get<std::int64_t>("max_decompressed_mib", c.max_decompressed_mib);
   } else {
     c.train_csv = file_name(r, "train_csv", true);
     c.test_csv = file_name(r, "test_csv", false);
     c.label_column = r.get<std::string>("label_column", c.label_column);
   }
   c.scaling = parse_scaling(r.choice("scaling", {"none", "unit", "standardize"}, scaling_name(c.scaling)));
-  c.validation_fraction = r.get<double>("validation_fraction", c.validation_fraction, in_unit_interval_open_right());
+  c.validation_fraction = r.get<double>("validation_fraction", c.validation_fraction);
   c.labelled_per_class = r.get<std::optional<std::int64_t>>("labelled_per_class", std::nullopt);
-  if (c.labelled_per_class && *c.labelled_per_class < 1)
-    r.fail("labelled_per_class", "must be >= 1, got " + std::to_string(*c.labelled_per_class));
   c.limit_train = r.get<std::optional<std::int64_t>>("limit_train", std::nullopt);
-  if (c.limit_train && *c.limit_train < 2) r.fail("limit_train", "must be >= 2, got " + std::to_string(*c.limit_train));
   c.limit_test = r.get<std::optional<std::int64_t>>("limit_test", std::nullopt);
-  if (c.limit_test && *c.limit_test < 1) r.fail("limit_test", "must be >= 1, got " + std::to_string(*c.limit_test));
+  // The ranges are the ones C++ callers get from check_data_config, reported at the key's path.
+  try {
+    check_data_config(c);
+  } catch (const OptionError& e) {
+    r.fail(e.option(), e.problem());
+  }
   r.finish();
   return c;
 }
