@@ -4,9 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
+#include <type_traits>
 
 #include <fmt/format.h>
 
@@ -14,6 +17,7 @@
 #include "encore/core/errors.h"
 #include "encore/core/fields.h"
 #include "encore/core/idx.h"
+#include "encore/core/npy.h"
 #include "encore/core/ops.h"
 #include "encore/core/random.h"
 
@@ -73,21 +77,25 @@ std::vector<std::int64_t> Dataset::example_shape() const {
   return sizes;
 }
 
-Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits) {
-  torch::Tensor images = to_tensor(read_idx_file(images_file, limits));
-  torch::Tensor raw_labels = to_tensor(read_idx_file(labels_file, limits));
+namespace {
+
+// The checks both array formats get: one label per example, integer labels in a supported range.
+// Classes are the labels 0..max.
+Dataset dataset_of_arrays(torch::Tensor features, torch::Tensor raw_labels, const std::string& features_file,
+                          const std::string& labels_file) {
   if (raw_labels.dim() != 1) {
     throw DataError(fmt::format("{}: labels must be one-dimensional, the header gives {} dimensions", labels_file, raw_labels.dim()));
   }
-  if (images.dim() < 2) {
+  if (features.dim() < 2) {
     throw DataError(
-        fmt::format("{}: examples need at least 2 dimensions (count, features...), the header gives {}", images_file, images.dim()));
+        fmt::format("{}: examples need at least 2 dimensions (count, features...), the header gives {}", features_file, features.dim()));
   }
-  if (images.size(0) != raw_labels.size(0)) {
+  if (features.size(0) != raw_labels.size(0)) {
     throw DataError(
-        fmt::format("{} holds {} examples but {} holds {} labels", images_file, images.size(0), labels_file, raw_labels.size(0)));
+        fmt::format("{} holds {} examples but {} holds {} labels", features_file, features.size(0), labels_file, raw_labels.size(0)));
   }
   if (raw_labels.is_floating_point()) throw DataError(fmt::format("{}: labels must be integers", labels_file));
+  if (features.size(0) == 0) throw DataError(fmt::format("{}: holds no examples", features_file));
   Dataset data;
   data.labels = raw_labels.to(torch::kInt64);
   const auto low = data.labels.min().item<std::int64_t>();
@@ -100,8 +108,93 @@ Dataset load_idx_dataset(const std::string& images_file, const std::string& labe
   if (high >= kMaxClasses)
     throw DataError(fmt::format("{}: label {} is more than the {} classes supported", labels_file, high, kMaxClasses));
   for (std::int64_t c = 0; c <= high; ++c) data.class_names.push_back(std::to_string(c));
-  data.features = images;
+  data.features = std::move(features);
   return data;
+}
+
+torch::Dtype torch_dtype(NpyType type) {
+  switch (type) {
+    case NpyType::kUInt8:
+      return torch::kUInt8;
+    case NpyType::kInt8:
+      return torch::kInt8;
+    case NpyType::kInt16:
+      return torch::kInt16;
+    case NpyType::kInt32:
+      return torch::kInt32;
+    case NpyType::kInt64:
+    case NpyType::kUInt16:
+    case NpyType::kUInt32:
+    case NpyType::kUInt64:
+      break;
+    case NpyType::kFloat32:
+      return torch::kFloat32;
+    case NpyType::kFloat64:
+      return torch::kFloat64;
+  }
+  return torch::kInt64;
+}
+
+// An array's elements as a tensor of its type (unsigned types above 8 bits widened to int64, a
+// uint64 above int64's range refused). The file's bytes are little-endian, as this machine's.
+torch::Tensor to_tensor(const NpyArray& array, const std::string& file) {
+  const auto count = array.element_count();
+  const char* data = array.bytes.data() + array.data_offset;
+  const auto copy_as = [&](auto sample) {
+    using Element = decltype(sample);
+    torch::Tensor out = torch::empty(array.shape, torch::kInt64);
+    auto* dst = out.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < count; ++i) {
+      Element value;
+      std::memcpy(&value, data + i * sizeof(Element), sizeof(Element));
+      if constexpr (std::is_same_v<Element, std::uint64_t>) {
+        if (value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+          throw DataError(fmt::format("{}: element {} ({}) is out of range", file, i, value));
+        }
+      }
+      dst[i] = static_cast<std::int64_t>(value);
+    }
+    return out;
+  };
+  switch (array.type) {
+    case NpyType::kUInt16:
+      return copy_as(std::uint16_t{});
+    case NpyType::kUInt32:
+      return copy_as(std::uint32_t{});
+    case NpyType::kUInt64:
+      return copy_as(std::uint64_t{});
+    default:
+      break;
+  }
+  torch::Tensor out = torch::empty(array.shape, torch_dtype(array.type));
+  std::memcpy(out.data_ptr(), data, static_cast<std::size_t>(count) * npy_element_size(array.type));
+  return out;
+}
+
+}  // namespace
+
+Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits) {
+  return dataset_of_arrays(to_tensor(read_idx_file(images_file, limits)), to_tensor(read_idx_file(labels_file, limits)), images_file,
+                           labels_file);
+}
+
+Dataset load_npy_dataset(const std::string& features_file, const std::string& labels_file) {
+  const auto features = read_npy_file(features_file);
+  if (features.type != NpyType::kUInt8 && features.type != NpyType::kFloat32 && features.type != NpyType::kFloat64) {
+    throw DataError(
+        fmt::format("{}: features are {}; encore reads uint8, float32 or float64", features_file, npy_type_name(features.type)));
+  }
+  const auto labels = read_npy_file(labels_file);
+  if (!npy_is_integer(labels.type)) {
+    throw DataError(fmt::format("{}: labels are {}; they must be integers", labels_file, npy_type_name(labels.type)));
+  }
+  auto tensor = to_tensor(features, features_file);
+  if (tensor.scalar_type() == torch::kFloat64) tensor = tensor.to(torch::kFloat32);
+  if (tensor.is_floating_point() && !torch::isfinite(tensor).all().item<bool>()) {
+    const auto first = torch::isfinite(tensor.reshape({tensor.size(0), -1})).all(1).logical_not().nonzero()[0][0].item<std::int64_t>();
+    throw DataError(fmt::format("{}: example {} holds a NaN or infinite value", features_file, first));
+  }
+  return dataset_of_arrays(std::move(tensor), to_tensor(labels, labels_file), features_file, labels_file);
 }
 
 void keep_first(Dataset& data, std::int64_t count) {

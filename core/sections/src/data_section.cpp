@@ -26,18 +26,24 @@ std::vector<std::int64_t> to_vector(const torch::Tensor& t) {
 
 DataConfig parse_data_config(JsonReader r) {
   DataConfig c;
-  c.format = r.choice("format", {"idx", "csv"}, c.format);
+  c.format = r.choice("format", {"idx", "npy", "csv"}, c.format);
   if (c.format == "idx") {
     c.train_images = file_name(r, "train_images", true);
     c.train_labels = file_name(r, "train_labels", true);
     c.test_images = file_name(r, "test_images", false);
     c.test_labels = file_name(r, "test_labels", !c.test_images.empty());
     c.max_decompressed_mib = r.get<std::int64_t>("max_decompressed_mib", c.max_decompressed_mib);
+  } else if (c.format == "npy") {
+    c.train_features = file_name(r, "train_features", true);
+    c.train_labels = file_name(r, "train_labels", true);
+    c.test_features = file_name(r, "test_features", false);
+    c.test_labels = file_name(r, "test_labels", !c.test_features.empty());
   } else {
     c.train_csv = file_name(r, "train_csv", true);
     c.test_csv = file_name(r, "test_csv", false);
     c.label_column = r.get<std::string>("label_column", c.label_column);
   }
+  if (c.format != "csv") c.class_names = r.get<std::vector<std::string>>("class_names", {});
   c.scaling = parse_scaling(r.choice("scaling", {"none", "unit", "standardize"}, scaling_name(c.scaling)));
   c.validation_fraction = r.get<double>("validation_fraction", c.validation_fraction);
   c.labelled_per_class = r.get<std::optional<std::int64_t>>("labelled_per_class", std::nullopt);
@@ -61,11 +67,17 @@ Json to_json(const DataConfig& c) {
     out["test_images"] = c.test_images;
     out["test_labels"] = c.test_labels;
     out["max_decompressed_mib"] = c.max_decompressed_mib;
+  } else if (c.format == "npy") {
+    out["train_features"] = c.train_features;
+    out["train_labels"] = c.train_labels;
+    out["test_features"] = c.test_features;
+    out["test_labels"] = c.test_labels;
   } else {
     out["train_csv"] = c.train_csv;
     out["test_csv"] = c.test_csv;
     out["label_column"] = c.label_column;
   }
+  if (c.format != "csv") out["class_names"] = c.class_names;
   out["scaling"] = scaling_name(c.scaling);
   out["validation_fraction"] = c.validation_fraction;
   out["labelled_per_class"] = c.labelled_per_class ? Json(*c.labelled_per_class) : Json(nullptr);
@@ -80,6 +92,11 @@ std::vector<std::pair<std::string, std::string DataConfig::*>> data_files(const 
     all = {{"train_images", &DataConfig::train_images},
            {"train_labels", &DataConfig::train_labels},
            {"test_images", &DataConfig::test_images},
+           {"test_labels", &DataConfig::test_labels}};
+  } else if (c.format == "npy") {
+    all = {{"train_features", &DataConfig::train_features},
+           {"train_labels", &DataConfig::train_labels},
+           {"test_features", &DataConfig::test_features},
            {"test_labels", &DataConfig::test_labels}};
   } else {
     all = {{"train_csv", &DataConfig::train_csv}, {"test_csv", &DataConfig::test_csv}};

@@ -65,5 +65,24 @@ TEST(DataConfig, OptionsSetFromCppFailNamingTheOptionAndValue) {
   EXPECT_THROW_WITH(encore::core::check_data_config(config), encore::core::OptionError, "option labelled_per_class: must be >= 1, got 0");
   config = encore::core::DataConfig{};
   config.format = "parquet";
-  EXPECT_THROW_WITH(encore::core::load_data(config), encore::core::OptionError, "option format: must be idx or csv, got \"parquet\"");
+  EXPECT_THROW_WITH(encore::core::load_data(config), encore::core::OptionError, "option format: must be idx, npy or csv, got \"parquet\"");
+}
+
+TEST(LoadData, ClassNamesNameIdxLabelsInOrderAndMustMatchTheClassCount) {
+  TempDir dir;
+  DataConfig names;
+  names.class_names = {"cat", "dog", "bird"};
+  auto config = idx_files(dir, "train", {0, 1, 2, 1, 0, 2}, names);
+  config = idx_files(dir, "test", {2, 0}, config);
+  const auto data = load_data(config);
+  EXPECT_EQ(data.train.class_names, names.class_names);
+  EXPECT_EQ(data.test->class_names, names.class_names);
+  config.class_names = {"cat", "dog"};
+  EXPECT_THROW_WITH(load_data(config), DataError, "train-labels: labels 0 to 2 make 3 classes, and data.class_names names 2");
+  config.class_names = {"cat", "dog", "cat"};
+  EXPECT_THROW_WITH(check_data_config(config), OptionError, "option class_names: \"cat\" is given twice (entries 0 and 2)");
+  config = DataConfig{};
+  config.format = "csv";
+  config.class_names = {"a"};
+  EXPECT_THROW_WITH(check_data_config(config), OptionError, "option class_names: a CSV's classes are its label texts");
 }

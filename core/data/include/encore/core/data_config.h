@@ -12,16 +12,21 @@ namespace encore::core {
 
 /// The `data` section: files, scaling, split and limits.
 struct DataConfig {
-  /// "idx" (MNIST-style image and label files, raw or .gz) or "csv".
+  /// "idx" (MNIST-style image and label files, raw or .gz), "npy" (NumPy feature and label arrays)
+  /// or "csv".
   std::string format = "idx";
   /// IDX training images (raw or gzipped).
   std::string train_images;
-  /// IDX training labels.
+  /// IDX or npy training labels (integers).
   std::string train_labels;
   /// IDX test images; empty: no test set.
   std::string test_images;
-  /// IDX test labels.
+  /// IDX or npy test labels.
   std::string test_labels;
+  /// npy training features: uint8, float32 or float64, N x D or N x (example shape).
+  std::string train_features;
+  /// npy test features; empty: no test set.
+  std::string test_features;
   /// CSV training file.
   std::string train_csv;
   /// CSV test file; empty: no test set.
@@ -30,6 +35,9 @@ struct DataConfig {
   std::string label_column = "label";  // csv
   /// Ceiling on a gzipped IDX file's decompressed size, in MiB (a "zip bomb" stops there).
   std::int64_t max_decompressed_mib = 8192;  // idx
+  /// IDX and npy: the names of the classes 0..K-1, in label order (empty: the label numbers). A CSV's
+  /// classes are its label texts.
+  std::vector<std::string> class_names;
   /// How features are scaled (fitted on the training rows).
   Scaling scaling = Scaling::kUnit;
   /// Fraction of the training file held out (stratified) for validation.
@@ -42,7 +50,13 @@ struct DataConfig {
   std::optional<std::int64_t> limit_test;
 
   /// Whether a test set is given.
-  bool has_test() const { return format == "idx" ? !test_images.empty() : !test_csv.empty(); }
+  bool has_test() const { return !test_examples_file().empty(); }
+  /// The file of training examples for the format: train_images, train_features or train_csv.
+  const std::string& train_examples_file() const { return format == "idx" ? train_images : format == "npy" ? train_features : train_csv; }
+  /// The file of test examples for the format.
+  const std::string& test_examples_file() const { return format == "idx" ? test_images : format == "npy" ? test_features : test_csv; }
+  /// The file of test labels: test_labels, or the test CSV that holds them.
+  const std::string& test_labels_file() const { return format == "csv" ? test_csv : test_labels; }
 };
 
 /// The loaded files.

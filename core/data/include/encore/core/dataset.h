@@ -35,6 +35,10 @@ struct Dataset {
 /// Builds a dataset from IDX image and label files (validated to agree in count and label range).
 Dataset load_idx_dataset(const std::string& images_file, const std::string& labels_file, const IdxLimits& limits = {});
 
+/// Builds a dataset from .npy feature (uint8, float32 or float64; float64 is read as float32) and
+/// integer label arrays, validated as load_idx_dataset validates IDX files.
+Dataset load_npy_dataset(const std::string& features_file, const std::string& labels_file);
+
 /// Keeps only the first `count` examples (all when there are no more).
 void keep_first(Dataset& data, std::int64_t count);
 
