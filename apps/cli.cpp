@@ -105,7 +105,25 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   auto* predict = app.add_subcommand("predict", "predict classes and per-class probabilities of new data, as CSV");
   predict->add_option("--model", predict_args.model_file, "model.pt of a run")->required();
   predict->add_option("--input", predict_args.input_file, "IDX images or CSV rows in the format the model was trained on")->required();
-  predict->add_option("--output", predict_args.output_file, "CSV to write: prediction,p_<class>...; - for standard output")->required();
+  predict
+      ->add_option("--output", predict_args.output_file,
+                   "CSV to write: prediction,p_<class>...; - for standard output; P.npy: the probabilities [N, K] (float32), "
+                   "and P_classes.npy the classes [N] (int64, -1 where the head abstains)")
+      ->required();
+
+  EmbedArgs embed_args;
+  auto* embed = app.add_subcommand("embed", "the codes of new data (CSV or .npy) and embedding.png, a map of them coloured by class");
+  embed->add_option("--model", embed_args.model_file, "model.pt or pretrained.pt of a run")->required();
+  embed->add_option("--input", embed_args.input_file, "examples in the format the model was trained on")->required();
+  embed->add_option("--labels", embed_args.labels_file, "labels of IDX or npy inputs, to colour the map (a CSV's label column is read)");
+  embed->add_option("--output", embed_args.output_file, "codes to write: C.csv (code0,code1,...), C.npy (float32 [N, width]) or -")
+      ->required();
+  embed->add_option("--depth", embed_args.depth, "codes after the first K encoder layers (default: the model's code)");
+  embed->add_option("--picture", embed_args.picture_file, "the map to draw (default: embedding.png beside the output)");
+
+  std::string report_dir;
+  auto* report = app.add_subcommand("report", "write report.html of a run directory again from its files");
+  report->add_option("run_dir", report_dir, "the run directory")->required();
 
   auto* list = app.add_subcommand("list", "list registered models, heads, optimizers and callbacks");
 
@@ -128,6 +146,8 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
     if (evaluate->parsed()) return evaluate_command(evaluate_args, out, err);
     if (predict->parsed()) return predict_command(predict_args, out, err);
+    if (embed->parsed()) return embed_command(embed_args, out, err);
+    if (report->parsed()) return report_command(report_dir, err);
     return kUsageError;
   };
   return exit_code_of(dispatch, check->parsed() ? check_args.config_file : run_args.config.config_file, err);

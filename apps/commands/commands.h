@@ -2,6 +2,7 @@
 /// One function per subcommand; cli.cpp parses arguments and calls them.
 
 #include <chrono>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -61,7 +62,16 @@ struct EvaluateArgs {
 /// `encore evaluate`: a trained model on its run's test data, or on the labelled file given;
 /// metrics JSON on stdout.
 int evaluate_command(const EvaluateArgs& args, std::ostream& out, std::ostream& err);
-/// `encore predict`: classes and the K probabilities of every input row, as CSV.
+/// `encore predict`: classes and the K probabilities of every input row, as CSV (or two .npy files).
 int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& err);
+struct EmbedArgs {
+  std::string model_file, input_file, labels_file, output_file, picture_file;
+  /// `--depth K`: codes after the first K encoder layers.
+  std::optional<int> depth;
+};
+/// `encore embed`: the codes of every input row (CSV or .npy) and a map of them (embedding.png).
+int embed_command(const EmbedArgs& args, std::ostream& out, std::ostream& err);
+/// `encore report`: report.html of a run directory, written again from its files.
+int report_command(const std::string& run_dir, std::ostream& err);
 
 }  // namespace encore::apps

@@ -1,10 +1,15 @@
+#include <torch/torch.h>
+
 #include <fmt/format.h>
 
 #include "commands/commands.h"
 #include "encore/core/csv.h"
 #include "encore/core/errors.h"
 #include "encore/core/files.h"
+#include "encore/core/npy.h"
+#include "encore/finetune/embedding.h"
 #include "encore/finetune/evaluation.h"
+#include "encore/finetune/report.h"
 #include "encore/finetune/run_directory.h"
 #include "encore/finetune/trained_model.h"
 
@@ -35,10 +40,25 @@ core::Dataset evaluation_data(const finetune::TrainedModel& model, const Evaluat
   if (!args.data_file.empty()) return finetune::read_labelled_data(model, args.data_file, args.labels_file, notes);
   const auto& data = model.config.data;
   if (!data.has_test()) throw core::UsageError("the run's config names no test data: give a labelled file with --data");
-  auto test = data.format == "idx" ? finetune::read_labelled_data(model, data.test_images, data.test_labels, notes)
-                                   : finetune::read_labelled_data(model, data.test_csv, "", notes);
+  auto test = finetune::read_labelled_data(model, data.test_examples_file(), data.format == "csv" ? "" : data.test_labels, notes);
   if (data.limit_test) core::keep_first(test, *data.limit_test);
   return test;
+}
+
+bool is_npy(const std::string& file) { return fs::path(file).extension() == ".npy"; }
+
+// predict's second .npy: P.npy holds the probabilities, P_classes.npy the class indices.
+std::string classes_file_of(const std::string& probabilities_file) {
+  const fs::path file(probabilities_file);
+  return (file.parent_path() / (file.stem().string() + "_classes.npy")).string();
+}
+
+// A float32 or int64 tensor as a .npy file.
+void write_npy(const std::string& file, const torch::Tensor& values, std::ostream& out) {
+  const auto contiguous = values.contiguous();
+  const auto type = contiguous.scalar_type() == torch::kInt64 ? core::NpyType::kInt64 : core::NpyType::kFloat32;
+  const auto data = type == core::NpyType::kInt64 ? contiguous : contiguous.to(torch::kFloat32);
+  core::write_user_file(file, core::npy_bytes(type, data.sizes().vec(), data.data_ptr()), out);
 }
 
 }  // namespace
@@ -46,7 +66,7 @@ core::Dataset evaluation_data(const finetune::TrainedModel& model, const Evaluat
 int evaluate_command(const EvaluateArgs& args, std::ostream& out, std::ostream& err) {
   if (!args.labels_file.empty() && args.data_file.empty()) throw core::UsageError("--labels goes with --data");
   const auto components = finetune::builtin_components();
-  auto model = finetune::load_trained_model(model_file_of(args.run_or_model), components);
+  auto model = finetune::load_classifier(model_file_of(args.run_or_model), components);
   std::vector<std::string> notes;
   const auto data = evaluation_data(model, args, notes);
   for (const auto& note : notes) err << note << '\n';
@@ -60,11 +80,19 @@ int evaluate_command(const EvaluateArgs& args, std::ostream& out, std::ostream& 
 
 int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& err) {
   const auto components = finetune::builtin_components();
-  auto model = finetune::load_trained_model(args.model_file, components);
+  auto model = finetune::load_classifier(args.model_file, components);
   std::vector<std::string> notes;
-  const auto features = finetune::read_model_inputs(model, args.input_file, notes);
+  const auto features = finetune::read_model_inputs(model, args.input_file, "", notes).raw_features;
   for (const auto& note : notes) err << note << '\n';
   const auto [scores, predictions] = finetune::predict(model, features);
+  if (is_npy(args.output_file)) {
+    const auto classes_file = classes_file_of(args.output_file);
+    write_npy(args.output_file, scores, out);
+    write_npy(classes_file, predictions, out);
+    err << fmt::format("wrote the {} predictions' probabilities to {} and their classes to {}\n", predictions.size(0), args.output_file,
+                       classes_file);
+    return 0;
+  }
   std::string csv = "prediction";
   for (const auto& name : model.class_names) csv += "," + core::csv_field("p_" + name);
   csv += '\n';
@@ -79,6 +107,46 @@ int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& er
   }
   core::write_user_file(args.output_file, csv, out);
   err << fmt::format("wrote {} predictions to {}\n", predictions.size(0), args.output_file == "-" ? "standard output" : args.output_file);
+  return 0;
+}
+
+}  // namespace encore::apps
+
+namespace encore::apps {
+
+int embed_command(const EmbedArgs& args, std::ostream& out, std::ostream& err) {
+  const auto components = finetune::builtin_components();
+  auto model = finetune::load_trained_model(args.model_file, components);
+  std::vector<std::string> notes;
+  const auto inputs = finetune::read_model_inputs(model, args.input_file, args.labels_file, notes);
+  for (const auto& note : notes) err << note << '\n';
+  const auto codes = finetune::encode(model, inputs.raw_features, args.depth);
+  if (is_npy(args.output_file)) {
+    write_npy(args.output_file, codes, out);
+  } else {
+    std::string csv;
+    for (std::int64_t k = 0; k < codes.size(1); ++k) csv += fmt::format("{}code{}", k ? "," : "", k);
+    csv += '\n';
+    const auto* v = codes.data_ptr<float>();
+    for (std::int64_t i = 0; i < codes.size(0); ++i) {
+      for (std::int64_t k = 0; k < codes.size(1); ++k) csv += fmt::format("{}{:.9g}", k ? "," : "", v[i * codes.size(1) + k]);
+      csv += '\n';
+    }
+    core::write_user_file(args.output_file, csv, out);
+  }
+  err << fmt::format("wrote {} codes of {} numbers to {}\n", codes.size(0), codes.size(1),
+                     args.output_file == "-" ? "standard output" : args.output_file);
+  const auto picture = args.picture_file.empty() ? fs::path(args.output_file == "-" ? "" : args.output_file).parent_path() / "embedding.png"
+                                                 : fs::path(args.picture_file);
+  const auto title =
+      fmt::format("{} codes of {} ({} examples)", codes.size(1), fs::path(args.input_file).filename().string(), codes.size(0));
+  finetune::write_embedding_png(picture, finetune::principal_components_2d(codes), inputs.labels, model.class_names, title);
+  err << fmt::format("drew their first two principal components in {}\n", picture.string());
+  return 0;
+}
+
+int report_command(const std::string& run_dir, std::ostream& err) {
+  err << fmt::format("wrote {}\n", finetune::write_report(run_dir).string());
   return 0;
 }
 

@@ -55,6 +55,14 @@ class DropoutAutoencoderImpl : public torch::nn::Cloneable<DropoutAutoencoderImp
     return encore::core::linear(dropout(encode(x)), decoder->weight, decoder->bias, encore::core::Activation::kSigmoid);
   }
   std::int64_t code_dim() const override { return options.code_dim; }
+  // The same computations in TorchScript (eval mode: no dropout): model.pt and pretrained.pt then
+  // have forward, encode and predict methods that work without encore.
+  std::string torchscript() const override {
+    return "def code_of(self, x: Tensor, depth: int) -> Tensor:\n"
+           "    return torch.tanh(torch.linear(x, self.encoder.weight, self.encoder.bias))\n\n"
+           "def reconstruction_of(self, x: Tensor) -> Tensor:\n"
+           "    return torch.sigmoid(torch.linear(self.code_of(x, 1), self.decoder.weight, self.decoder.bias))\n";
+  }
 
   DropoutAutoencoderOptions options;
   std::int64_t input_dim;

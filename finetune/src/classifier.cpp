@@ -113,8 +113,11 @@ core::Json LoadReport::to_json() const {
 
 namespace {
 
+// The archive's tensors by parameter name; the files' own "encore_*" entries (scaler, metadata)
+// are not weights.
 void flatten(torch::serialize::InputArchive& archive, const std::string& prefix, std::map<std::string, torch::Tensor>& out) {
   for (const auto& key : archive.keys()) {
+    if (key.rfind("encore_", 0) == 0) continue;
     torch::Tensor tensor;
     if (archive.try_read(key, tensor)) {
       out[prefix + key] = tensor;

@@ -15,6 +15,7 @@
 #include "encore/core/resume.h"
 #include "encore/core/stage.h"
 #include "encore/finetune/evaluation.h"
+#include "encore/finetune/report.h"
 #include "encore/finetune/run_policy.h"
 #include "encore/models/pictures.h"
 
@@ -117,6 +118,11 @@ class ExperimentRun {
     for (const auto& note : data_.notes) log_ << note << '\n';
     split_ = core::split_data(config_.data, data_.train, config_.runtime.seed);
     scaler_ = core::Scaler::fit(config_.data.scaling, data_.train, split_.all_training);
+    summary_["data"] = {{"format", config_.data.format},
+                        {"training_examples", data_.train.size()},
+                        {"test_examples", data_.test ? data_.test->size() : 0},
+                        {"example_shape", data_.train.example_shape()},
+                        {"classes", data_.train.class_names}};
     log_ << fmt::format("data: {} training examples ({} validation held out, {} labelled, {} unlabelled), {} features, {} classes{}\n",
                         data_.train.size(), split_.validation.size(0), split_.labelled.size(0), split_.unlabelled.size(0),
                         data_.train.feature_dim(), data_.train.num_classes(),
@@ -181,9 +187,7 @@ class ExperimentRun {
     pretrained_now_ = true;
     if (!core::is_main_process()) return;
     if (run_.writes()) {
-      torch::serialize::OutputArchive archive;
-      model_->module().save(archive);
-      run_.write_bytes(RunDirectory::kPretrained, archive_bytes(archive));
+      run_.write_bytes(RunDirectory::kPretrained, pretrained_model_bytes(*model_, config_, components_, scaler_, data_.train));
       pretrained_ = run_.file(RunDirectory::kPretrained);
     }
     describe_pretraining();
@@ -210,6 +214,7 @@ class ExperimentRun {
       }
     }
     run_.write_json(RunDirectory::kSummary, summary_);
+    log_ << fmt::format("wrote {}\n", write_report(run_.path()).string());
     return summary_;
   }
 

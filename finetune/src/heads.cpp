@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <fmt/format.h>
+
 namespace encore::finetune {
 
 namespace {
@@ -38,6 +40,14 @@ torch::Tensor OneVsAllHeadImpl::predict(const torch::Tensor& scores) const {
   return torch::where(torch::sigmoid(best) >= *options.abstain_threshold(), index, torch::full_like(index, -1));
 }
 
+std::string OneVsAllHeadImpl::probabilities_script() const { return "return torch.sigmoid(scores)"; }
+
+std::string OneVsAllHeadImpl::classes_script() const {
+  if (!options.abstain_threshold()) return "return scores.argmax(1)";
+  return fmt::format("best, index = scores.max(1)\n    return torch.where(torch.sigmoid(best) >= {}, index, torch.full_like(index, -1))",
+                     *options.abstain_threshold());
+}
+
 torch::Tensor normalized_probabilities(const torch::Tensor& probabilities) {
   return probabilities / probabilities.sum(1, /*keepdim=*/true).clamp_min(1e-12);
 }
@@ -60,6 +70,10 @@ torch::Tensor SoftmaxHeadImpl::loss(const torch::Tensor& scores, const torch::Te
 torch::Tensor SoftmaxHeadImpl::probabilities(const torch::Tensor& scores) const { return torch::softmax(scores, 1); }
 
 torch::Tensor SoftmaxHeadImpl::predict(const torch::Tensor& scores) const { return scores.argmax(1); }
+
+std::string SoftmaxHeadImpl::probabilities_script() const { return "return torch.softmax(scores, 1)"; }
+
+std::string SoftmaxHeadImpl::classes_script() const { return "return scores.argmax(1)"; }
 
 void register_builtin_heads(HeadRegistry& registry) {
   add_head<OneVsAllHeadOptions>(registry, "one_vs_all",

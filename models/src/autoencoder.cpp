@@ -258,6 +258,24 @@ torch::Tensor StackedAutoencoderImpl::decode(const torch::Tensor& code, int dept
   return h;
 }
 
+std::string StackedAutoencoderImpl::torchscript() const {
+  const auto layer = [](std::size_t k) { return fmt::format("self.layer{}", k); };
+  std::string code = "def code_of(self, x: Tensor, depth: int) -> Tensor:\n    h = x\n";
+  for (std::size_t k = 0; k < layers_.size(); ++k) {
+    const auto& o = layers_[k]->options;
+    code += fmt::format("    if depth > {}:\n        h = {}\n", k,
+                        core::linear_script("h", layer(k) + ".encoder_weight", layer(k) + ".encoder_bias", o.activation()));
+  }
+  code += "    return h\n\ndef reconstruction_of(self, x: Tensor) -> Tensor:\n";
+  code += fmt::format("    h = self.code_of(x, {})\n", layers_.size());
+  for (auto k = layers_.size(); k-- > 0;) {
+    const auto& o = layers_[k]->options;
+    const auto weight = o.tied() ? layer(k) + ".encoder_weight.t()" : layer(k) + ".decoder_weight";
+    code += fmt::format("    h = {}\n", core::linear_script("h", weight, layer(k) + ".decoder_bias", o.output_activation()));
+  }
+  return code + "    return h\n";
+}
+
 torch::Tensor StackedAutoencoderImpl::forward(const torch::Tensor& x) {
   const auto& first = layers_.front()->options;
   const auto input = is_training() ? corrupt(first.corruption(), first.corruption_level(), x) : x;

@@ -14,7 +14,13 @@
 #include <random>
 #include <thread>
 
+#include <torch/torch.h>
+
+#include <sstream>
+
 #include "encore/core/config.h"
+#include "encore/core/dataset.h"
+#include "encore/core/npy.h"
 #include "encore/core/runtime.h"
 #include "support/process.h"
 #include "support/support.h"
@@ -400,6 +406,156 @@ TEST_F(UserInput, AConfigAndItsDataMoveTogetherAndEachDataKindGetsItsPictures) {
   for (const char* picture : {"reconstructions.png", "filters.png", "confusion.png"}) {
     EXPECT_GT(encore::testing::png_size(idx_run / picture).first, 0) << picture;
   }
+}
+
+// ---- 14. results other tools use: TorchScript files, codes, NumPy data, the report ----
+
+std::string source_file(const std::string& relative) {
+  const char* root = std::getenv("ENCORE_SOURCE_DIR");
+  return (fs::path(root ? root : ".") / relative).string();
+}
+
+// A program built beside this test (tests/tools).
+std::string tool(const std::string& name) { return (fs::read_symlink("/proc/self/exe").parent_path() / name).string(); }
+
+int shell(const std::string& command) { return std::system(command.c_str()); }
+
+// encore predict's CSV: probabilities [N, K] and class indices (-1 for "none") of classes named 0..K-1.
+std::pair<torch::Tensor, torch::Tensor> read_predictions(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  std::vector<float> probabilities;
+  std::vector<std::int64_t> classes;
+  std::int64_t rows = 0;
+  while (std::getline(in, line)) {
+    std::stringstream fields(line);
+    std::string field;
+    std::getline(fields, field, ',');
+    classes.push_back(field == "none" ? -1 : std::stoll(field));
+    while (std::getline(fields, field, ',')) probabilities.push_back(std::stof(field));
+    ++rows;
+  }
+  return {torch::tensor(probabilities).reshape({rows, -1}), torch::tensor(classes, torch::kInt64)};
+}
+
+TEST_F(UserInput, ModelFilesWorkInPyTorchAndInCppWithLibTorchAloneAsEncorePredictsAndEmbeds) {
+  const auto idx_run = completed_run(write_config("idx.json", idx_config()), "idx_run");
+  const auto csv_run = completed_run(write_config("csv.json", csv_config()), "csv_run");
+  const auto images = idx_config()["data"]["test_images"].get<std::string>();
+  const auto labels = idx_config()["data"]["test_labels"].get<std::string>();
+  const auto out = [&](const std::string& name) { return (dir_ / name).string(); };
+  expect_exit(encore({"predict", "--model", (idx_run / "model.pt").string(), "--input", images, "--output", out("idx.csv")}), 0,
+              "wrote 20 predictions");
+  expect_exit(encore({"predict", "--model", (idx_run / "model.pt").string(), "--input", images, "--output", out("p.npy")}), 0,
+              "probabilities to " + out("p.npy") + " and their classes to " + out("p_classes.npy"));
+  expect_exit(encore({"predict", "--model", (csv_run / "model.pt").string(), "--input", out("test.csv"), "--output", out("csv.csv")}), 0,
+              "wrote 30 predictions");
+  fs::create_directories(dir_ / "codes");
+  expect_exit(encore({"embed", "--model", (idx_run / "pretrained.pt").string(), "--input", images, "--labels", labels, "--output",
+                      (dir_ / "codes" / "codes.npy").string()}),
+              0, "wrote 20 codes of 4 numbers");
+  EXPECT_GT(encore::testing::png_size(dir_ / "codes" / "embedding.png").first, 0);
+  expect_exit(encore({"embed", "--model", (idx_run / "model.pt").string(), "--input", images, "--depth", "1", "--output", out("c.csv"),
+                      "--picture", out("map.png")}),
+              0, "wrote 20 codes of 16 numbers");
+  EXPECT_EQ(read_text(dir_ / "c.csv").substr(0, 12), "code0,code1,");
+  expect_exit(encore({"embed", "--model", (idx_run / "model.pt").string(), "--input", images, "--depth", "3", "--output", out("x.csv")}), 2,
+              "--depth must be in [1, 2], got 3");
+  expect_exit(encore({"predict", "--model", (idx_run / "pretrained.pt").string(), "--input", images, "--output", out("x.csv")}), 2,
+              "is a pretrained autoencoder without a classifier");
+  EXPECT_FALSE(fs::exists(dir_ / "x.csv"));
+
+  // The .npy files hold what the CSV does.
+  const auto [probabilities, classes] = read_predictions(dir_ / "idx.csv");
+  const auto npy = encore::core::read_npy_file(out("p.npy"));
+  EXPECT_EQ(npy.shape, (std::vector<std::int64_t>{20, 4}));
+  const auto npy_probabilities = torch::from_blob(const_cast<char*>(npy.bytes.data()) + npy.data_offset, {20, 4}, torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(npy_probabilities, probabilities, 0, 1e-6));
+  const auto npy_classes = encore::core::read_npy_file(out("p_classes.npy"));
+  EXPECT_EQ(npy_classes.type, encore::core::NpyType::kInt64);
+  EXPECT_TRUE(
+      torch::equal(torch::from_blob(const_cast<char*>(npy_classes.bytes.data()) + npy_classes.data_offset, {20}, torch::kInt64), classes));
+  EXPECT_EQ(encore::core::read_npy_file((dir_ / "codes" / "codes.npy").string()).shape, (std::vector<std::int64_t>{20, 4}));
+
+  // PyTorch alone (Debian's python3-torch, no encore code).
+  const auto check = "/usr/bin/python3 " + source_file("scripts/torchscript-check");
+  EXPECT_EQ(shell(check + " --model " + (idx_run / "model.pt").string() + " --input " + images + " --predictions " + out("idx.csv")), 0);
+  EXPECT_EQ(
+      shell(check + " --model " + (csv_run / "model.pt").string() + " --input " + out("test.csv") + " --predictions " + out("csv.csv")), 0);
+  EXPECT_EQ(shell(check + " --model " + (idx_run / "pretrained.pt").string() + " --input " + images + " --codes " +
+                  (dir_ / "codes" / "codes.npy").string()),
+            0);
+
+  // C++ with LibTorch alone.
+  torch::save(encore::core::load_idx_dataset(images, labels).features, out("inputs.pt"));
+  ASSERT_EQ(shell(tool("torchscript_predict") + " " + (idx_run / "model.pt").string() + " " + out("inputs.pt") + " " + out("outputs.pt")),
+            0);
+  std::vector<torch::Tensor> outputs;
+  torch::load(outputs, out("outputs.pt"));
+  ASSERT_EQ(outputs.size(), 3u);
+  EXPECT_TRUE(torch::allclose(outputs[0], probabilities, 0, 1e-5));
+  EXPECT_TRUE(torch::equal(outputs[1], classes));
+  EXPECT_EQ(outputs[2].sizes(), (std::vector<std::int64_t>{20, 4}));
+}
+
+TEST_F(UserInput, AnNpyCopyOfTheDataTrainsToTheSameResultAsTheIdxFiles) {
+  auto config = idx_config();
+  const auto write_npy = [&](const std::string& images_key, const std::string& labels_key, const std::string& stem) {
+    const auto data =
+        encore::core::load_idx_dataset(config["data"][images_key].get<std::string>(), config["data"][labels_key].get<std::string>());
+    const auto labels = data.labels.to(torch::kInt32);
+    encore::testing::write_text(dir_ / (stem + "_x.npy"), encore::core::npy_bytes(encore::core::NpyType::kUInt8,
+                                                                                  data.features.sizes().vec(), data.features.data_ptr()));
+    encore::testing::write_text(dir_ / (stem + "_y.npy"),
+                                encore::core::npy_bytes(encore::core::NpyType::kInt32, {data.size()}, labels.data_ptr()));
+  };
+  write_npy("train_images", "train_labels", "train");
+  write_npy("test_images", "test_labels", "test");
+  const auto idx_run = completed_run(write_config("idx.json", config), "idx_run");
+  config["data"] = {{"format", "npy"},
+                    {"train_features", "train_x.npy"},
+                    {"train_labels", "train_y.npy"},
+                    {"test_features", "test_x.npy"},
+                    {"test_labels", "test_y.npy"}};
+  const auto npy_run = completed_run(write_config("npy.json", config), "npy_run");
+  const auto summary = [](const fs::path& run) { return Json::parse(read_text(run / "summary.json")); };
+  for (const char* part : {"pretrain", "validation", "test"}) EXPECT_EQ(summary(npy_run)[part], summary(idx_run)[part]) << part;
+  EXPECT_EQ(shell(tool("same_weights") + " " + (idx_run / "model.pt").string() + " " + (npy_run / "model.pt").string()), 0);
+  // Prediction and evaluation read .npy inputs of the model's shape.
+  expect_exit(encore({"evaluate", (npy_run / "model.pt").string(), "--data", (dir_ / "test_x.npy").string(), "--labels",
+                      (dir_ / "test_y.npy").string()}),
+              0, "(20 examples)");
+  expect_exit(encore({"predict", "--model", (npy_run / "model.pt").string(), "--input", (dir_ / "train_y.npy").string(), "--output",
+                      (dir_ / "p.csv").string()}),
+              1, "train_y.npy: examples are single numbers, the model takes 8x8");
+}
+
+TEST_F(UserInput, TheRunReportRendersInChromiumWithEverySectionAndNoBrokenImage) {
+  const auto run = completed_run(write_config("idx.json", idx_config()), "run");
+  ASSERT_TRUE(fs::exists(run / "report.html"));
+  fs::remove(run / "report.html");
+  expect_exit(encore({"report", run.string()}), 0, "wrote " + (run / "report.html").string());
+  expect_exit(encore({"report", dir_.path().string()}), 2, "has no config.json: it is not an encore run directory");
+  if (shell("command -v chromium >/dev/null 2>&1") != 0) GTEST_SKIP() << "chromium is not installed (scripts/setup installs it)";
+  const auto chromium = "cd " + dir_.path().string() + " && HOME=" + dir_.path().string() +
+                        " timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-dev-shm-usage ";
+  ASSERT_EQ(shell(chromium + "--dump-dom file://" + (run / "report.html").string() + " > dom.html 2>chromium.err"), 0)
+      << read_text(dir_ / "chromium.err");
+  const auto dom = read_text(dir_ / "dom.html");
+  EXPECT_NE(dom.find("data-loaded=\"true\""), std::string::npos) << "the page's load event never ran";
+  EXPECT_NE(dom.find("data-broken-images=\"0\""), std::string::npos) << "an image did not decode";
+  EXPECT_EQ(dom.find("data-script-errors"), std::string::npos) << "a script failed";
+  for (const char* section : {"data", "curves", "pretraining", "pictures", "evaluation", "load", "timings", "config"}) {
+    EXPECT_NE(dom.find(std::string("<section id=\"") + section + "\">"), std::string::npos) << section;
+  }
+  EXPECT_NE(dom.find("<svg class=\"chart\""), std::string::npos);
+  EXPECT_NE(dom.find("pretrain/layer1: loss"), std::string::npos);
+  EXPECT_NE(dom.find("true \\ predicted"), std::string::npos);
+  ASSERT_EQ(shell(chromium + "--screenshot=" + (dir_ / "report.png").string() + " --window-size=1280,2400 file://" +
+                  (run / "report.html").string() + " 2>>chromium.err"),
+            0);
+  EXPECT_EQ(encore::testing::png_size(dir_ / "report.png"), (std::pair<int, int>{1280, 2400}));
 }
 
 }  // namespace

@@ -83,17 +83,19 @@ void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int 
   }
 }
 
-void write_png(const std::filesystem::path& file, const torch::Tensor& gray, std::int64_t scale) {
-  TORCH_CHECK(gray.dim() == 2 && gray.scalar_type() == torch::kUInt8, "write_png takes a uint8 [H, W] image");
+void write_png(const std::filesystem::path& file, const torch::Tensor& image, std::int64_t scale) {
+  TORCH_CHECK((image.dim() == 2 || (image.dim() == 3 && image.size(2) == 3)) && image.scalar_type() == torch::kUInt8,
+              "write_png takes a uint8 [H, W] or [H, W, 3] image");
   TORCH_CHECK(scale >= 1, "write_png scale must be >= 1, got ", scale);
-  auto pixels = gray.repeat_interleave(scale, 0).repeat_interleave(scale, 1).contiguous();
+  auto pixels = image.repeat_interleave(scale, 0).repeat_interleave(scale, 1).contiguous();
+  const int channels = image.dim() == 3 ? 3 : 1;
   const int height = static_cast<int>(pixels.size(0));
   const int width = static_cast<int>(pixels.size(1));
   std::string png;
   const auto append = [](void* context, void* data, int size) {
     static_cast<std::string*>(context)->append(static_cast<char*>(data), size);
   };
-  if (stbi_write_png_to_func(append, &png, width, height, 1, pixels.data_ptr<std::uint8_t>(), width) == 0) {
+  if (stbi_write_png_to_func(append, &png, width, height, channels, pixels.data_ptr<std::uint8_t>(), width * channels) == 0) {
     throw std::runtime_error(fmt::format("cannot encode the PNG image {}", file.string()));
   }
   write_file_atomically(file, png);

@@ -301,6 +301,24 @@ void for_each_owned_rows(std::int64_t rows, std::int64_t row_size,
                    }});
 }
 
+std::string activation_script(Activation activation, const std::string& z) {
+  switch (activation) {
+    case Activation::kSigmoid:
+      return "torch.sigmoid(" + z + ")";
+    case Activation::kRelu:
+      return "torch.relu(" + z + ")";
+    case Activation::kTanh:
+      return "torch.tanh(" + z + ")";
+    case Activation::kLinear:
+      break;
+  }
+  return z;
+}
+
+std::string linear_script(const std::string& input, const std::string& weight, const std::string& bias, Activation activation) {
+  return activation_script(activation, "torch.linear(" + input + ", " + weight + ", " + bias + ")");
+}
+
 torch::Tensor activate(Activation activation, const torch::Tensor& z) {
   switch (activation) {
     case Activation::kSigmoid:

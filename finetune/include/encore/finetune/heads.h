@@ -35,6 +35,12 @@ class Head {
   /// Predicted class indices [B]: the argmax of the scores, or -1 ("none of the K classes") where
   /// the head abstains.
   virtual torch::Tensor predict(const torch::Tensor& scores) const = 0;
+  /// TorchScript source of the head's methods in model.pt, compiled on a TorchScript copy of
+  /// module() (same parameter and child names): `scores_of(self, features: Tensor) -> Tensor`,
+  /// `probabilities_of(self, scores: Tensor) -> Tensor` and `classes_of(self, scores: Tensor) ->
+  /// Tensor`, computing what forward, probabilities and predict do. Empty, the default: model.pt
+  /// holds the weights without methods.
+  virtual std::string torchscript() const { return {}; }
 };
 
 /// A head that is one Linear(d, K) layer, named "linear": its outputs are the scores. Derived heads
@@ -46,9 +52,22 @@ class LinearHead : public torch::nn::Cloneable<Derived>, public Head {
   torch::nn::Module& module() override { return *this; }
   /// The scores: one Linear layer.
   torch::Tensor forward(const torch::Tensor& features) override { return core::linear(features, linear->weight, linear->bias); }
+  /// The layer's scores_of followed by the derived head's `probabilities_of` and `classes_of` bodies.
+  std::string torchscript() const override {
+    return "def scores_of(self, features: Tensor) -> Tensor:\n    return " +
+           core::linear_script("features", "self.linear.weight", "self.linear.bias", core::Activation::kLinear) +
+           "\n\ndef probabilities_of(self, scores: Tensor) -> Tensor:\n    " + probabilities_script() +
+           "\n\ndef classes_of(self, scores: Tensor) -> Tensor:\n    " + classes_script() + "\n";
+  }
 
   /// The layer.
   torch::nn::Linear linear = nullptr;
+
+ protected:
+  /// The body of `probabilities_of(self, scores)` in TorchScript (statements at one indent).
+  virtual std::string probabilities_script() const = 0;
+  /// The body of `classes_of(self, scores)` in TorchScript.
+  virtual std::string classes_script() const = 0;
 };
 
 /// Options of a one-versus-all head. The config's `head` object for `"type": "one_vs_all"` holds
@@ -91,6 +110,10 @@ class OneVsAllHeadImpl : public LinearHead<OneVsAllHeadImpl> {
 
   /// The options it was built with.
   OneVsAllHeadOptions options;
+
+ protected:
+  std::string probabilities_script() const override;
+  std::string classes_script() const override;
 };
 TORCH_MODULE(OneVsAllHead);
 
@@ -121,6 +144,10 @@ class SoftmaxHeadImpl : public LinearHead<SoftmaxHeadImpl> {
   std::int64_t input_dim;
   /// Classes K.
   std::int64_t classes;
+
+ protected:
+  std::string probabilities_script() const override;
+  std::string classes_script() const override;
 };
 TORCH_MODULE(SoftmaxHead);
 

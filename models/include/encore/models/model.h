@@ -3,6 +3,7 @@
 /// implements it; a user's own torch::nn module implements it to reuse the same machinery.
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -31,6 +32,13 @@ class AutoencoderModel {
   /// Layers that greedy pretraining trains one at a time, bottom first; layer k must accept the
   /// codes of layer k-1. Empty for models that only train end to end.
   virtual std::vector<AutoencoderLayer> greedy_layers() { return {}; }
+  /// TorchScript source of the methods that pretrained.pt and model.pt offer outside encore,
+  /// compiled on a TorchScript copy of module() (same parameter, buffer and child names, so `self.`
+  /// reaches them as in C++): `code_of(self, x: Tensor, depth: int) -> Tensor`, the code of scaled
+  /// inputs [B, D] after the first `depth` greedy layers (models without them ignore depth), and
+  /// `reconstruction_of(self, x: Tensor) -> Tensor`, the reconstruction of scaled inputs in eval
+  /// mode. Empty, the default: the files hold the weights without those methods.
+  virtual std::string torchscript() const { return {}; }
 };
 
 /// Layers held by stable names (layer0, layer1, ...) so parameter names survive save and load.
@@ -54,6 +62,7 @@ class StackedAutoencoderImpl : public torch::nn::Cloneable<StackedAutoencoderImp
   torch::Tensor forward(const torch::Tensor& x) override;
   std::int64_t code_dim() const override { return options.hidden_dims().back(); }
   std::vector<AutoencoderLayer> greedy_layers() override { return layers_; }
+  std::string torchscript() const override;
 
   /// Layers in the stack.
   int depth() const { return static_cast<int>(layers_.size()); }

@@ -24,8 +24,8 @@ int text_width(const std::string& text, int scale);
 /// the same top-left corner. Pixels outside the image are dropped.
 void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int scale, std::uint8_t value, bool vertical = false);
 
-/// Writes a uint8 [H, W] grayscale image as a PNG, atomically; `scale` repeats each pixel for
-/// legibility of small images.
-void write_png(const std::filesystem::path& file, const torch::Tensor& gray, std::int64_t scale = 1);
+/// Writes a uint8 [H, W] grayscale or [H, W, 3] RGB image as a PNG, atomically; `scale` repeats
+/// each pixel for legibility of small images.
+void write_png(const std::filesystem::path& file, const torch::Tensor& image, std::int64_t scale = 1);
 
 }  // namespace encore::core

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include <torch/types.h>
 
@@ -43,6 +44,13 @@ enum class Activation { kSigmoid, kRelu, kTanh, kLinear };
 
 /// activation(z) with LibTorch's operations (kLinear returns z).
 torch::Tensor activate(Activation activation, const torch::Tensor& z);
+
+/// The TorchScript expression of activation(z) for the expression `z` ("torch.sigmoid(z)"), for the
+/// methods of saved models.
+std::string activation_script(Activation activation, const std::string& z);
+
+/// The TorchScript expression of activation(input W^T + bias) (core::linear) for the expressions given.
+std::string linear_script(const std::string& input, const std::string& weight, const std::string& bias, Activation activation);
 
 /// activation(input W^T + bias): torch::linear (input (..., in), weight (out, in), bias (out) or
 /// undefined) followed by the activation, with the work on the weight split by owner: each intra-op
