@@ -71,7 +71,19 @@ std::string number(double value) {
   return fmt::format("{:.4g}", value);
 }
 
-std::string cell(const Json& value) { return value.is_number() ? number(value.get<double>()) : escape(value.dump()); }
+// A JSON value as a table shows it: counts as integers, measurements to 4 digits, lists of names
+// and sizes as text.
+std::string cell(const Json& value) {
+  if (value.is_number_integer()) return value.dump();
+  if (value.is_number()) return number(value.get<double>());
+  if (value.is_string()) return escape(value.get<std::string>());
+  if (value.is_array()) {
+    std::string text;
+    for (const auto& item : value) text += (text.empty() ? "" : ", ") + (item.is_string() ? item.get<std::string>() : item.dump());
+    return escape(text);
+  }
+  return escape(value.dump());
+}
 
 std::optional<Json> read_json(const fs::path& file) {
   if (!fs::is_regular_file(file)) return std::nullopt;
@@ -114,7 +126,7 @@ struct Series {
 
 // A line chart of `series` against epochs, as inline SVG with axes, ticks and a legend.
 std::string line_chart(const std::string& title, const std::vector<Series>& series) {
-  constexpr double kWidth = 440, kHeight = 250, kLeft = 62, kRight = 12, kTop = 28, kBottom = 42;
+  constexpr double kWidth = 400, kHeight = 250, kLeft = 72, kRight = 12, kTop = 28, kBottom = 42;
   double x_low = INFINITY, x_high = -INFINITY, y_low = INFINITY, y_high = -INFINITY;
   for (const auto& s : series) {
     for (const auto& [x, y] : s.points) {
@@ -139,9 +151,9 @@ std::string line_chart(const std::string& title, const std::vector<Series>& seri
         R"(<line x1="{0}" x2="{1}" y1="{2:.1f}" y2="{2:.1f}" class="grid"/><text x="{3}" y="{4:.1f}" class="tick" text-anchor="end">{5}</text>)",
         kLeft, kWidth - kRight, py(y), kLeft - 4, py(y) + 4, number(y));
   }
-  const int x_ticks = static_cast<int>(std::min(5.0, x_high - x_low));
-  for (int i = 0; i <= x_ticks; ++i) {
-    const double x = x_low + (x_high - x_low) * i / std::max(x_ticks, 1);
+  // Epochs are whole numbers: ticks at every epoch, or every few.
+  const double x_step = std::max(1.0, std::ceil((x_high - x_low) / 6));
+  for (double x = std::ceil(x_low); x <= x_high; x += x_step) {
     svg += fmt::format(R"(<text x="{:.1f}" y="{}" class="tick" text-anchor="middle">{}</text>)", px(x), kHeight - kBottom + 15, number(x));
   }
   svg += fmt::format(R"(<text x="{}" y="{}" class="axis" text-anchor="middle">epoch</text>)", (kLeft + kWidth - kRight) / 2, kHeight - 6);
@@ -212,8 +224,7 @@ std::string table(const std::vector<std::string>& header, const std::vector<std:
 std::string data_section(const Json& summary, const std::optional<Json>& split) {
   std::vector<std::vector<std::string>> rows;
   if (summary.contains("data")) {
-    for (const auto& [key, value] : summary["data"].items())
-      rows.push_back({escape(key), value.is_array() ? escape(value.dump()) : cell(value)});
+    for (const auto& [key, value] : summary["data"].items()) rows.push_back({escape(key), cell(value)});
   }
   if (split && split->contains("sizes")) {
     for (const auto& [key, value] : (*split)["sizes"].items()) rows.push_back({escape("split: " + key), cell(value)});
@@ -222,13 +233,15 @@ std::string data_section(const Json& summary, const std::optional<Json>& split) 
   return table({"", ""}, rows);
 }
 
-std::string pretraining_section(const Json& summary) {
+// Pretraining stages in the order they ran.
+std::string pretraining_section(const Json& summary, const StageCurves& curves) {
   std::vector<std::string> stages;
   std::set<std::string> keys;
   const auto all_stages = summary.value("stages", Json::object());
-  for (const auto& [stage, metrics] : all_stages.items()) {
-    if (stage.rfind("pretrain/", 0) != 0) continue;
+  for (const auto& stage : curves.order) {
+    if (stage.rfind("pretrain/", 0) != 0 || !all_stages.contains(stage)) continue;
     stages.push_back(stage);
+    const auto& metrics = all_stages[stage];
     for (const auto& [key, value] : metrics.items()) {
       if (key.rfind("val/", 0) == 0 || key == "train/loss") keys.insert(key);
     }
@@ -362,7 +375,7 @@ fs::path write_report(const fs::path& run_dir) {
   const std::vector<std::pair<std::string, std::string>> sections = {
       {"data", data_section(summary, read_json(run_dir / RunDirectory::kSplit))},
       {"curves", curves_section(curves)},
-      {"pretraining", pretraining_section(summary)},
+      {"pretraining", pretraining_section(summary, curves)},
       {"pictures",
        picture(run_dir / RunDirectory::kReconstructions, "reconstructions.png: held-out examples (top) and their reconstructions") +
            picture(run_dir / RunDirectory::kFilters, "filters.png: first-layer units' input weights")},
