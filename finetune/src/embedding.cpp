@@ -54,31 +54,34 @@ void fill(torch::Tensor& image, std::int64_t top, std::int64_t left, std::int64_
   for (int c = 0; c < 3; ++c) area.select(2, c).fill_(colour[static_cast<std::size_t>(c)]);
 }
 
-// Text in one colour: drawn into a mask by core::draw_text, then painted.
-void text(torch::Tensor& image, const std::string& words, int x, int y, int scale, const Colour& colour, bool vertical = false) {
+// Text in one colour: its coverage drawn into a mask by core::draw_text, then blended in.
+void text(torch::Tensor& image, const std::string& words, int x, int y, int height, const Colour& colour, bool vertical = false) {
   auto mask = torch::zeros({image.size(0), image.size(1)}, torch::kUInt8);
-  core::draw_text(mask, words, x, y, scale, 255, vertical);
-  const auto on = mask.gt(0);
-  for (int c = 0; c < 3; ++c) image.select(2, c).masked_fill_(on, colour[static_cast<std::size_t>(c)]);
+  core::draw_text(mask, words, x, y, height, 255, vertical);
+  const auto alpha = mask.to(torch::kFloat32) / 255;
+  for (int c = 0; c < 3; ++c) {
+    auto channel = image.select(2, c);
+    channel.copy_((channel.to(torch::kFloat32) * (1 - alpha) + alpha * colour[static_cast<std::size_t>(c)]).round().to(torch::kUInt8));
+  }
 }
 
 }  // namespace
 
 void write_embedding_png(const std::filesystem::path& file, const torch::Tensor& points, const torch::Tensor& labels,
                          const std::vector<std::string>& class_names, const std::string& title) {
-  constexpr int kPlot = 760, kLeft = 60, kTop = 50, kLegend = 230, kBottom = 60, kDot = 3;
+  constexpr int kPlot = 760, kLeft = 60, kTop = 50, kLegend = 230, kBottom = 60, kDot = 3, kTextHeight = 17, kTitleHeight = 21;
   const bool coloured = labels.defined();
   auto image = torch::full({kTop + kPlot + kBottom, kLeft + kPlot + 20 + (coloured ? kLegend : 0), 3}, 255, torch::kUInt8);
   const Colour black{0, 0, 0}, grey{150, 150, 150};
-  text(image, title, kLeft, 15, 2, black);
+  text(image, title, kLeft, 12, kTitleHeight, black);
   // The frame, then the axes' names.
   fill(image, kTop - 1, kLeft - 1, 1, kPlot + 2, grey);
   fill(image, kTop + kPlot, kLeft - 1, 1, kPlot + 2, grey);
   fill(image, kTop - 1, kLeft - 1, kPlot + 2, 1, grey);
   fill(image, kTop - 1, kLeft + kPlot, kPlot + 2, 1, grey);
   const std::string x_name = "principal component 1", y_name = "principal component 2";
-  text(image, x_name, kLeft + (kPlot - core::text_width(x_name, 2)) / 2, kTop + kPlot + 20, 2, black);
-  text(image, y_name, 20, kTop + (kPlot - core::text_width(y_name, 2)) / 2, 2, black, /*vertical=*/true);
+  text(image, x_name, kLeft + (kPlot - core::text_width(x_name, kTextHeight)) / 2, kTop + kPlot + 18, kTextHeight, black);
+  text(image, y_name, 18, kTop + (kPlot - core::text_width(y_name, kTextHeight)) / 2, kTextHeight, black, /*vertical=*/true);
   const auto p = points.to(torch::kFloat64).contiguous();
   const auto low = std::get<0>(p.min(0)), high = std::get<0>(p.max(0));
   const auto span = (high - low).clamp_min(1e-12);
@@ -98,7 +101,7 @@ void write_embedding_png(const std::filesystem::path& file, const torch::Tensor&
     for (std::size_t k = 0; k < class_names.size(); ++k) {
       const int y = kTop + 10 + static_cast<int>(k) * 26;
       fill(image, y, x, 14, 14, class_colour(static_cast<std::int64_t>(k)));
-      text(image, class_names[k], x + 22, y, 2, black);
+      text(image, class_names[k], x + 22, y - 1, kTextHeight, black);
     }
   }
   core::write_png(file, image);

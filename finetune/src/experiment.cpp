@@ -25,17 +25,25 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// At most `limit` bytes of a name, cut at a character boundary and marked "...".
+std::string shortened(const std::string& name, std::size_t limit) {
+  if (name.size() <= limit) return name;
+  std::size_t cut = limit - 3;
+  while (cut > 0 && (static_cast<unsigned char>(name[cut]) & 0xC0) == 0x80) --cut;  // inside a UTF-8 sequence
+  return name.substr(0, cut) + "...";
+}
+
 // The confusion matrix as a picture: one cell per (true, predicted) pair, rows normalised to their
 // class size so that every class's errors show at the same scale (white: all of a class), the class
 // names along the left (true) and the top (predicted, reading upwards).
 void write_confusion_png(const fs::path& file, const torch::Tensor& confusion, const std::vector<std::string>& class_names) {
-  constexpr int kCell = 24, kTextScale = 2, kPad = 6, kNameChars = 24;
+  constexpr int kCell = 24, kTextHeight = 16, kPad = 6, kNameChars = 24;
   constexpr std::uint8_t kWhite = 255, kBlack = 0;
   std::vector<std::string> names;
-  int longest = core::text_width("predicted", kTextScale);
+  int longest = core::text_width("predicted", kTextHeight);
   for (const auto& name : class_names) {
-    names.push_back(name.size() > kNameChars ? name.substr(0, kNameChars - 3) + "..." : name);
-    longest = std::max(longest, core::text_width(names.back(), kTextScale));
+    names.push_back(shortened(name, kNameChars));
+    longest = std::max(longest, core::text_width(names.back(), kTextHeight));
   }
   const int margin = longest + 2 * kPad;
   const auto classes = confusion.size(0);
@@ -45,15 +53,14 @@ void write_confusion_png(const fs::path& file, const torch::Tensor& confusion, c
   image.narrow(0, margin, classes * kCell)
       .narrow(1, margin, classes * kCell)
       .copy_(cells.repeat_interleave(kCell, 0).repeat_interleave(kCell, 1));
-  constexpr int kGlyphHeight = 7 * kTextScale;
   for (std::int64_t k = 0; k < classes; ++k) {
-    const int offset = margin + static_cast<int>(k) * kCell + (kCell - kGlyphHeight) / 2;
+    const int offset = margin + static_cast<int>(k) * kCell + (kCell - kTextHeight) / 2;
     const auto& name = names[static_cast<std::size_t>(k)];
-    core::draw_text(image, name, margin - kPad - core::text_width(name, kTextScale), offset, kTextScale, kBlack);
-    core::draw_text(image, name, offset, margin - kPad - core::text_width(name, kTextScale), kTextScale, kBlack, true);
+    core::draw_text(image, name, margin - kPad - core::text_width(name, kTextHeight), offset, kTextHeight, kBlack);
+    core::draw_text(image, name, offset, margin - kPad - core::text_width(name, kTextHeight), kTextHeight, kBlack, true);
   }
-  core::draw_text(image, "true", kPad, margin - kPad - kGlyphHeight, kTextScale, kBlack);
-  core::draw_text(image, "predicted", margin - kPad - kGlyphHeight, kPad, kTextScale, kBlack, true);
+  core::draw_text(image, "true", kPad, margin - kPad - kTextHeight, kTextHeight, kBlack);
+  core::draw_text(image, "predicted", margin - kPad - kTextHeight, kPad, kTextHeight, kBlack, true);
   core::write_png(file, image);
 }
 

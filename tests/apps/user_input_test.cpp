@@ -488,15 +488,16 @@ TEST_F(UserInput, ModelFilesWorkInPyTorchAndInCppWithLibTorchAloneAsEncorePredic
             0);
 
   // C++ with LibTorch alone.
-  torch::save(encore::core::load_idx_dataset(images, labels).features, out("inputs.pt"));
+  const auto inputs = torch::pickle_save(encore::core::load_idx_dataset(images, labels).features);
+  encore::testing::write_text(dir_ / "inputs.pt", std::string(inputs.begin(), inputs.end()));
   ASSERT_EQ(shell(tool("torchscript_predict") + " " + (idx_run / "model.pt").string() + " " + out("inputs.pt") + " " + out("outputs.pt")),
             0);
-  std::vector<torch::Tensor> outputs;
-  torch::load(outputs, out("outputs.pt"));
+  const auto output_bytes = read_text(dir_ / "outputs.pt");
+  const auto outputs = torch::pickle_load(std::vector<char>(output_bytes.begin(), output_bytes.end())).toTuple()->elements();
   ASSERT_EQ(outputs.size(), 3u);
-  EXPECT_TRUE(torch::allclose(outputs[0], probabilities, 0, 1e-5));
-  EXPECT_TRUE(torch::equal(outputs[1], classes));
-  EXPECT_EQ(outputs[2].sizes(), (std::vector<std::int64_t>{20, 4}));
+  EXPECT_TRUE(torch::allclose(outputs[0].toTensor(), probabilities, 0, 1e-5));
+  EXPECT_TRUE(torch::equal(outputs[1].toTensor(), classes));
+  EXPECT_EQ(outputs[2].toTensor().sizes(), (std::vector<std::int64_t>{20, 4}));
 }
 
 TEST_F(UserInput, AnNpyCopyOfTheDataTrainsToTheSameResultAsTheIdxFiles) {

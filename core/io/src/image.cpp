@@ -1,11 +1,12 @@
 #include "encore/core/image.h"
 
-#include <stb/stb_easy_font.h>
 #include <stb/stb_image_write.h>
+#include <stb/stb_truetype.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include <fmt/format.h>
@@ -37,49 +38,107 @@ torch::Tensor image_grid(const torch::Tensor& images, std::int64_t columns, std:
 
 namespace {
 
-// stb's font covers printable ASCII; it indexes its tables by the byte, so nothing else gets there.
-std::string printable(const std::string& text) {
-  std::string out = text;
-  for (auto& c : out) {
-    if (c < 32 || c > 126) c = '?';
+// DejaVu Sans (Debian's fonts-dejavu-core; CMake finds the file) is built into the library, so
+// pictures never depend on a font being installed where encore runs.
+asm(".section .rodata\n"
+    ".balign 16\n"
+    ".global encore_font_begin\n"
+    ".hidden encore_font_begin\n"
+    "encore_font_begin:\n"
+    ".incbin \"" ENCORE_FONT_FILE
+    "\"\n"
+    ".global encore_font_end\n"
+    ".hidden encore_font_end\n"
+    "encore_font_end:\n"
+    ".previous\n");
+
+extern "C" const unsigned char encore_font_begin[];
+
+const stbtt_fontinfo& font() {
+  static const stbtt_fontinfo info = [] {
+    stbtt_fontinfo loaded;
+    if (!stbtt_InitFont(&loaded, encore_font_begin, stbtt_GetFontOffsetForIndex(encore_font_begin, 0))) {
+      throw std::logic_error("the built-in font does not parse");
+    }
+    return loaded;
+  }();
+  return info;
+}
+
+// UTF-8 to code points; a malformed byte becomes U+FFFD.
+std::vector<int> code_points(const std::string& text) {
+  std::vector<int> out;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const int length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
+    int point = length == 1 ? lead : length == 2 ? lead & 0x1F : length == 3 ? lead & 0x0F : lead & 0x07;
+    bool valid = length > 0 && i + static_cast<std::size_t>(length) <= text.size();
+    for (int k = 1; valid && k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
+      valid = (next >> 6) == 0x2;
+      point = (point << 6) | (next & 0x3F);
+    }
+    out.push_back(valid ? point : 0xFFFD);
+    i += valid ? static_cast<std::size_t>(length) : 1;
   }
   return out;
 }
 
-}  // namespace
+// Where each glyph starts along the line, in pixels at the font scale, and the line's width.
+struct Layout {
+  std::vector<int> points;
+  std::vector<float> pen;
+  float width = 0;
+};
 
-int text_width(const std::string& text, int scale) {
-  auto shown = printable(text);
-  return stb_easy_font_width(shown.data()) * scale;
+Layout lay_out(const std::string& text, float scale) {
+  Layout layout{code_points(text), {}, 0};
+  for (std::size_t k = 0; k < layout.points.size(); ++k) {
+    layout.pen.push_back(layout.width);
+    int advance = 0, bearing = 0;
+    stbtt_GetCodepointHMetrics(&font(), layout.points[k], &advance, &bearing);
+    const int kern = k + 1 < layout.points.size() ? stbtt_GetCodepointKernAdvance(&font(), layout.points[k], layout.points[k + 1]) : 0;
+    layout.width += static_cast<float>(advance + kern) * scale;
+  }
+  return layout;
 }
 
-void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int scale, std::uint8_t value, bool vertical) {
+}  // namespace
+
+int text_width(const std::string& text, int pixel_height) {
+  return static_cast<int>(std::ceil(lay_out(text, stbtt_ScaleForPixelHeight(&font(), static_cast<float>(pixel_height))).width));
+}
+
+void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int pixel_height, std::uint8_t value, bool vertical) {
   TORCH_CHECK(image.dim() == 2 && image.scalar_type() == torch::kUInt8 && image.is_contiguous(),
               "draw_text takes a contiguous uint8 [H, W] image");
-  auto shown = printable(text);
-  // stb writes quads of four vertices (x, y, z as floats, then 4 colour bytes), about 270 bytes a character.
-  constexpr int kVertexBytes = 16, kQuadBytes = 4 * kVertexBytes;
-  std::vector<char> vertices(shown.size() * 512 + kQuadBytes);
-  const int quads = stb_easy_font_print(0, 0, shown.data(), nullptr, vertices.data(), static_cast<int>(vertices.size()));
-  const int width_units = stb_easy_font_width(shown.data());
+  const float scale = stbtt_ScaleForPixelHeight(&font(), static_cast<float>(pixel_height));
+  int ascent = 0, descent = 0, gap = 0;
+  stbtt_GetFontVMetrics(&font(), &ascent, &descent, &gap);
+  const int baseline = static_cast<int>(std::lround(static_cast<float>(ascent) * scale));
+  const auto layout = lay_out(text, scale);
+  const int line_width = static_cast<int>(std::ceil(layout.width));
   const auto height = image.size(0), width = image.size(1);
   auto* pixels = image.data_ptr<std::uint8_t>();
-  const auto corner = [&](int quad, int vertex, int axis) {
-    float value_at = 0;
-    std::memcpy(&value_at, vertices.data() + quad * kQuadBytes + vertex * kVertexBytes + axis * 4, sizeof value_at);
-    return static_cast<int>(std::lround(value_at));
-  };
-  for (int q = 0; q < quads; ++q) {
-    // Opposite corners of an axis-aligned quad, in font units.
-    const int left = std::min(corner(q, 0, 0), corner(q, 2, 0)), right = std::max(corner(q, 0, 0), corner(q, 2, 0));
-    const int top = std::min(corner(q, 0, 1), corner(q, 2, 1)), bottom = std::max(corner(q, 0, 1), corner(q, 2, 1));
-    for (int u = left * scale; u < right * scale; ++u) {
-      for (int v = top * scale; v < bottom * scale; ++v) {
-        const std::int64_t column = x + (vertical ? v : u);
-        const std::int64_t row = y + (vertical ? width_units * scale - 1 - u : v);
-        if (row >= 0 && row < height && column >= 0 && column < width) pixels[row * width + column] = value;
+  for (std::size_t k = 0; k < layout.points.size(); ++k) {
+    int glyph_width = 0, glyph_height = 0, left = 0, top = 0;
+    const float shift = layout.pen[k] - std::floor(layout.pen[k]);
+    unsigned char* coverage =
+        stbtt_GetCodepointBitmapSubpixel(&font(), scale, scale, shift, 0, layout.points[k], &glyph_width, &glyph_height, &left, &top);
+    for (int v = 0; v < glyph_height; ++v) {
+      for (int u = 0; u < glyph_width; ++u) {
+        // (along, across): the pixel's place in the line, from its top-left corner.
+        const int along = static_cast<int>(std::floor(layout.pen[k])) + left + u, across = baseline + top + v;
+        const std::int64_t column = x + (vertical ? across : along);
+        const std::int64_t row = y + (vertical ? line_width - 1 - along : across);
+        if (row < 0 || row >= height || column < 0 || column >= width) continue;
+        // Antialiased: the glyph's coverage blends `value` over what is there.
+        auto& pixel = pixels[row * width + column];
+        const int alpha = coverage[v * glyph_width + u];
+        pixel = static_cast<std::uint8_t>((pixel * (255 - alpha) + value * alpha + 127) / 255);
       }
     }
+    stbtt_FreeBitmap(coverage, nullptr);
   }
 }
 

@@ -24,3 +24,31 @@ TEST(Image, PngDecodesToTheScaledSize) {
   encore::core::write_png(dir / "grid.png", gray, 2);
   EXPECT_EQ(encore::testing::png_size(dir / "grid.png"), std::make_pair(2 * (5 * 7 + 1), 2 * (4 + 2)));
 }
+
+TEST(Image, TextIsDrawnInsideItsLineBoxHorizontallyOrReadingUpwardsAndNonAsciiHasGlyphs) {
+  constexpr int kHeight = 16;
+  const int width = encore::core::text_width("Ankle boot", kHeight);
+  EXPECT_GT(width, encore::core::text_width("Bag", kHeight));
+  EXPECT_GT(width, 5 * kHeight / 2);  // ten characters, about half a line high each
+  auto image = torch::zeros({40, 120}, torch::kUInt8);
+  encore::core::draw_text(image, "Ankle boot", 10, 5, kHeight, 255);
+  const auto inked = image.gt(0).nonzero();
+  ASSERT_GT(inked.size(0), 0);
+  EXPECT_GE(inked.select(1, 0).min().item<std::int64_t>(), 5);
+  EXPECT_LT(inked.select(1, 0).max().item<std::int64_t>(), 5 + kHeight);
+  EXPECT_GE(inked.select(1, 1).min().item<std::int64_t>(), 10);
+  EXPECT_LT(inked.select(1, 1).max().item<std::int64_t>(), 10 + width);
+  // Antialiased: partial coverage between background and ink.
+  EXPECT_TRUE(image.gt(0).logical_and(image.lt(255)).any().item<bool>());
+
+  // Vertical: the same pixels turned a quarter counter-clockwise, from the same top-left corner.
+  auto turned = torch::zeros({120, 40}, torch::kUInt8);
+  encore::core::draw_text(turned, "Ankle boot", 5, 10, kHeight, 255, /*vertical=*/true);
+  EXPECT_TRUE(
+      torch::equal(turned.narrow(0, 10, width).narrow(1, 5, kHeight), image.narrow(0, 5, kHeight).narrow(1, 10, width).t().flip(0)));
+
+  auto accented = torch::zeros({30, 60}, torch::kUInt8);
+  encore::core::draw_text(accented, "\xC3\xA9t\xC3\xA9", 0, 0, kHeight, 255);  // "été"
+  EXPECT_GT(accented.gt(0).sum().item<std::int64_t>(), 20);
+  EXPECT_EQ(encore::core::text_width("\xC3\xA9", kHeight), encore::core::text_width("e", kHeight));
+}

@@ -14,16 +14,14 @@ namespace encore::core {
 /// clamped from [0, 1]. Returns uint8 [rows*(H+padding)+padding, columns*(W+padding)+padding].
 torch::Tensor image_grid(const torch::Tensor& images, std::int64_t columns, std::int64_t padding, bool normalize_each);
 
-/// Width in pixels of `text` drawn by draw_text at `scale` (the font is 5 pixels wide, 7 high, and
-/// advances about 6 per character before scaling).
-int text_width(const std::string& text, int scale);
-
-/// Draws `text` into a uint8 [H, W] image in place, in stb's built-in bitmap font (printable ASCII;
-/// other bytes show as '?') with `scale` x `scale` pixels per font pixel, the text's top-left corner at
-/// column `x`, row `y`. `vertical` turns it a quarter counter-clockwise, to read bottom to top, with
-/// the same top-left corner. Pixels outside the image are dropped.
-void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int scale, std::uint8_t value, bool vertical = false);
-
+/// Width in pixels of `text` (UTF-8) drawn by draw_text with lines `pixel_height` pixels high.
+int text_width(const std::string& text, int pixel_height);
+/// Draws `text` (UTF-8) into a uint8 [H, W] image in place, antialiased, in DejaVu Sans (built into
+/// the library) with lines `pixel_height` pixels high (ascent to descent), the line's top-left corner
+/// at column `x`, row `y`; the glyphs' coverage blends `value` over the image. `vertical` turns it a
+/// quarter counter-clockwise, to read bottom to top, with the same top-left corner. Pixels outside
+/// the image are dropped.
+void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int pixel_height, std::uint8_t value, bool vertical = false);
 /// Writes a uint8 [H, W] grayscale or [H, W, 3] RGB image as a PNG, atomically; `scale` repeats
 /// each pixel for legibility of small images.
 void write_png(const std::filesystem::path& file, const torch::Tensor& image, std::int64_t scale = 1);
