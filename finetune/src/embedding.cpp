@@ -87,14 +87,14 @@ void write_embedding_png(const std::filesystem::path& file, const torch::Tensor&
   const auto span = (high - low).clamp_min(1e-12);
   const auto pixel = ((p - low) / span * (kPlot - kDot)).round().to(torch::kInt64).contiguous();
   const auto* xy = pixel.data_ptr<std::int64_t>();
-  const auto label_values = coloured ? labels.to(torch::kInt64).contiguous() : torch::Tensor();
+  const auto label_values = coloured ? labels.to(torch::kInt64).contiguous() : torch::zeros({p.size(0)}, torch::kInt64);
+  const auto* label_of = label_values.data_ptr<std::int64_t>();
   // Drawn in a seeded random order, so that no class is painted over all the others.
   const auto order = torch::randperm(p.size(0), core::seeded_generator(0), torch::kInt64);
   const auto* rows = order.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < p.size(0); ++i) {
     const auto row = rows[i];
-    const auto colour = coloured ? class_colour(label_values[row].item<std::int64_t>()) : class_colour(0);
-    fill(image, kTop + (kPlot - kDot) - xy[2 * row + 1], kLeft + xy[2 * row], kDot, kDot, colour);
+    fill(image, kTop + (kPlot - kDot) - xy[2 * row + 1], kLeft + xy[2 * row], kDot, kDot, class_colour(label_of[row]));
   }
   if (coloured) {
     const int x = kLeft + kPlot + 30;

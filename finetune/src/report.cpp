@@ -23,7 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using core::Json;
 
-constexpr const char* kReport = "report.html";
 // Colours of the curves: the palette embedding.png and most plotting tools start with.
 constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
 
@@ -394,7 +393,7 @@ fs::path write_report(const fs::path& run_dir) {
     html += fmt::format(R"(<section id="{0}"><h2>{0}</h2>{1}</section>)", id, body.empty() ? "<p>None in this run.</p>" : body);
   }
   html += "</body></html>\n";
-  const auto file = run_dir / kReport;
+  const auto file = run_dir / RunDirectory::kReport;
   core::write_file_atomically(file, html);
   return file;
 }

@@ -37,6 +37,8 @@ class RunDirectory {
   static constexpr const char* kFilters = "filters.png";
   /// The test confusion matrix.
   static constexpr const char* kConfusion = "confusion.png";
+  /// The page about the run (report.h).
+  static constexpr const char* kReport = "report.html";
   /// Held by the process working in the directory (lock()).
   static constexpr const char* kLock = "run.lock";
 
