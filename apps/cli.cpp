@@ -72,6 +72,41 @@ int exit_code_of(const std::function<int()>& command, const std::string& config_
   }
 }
 
+// The subcommands that use a trained model file.
+struct ModelCommands {
+  CLI::App* evaluate;
+  CLI::App* predict;
+  CLI::App* embed;
+};
+
+ModelCommands add_model_commands(CLI::App& app, EvaluateArgs& evaluate_args, PredictArgs& predict_args, EmbedArgs& embed_args) {
+  auto* evaluate = app.add_subcommand("evaluate", "evaluate a trained model on its run's test data, or on --data; metrics JSON on stdout");
+  evaluate->add_option("run_or_model", evaluate_args.run_or_model, "run directory holding model.pt, or a model.pt")->required();
+  evaluate->add_option("--data", evaluate_args.data_file,
+                       "labelled data to evaluate on: a CSV with the label column, or IDX or npy examples");
+  evaluate->add_option("--labels", evaluate_args.labels_file, "with --data of IDX or npy examples: their labels");
+
+  auto* predict = app.add_subcommand("predict", "predict classes and per-class probabilities of new data, as CSV");
+  predict->add_option("--model", predict_args.model_file, "model.pt of a run")->required();
+  predict->add_option("--input", predict_args.input_file, "IDX images, a .npy array or CSV rows in the format the model was trained on")
+      ->required();
+  predict
+      ->add_option("--output", predict_args.output_file,
+                   "CSV to write: prediction,p_<class>...; - for standard output; P.npy: the probabilities [N, K] (float32), "
+                   "and P_classes.npy the classes [N] (int64, -1 where the head abstains)")
+      ->required();
+
+  auto* embed = app.add_subcommand("embed", "the codes of new data (CSV or .npy) and embedding.png, a map of them coloured by class");
+  embed->add_option("--model", embed_args.model_file, "model.pt or pretrained.pt of a run")->required();
+  embed->add_option("--input", embed_args.input_file, "examples in the format the model was trained on")->required();
+  embed->add_option("--labels", embed_args.labels_file, "labels of IDX or npy inputs, to colour the map (a CSV's label column is read)");
+  embed->add_option("--output", embed_args.output_file, "codes to write: C.csv (code0,code1,...), C.npy (float32 [N, width]) or -")
+      ->required();
+  embed->add_option("--depth", embed_args.depth, "codes after the first K encoder layers (default: the model's code)");
+  embed->add_option("--picture", embed_args.picture_file, "the map to draw (default: embedding.png beside the output)");
+  return {evaluate, predict, embed};
+}
+
 }  // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -96,30 +131,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   finetune->add_option("--from", run_args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
 
   EvaluateArgs evaluate_args;
-  auto* evaluate = app.add_subcommand("evaluate", "evaluate a trained model on its run's test data, or on --data; metrics JSON on stdout");
-  evaluate->add_option("run_or_model", evaluate_args.run_or_model, "run directory holding model.pt, or a model.pt")->required();
-  evaluate->add_option("--data", evaluate_args.data_file, "labelled data to evaluate on: a CSV with the label column, or IDX images");
-  evaluate->add_option("--labels", evaluate_args.labels_file, "with --data of IDX images: their IDX labels");
-
   PredictArgs predict_args;
-  auto* predict = app.add_subcommand("predict", "predict classes and per-class probabilities of new data, as CSV");
-  predict->add_option("--model", predict_args.model_file, "model.pt of a run")->required();
-  predict->add_option("--input", predict_args.input_file, "IDX images or CSV rows in the format the model was trained on")->required();
-  predict
-      ->add_option("--output", predict_args.output_file,
-                   "CSV to write: prediction,p_<class>...; - for standard output; P.npy: the probabilities [N, K] (float32), "
-                   "and P_classes.npy the classes [N] (int64, -1 where the head abstains)")
-      ->required();
-
   EmbedArgs embed_args;
-  auto* embed = app.add_subcommand("embed", "the codes of new data (CSV or .npy) and embedding.png, a map of them coloured by class");
-  embed->add_option("--model", embed_args.model_file, "model.pt or pretrained.pt of a run")->required();
-  embed->add_option("--input", embed_args.input_file, "examples in the format the model was trained on")->required();
-  embed->add_option("--labels", embed_args.labels_file, "labels of IDX or npy inputs, to colour the map (a CSV's label column is read)");
-  embed->add_option("--output", embed_args.output_file, "codes to write: C.csv (code0,code1,...), C.npy (float32 [N, width]) or -")
-      ->required();
-  embed->add_option("--depth", embed_args.depth, "codes after the first K encoder layers (default: the model's code)");
-  embed->add_option("--picture", embed_args.picture_file, "the map to draw (default: embedding.png beside the output)");
+  const auto model_commands = add_model_commands(app, evaluate_args, predict_args, embed_args);
 
   std::string report_dir;
   auto* report = app.add_subcommand("report", "write report.html of a run directory again from its files");
@@ -144,9 +158,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
       run_args.pretrain_only = pretrain->parsed();
       return run_command(run_args, out, err);
     }
-    if (evaluate->parsed()) return evaluate_command(evaluate_args, out, err);
-    if (predict->parsed()) return predict_command(predict_args, out, err);
-    if (embed->parsed()) return embed_command(embed_args, out, err);
+    if (model_commands.evaluate->parsed()) return evaluate_command(evaluate_args, out, err);
+    if (model_commands.predict->parsed()) return predict_command(predict_args, out, err);
+    if (model_commands.embed->parsed()) return embed_command(embed_args, out, err);
     if (report->parsed()) return report_command(report_dir, err);
     return kUsageError;
   };

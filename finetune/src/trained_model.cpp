@@ -295,14 +295,14 @@ std::pair<torch::Tensor, torch::Tensor> predict(TrainedModel& model, const torch
 }
 
 torch::Tensor encode(TrainedModel& model, const torch::Tensor& raw_features, std::optional<int> depth) {
-  const int layers = static_cast<int>(model.autoencoder->greedy_layers().size());
+  auto layer_list = model.autoencoder->greedy_layers();
+  const int layers = static_cast<int>(layer_list.size());
   if (depth && (layers == 0 || *depth < 1 || *depth > layers)) {
     throw core::UsageError(layers == 0 ? "--depth needs a model with layers; this model encodes in one piece"
                                        : fmt::format("--depth must be in [1, {}], got {}", layers, *depth));
   }
   torch::NoGradGuard no_grad;
   model.autoencoder->module().eval();
-  auto layer_list = model.autoencoder->greedy_layers();
   std::vector<torch::Tensor> codes;
   for (std::int64_t start = 0; start < raw_features.size(0); start += kEvaluationBatch) {
     auto h = model.scaler.apply(raw_features.narrow(0, start, std::min(kEvaluationBatch, raw_features.size(0) - start)));

@@ -175,14 +175,8 @@ void add_head(HeadRegistry& registry, const std::string& name, std::string descr
   HeadFactory factory;
   factory.parse = [](core::JsonReader& reader) { return core::options_json(core::read_options<Options>(reader)); };
   factory.build = [build](const core::Json& resolved, std::int64_t input_dim, std::int64_t classes) -> std::shared_ptr<Head> {
-    core::JsonReader reader(resolved, "/finetune/head");
-    reader.has("type");
-    const auto options = core::read_options<Options>(reader);
-    try {
-      return build(options, input_dim, classes);
-    } catch (const core::OptionError& e) {
-      reader.fail(e.option(), e.problem());
-    }
+    return core::build_from_options<Options>(resolved, "/finetune/head",
+                                             [&](const Options& options) { return build(options, input_dim, classes); });
   };
   factory.options = core::describe_options<Options>();
   registry.add(name, std::move(description), std::move(factory));

@@ -40,14 +40,7 @@ void add_model(ModelRegistry& registry, const std::string& name, std::string des
   ModelFactory factory;
   factory.parse = [](core::JsonReader& reader) { return core::options_json(core::read_options<Options>(reader)); };
   factory.build = [build](const core::Json& resolved, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
-    core::JsonReader reader(resolved, "/model");
-    reader.has("type");
-    const auto options = core::read_options<Options>(reader);
-    try {
-      return build(options, input_dim);
-    } catch (const core::OptionError& e) {
-      reader.fail(e.option(), e.problem());
-    }
+    return core::build_from_options<Options>(resolved, "/model", [&](const Options& options) { return build(options, input_dim); });
   };
   factory.options = core::describe_options<Options>();
   registry.add(name, std::move(description), std::move(factory));

@@ -126,6 +126,21 @@ Options read_options(JsonReader& reader, Options defaults = Options()) {
   return defaults;
 }
 
+/// What a registered type's `build` makes from its resolved config section at `path` (its "type"
+/// included): the options read back, passed to `build(options)`; an OptionError that `build`
+/// throws becomes a ConfigError at `path/OPTION`.
+template <class Options, class Build>
+auto build_from_options(const Json& resolved, const std::string& path, const Build& build) {
+  JsonReader reader(resolved, path);
+  reader.has("type");
+  const auto options = read_options<Options>(reader);
+  try {
+    return build(options);
+  } catch (const OptionError& e) {
+    reader.fail(e.option(), e.problem());
+  }
+}
+
 /// Every field of the options as a JSON object (enums by name, an empty optional as null).
 template <class Options>
 Json options_json(const Options& options) {
