@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   const auto mean = x.mean(0);
   const auto centred = x - mean;
   const auto covariance = centred.t().mm(centred) / static_cast<double>(x.size(0));
-  const auto [eigenvalues, eigenvectors] = torch::linalg::eigh(covariance, "L");
+  const auto [eigenvalues, eigenvectors] = torch::linalg_eigh(covariance, "L");
   // eigh sorts ascending: the principal directions are the last columns.
   const auto basis = eigenvectors.narrow(1, eigenvectors.size(1) - components, components);
   const auto reconstruction = (t - mean).mm(basis).mm(basis.t()) + mean;

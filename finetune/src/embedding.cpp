@@ -18,7 +18,7 @@ torch::Tensor principal_components_2d(const torch::Tensor& codes) {
   const auto centred = x - x.mean(0, /*keepdim=*/true);
   const auto covariance = centred.t().mm(centred) / std::max<std::int64_t>(x.size(0) - 1, 1);
   // eigh: eigenvalues in ascending order, eigenvectors in the columns.
-  const auto [values, vectors] = torch::linalg::eigh(covariance, "L");
+  const auto [values, vectors] = torch::linalg_eigh(covariance, "L");
   const auto d = vectors.size(1);
   auto components = vectors.index_select(1, torch::arange(d - 1, std::max<std::int64_t>(d - 3, -1), -1, torch::kInt64));
   const auto largest = components.abs().argmax(0);

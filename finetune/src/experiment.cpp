@@ -12,6 +12,7 @@
 #include "encore/core/distributed.h"
 #include "encore/core/errors.h"
 #include "encore/core/image.h"
+#include "encore/core/ops.h"
 #include "encore/core/resume.h"
 #include "encore/core/stage.h"
 #include "encore/finetune/evaluation.h"
@@ -113,6 +114,7 @@ class ExperimentRun {
   void apply_run_policy() {
     if (options_.resume && !options_.write_files) throw core::UsageError("resuming needs the run's files: it cannot be an in-memory run");
     configure_run_threads(config_.runtime, log_);
+    core::use_cpu_kernels(config_.runtime.cpu_kernels);
     check_ranks_agree(resolved_, options_.config_source, log_);
     check_matrix_products(log_);
     if (options_.resume) check_resumed_config(run_, resolved_, options_.allow_config_change, options_.config_source, log_);

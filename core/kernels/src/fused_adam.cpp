@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "encore/core/libtorch.h"
 #include "encore/core/ops.h"
 #include "kernels.h"
 
@@ -13,8 +14,7 @@ namespace {
 
 bool fusable(const torch::Tensor& p) {
   const auto& g = p.grad();
-  return p.device().is_cpu() && p.scalar_type() == torch::kFloat32 && p.is_contiguous() && g.scalar_type() == torch::kFloat32 &&
-         g.is_contiguous() && !g.is_sparse();
+  return cpu_kernel_takes(p) && p.is_contiguous() && g.scalar_type() == torch::kFloat32 && g.is_contiguous() && !g.is_sparse();
 }
 
 template <class Options>
@@ -29,14 +29,13 @@ bool all_fusable(const std::vector<torch::optim::OptimizerParamGroup>& groups) {
 }
 
 template <class Options, class State, bool kDecoupled>
-void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
-                ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& states) {
+void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups, libtorch::OptimizerStates& states) {
   torch::NoGradGuard no_grad;
   for (auto& group : groups) {
     const auto& options = static_cast<const Options&>(group.options());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      auto& slot = states[c10::guts::to_string(p.unsafeGetTensorImpl())];
+      auto& slot = states[libtorch::optimizer_state_key(p)];
       const bool first_update = !slot;
       if (first_update) {
         // Left unwritten: the first update starts the moments at zero without reading them, and
@@ -81,7 +80,7 @@ void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups,
 // Runs the closure, then the fused update when every parameter allows it, else the base class's.
 template <class Options, class State, bool kDecoupled, class Base>
 torch::Tensor step_with(torch::optim::Optimizer::LossClosure& closure, std::vector<torch::optim::OptimizerParamGroup>& groups,
-                        ska::flat_hash_map<std::string, std::unique_ptr<torch::optim::OptimizerParamState>>& states, Base&& base_step) {
+                        libtorch::OptimizerStates& states, Base&& base_step) {
   torch::Tensor loss;
   if (closure) {
     at::AutoGradMode enable_grad(true);

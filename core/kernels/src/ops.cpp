@@ -19,10 +19,14 @@ namespace encore::core {
 
 namespace {
 thread_local std::int64_t batch_row_offset = 0;
-
-// The tensors encore's one-pass kernels handle.
-bool cpu_float32(const torch::Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
+std::atomic<bool> cpu_kernels{true};
 }  // namespace
+
+void use_cpu_kernels(bool enabled) { cpu_kernels = enabled; }
+
+bool cpu_kernels_enabled() { return cpu_kernels; }
+
+bool cpu_kernel_takes(const torch::Tensor& t) { return cpu_kernels && t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
 
 BatchRowOffset::BatchRowOffset(std::int64_t first_row) : previous_(batch_row_offset) { batch_row_offset = first_row; }
 
@@ -30,11 +34,42 @@ BatchRowOffset::~BatchRowOffset() { batch_row_offset = previous_; }
 
 std::int64_t BatchRowOffset::current() { return batch_row_offset; }
 
+namespace {
+
+constexpr std::int64_t kLow32Bits = 0xffffffff;
+
+// h * factor modulo 2^32 for int64 tensors of 32-bit values, in two products that stay far inside
+// int64 (one full product would overflow it).
+torch::Tensor times_modulo_2_32(const torch::Tensor& h, std::uint32_t factor) {
+  const auto low = h * static_cast<std::int64_t>(factor & 0xffffu);
+  const auto high = torch::bitwise_left_shift((h * static_cast<std::int64_t>(factor >> 16)).bitwise_and(0xffff), 16);
+  return (low + high).bitwise_and(kLow32Bits);
+}
+
+// kernels::mix32 (MurmurHash3's finaliser) in tensor operations.
+torch::Tensor mix32(torch::Tensor h) {
+  h = h.bitwise_xor(torch::bitwise_right_shift(h, 16));
+  h = times_modulo_2_32(h, 0x85ebca6bu);
+  h = h.bitwise_xor(torch::bitwise_right_shift(h, 13));
+  h = times_modulo_2_32(h, 0xc2b2ae35u);
+  return h.bitwise_xor(torch::bitwise_right_shift(h, 16));
+}
+
+// kernels::masking_noise's mask for x's elements, counted from `first_element`, in tensor
+// operations on x's device: true where the element is kept.
+torch::Tensor kept_elements(const torch::Tensor& x, std::uint64_t seed, std::uint64_t first_element, std::uint32_t drop_threshold) {
+  const auto counter = (torch::arange(x.numel(), x.options().dtype(torch::kInt64)) + static_cast<std::int64_t>(first_element & kLow32Bits))
+                           .bitwise_and(kLow32Bits);
+  const auto seed_low = static_cast<std::int64_t>(seed & kLow32Bits);
+  const auto seed_high = static_cast<std::int64_t>(seed >> 32);
+  const auto u = mix32(mix32((times_modulo_2_32(counter, 0x9e3779b9u) + seed_low).bitwise_and(kLow32Bits)).bitwise_xor(seed_high));
+  return u.ge(static_cast<std::int64_t>(drop_threshold)).view(x.sizes());
+}
+
+}  // namespace
+
 torch::Tensor masking_noise(const torch::Tensor& x, double level) {
   TORCH_CHECK(level >= 0 && level < 1, "masking level must be in [0, 1), got ", level);
-  if (!cpu_float32(x) || x.requires_grad()) {
-    return x * torch::empty_like(x).bernoulli_(1.0 - level);
-  }
   std::uint64_t seed = 0;
   {
     auto generator = at::detail::getDefaultCPUGenerator();
@@ -42,9 +77,12 @@ torch::Tensor masking_noise(const torch::Tensor& x, double level) {
     seed = at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
   }
   const auto drop_threshold = static_cast<std::uint32_t>(std::min(std::ldexp(level, 32), 4294967295.0));
-  const auto input = x.contiguous();
-  const auto row_width = input.dim() > 0 && input.size(0) > 0 ? input.numel() / input.size(0) : 0;
+  const auto row_width = x.dim() > 0 && x.size(0) > 0 ? x.numel() / x.size(0) : 0;
   const auto first_element = static_cast<std::uint64_t>(batch_row_offset * row_width);
+  if (!cpu_kernel_takes(x) || x.requires_grad()) {
+    return torch::where(kept_elements(x, seed, first_element, drop_threshold), x, torch::zeros({}, x.options()));
+  }
+  const auto input = x.contiguous();
   auto out = torch::empty_like(input);
   const float* in = input.data_ptr<float>();
   float* target = out.data_ptr<float>();
@@ -279,8 +317,8 @@ struct LogisticLossSum : torch::autograd::Function<LogisticLossSum> {
 };
 
 bool owned_linear_applies(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias) {
-  return input.dim() >= 1 && weight.dim() == 2 && cpu_float32(input) && cpu_float32(weight) && weight.is_contiguous() &&
-         (!bias.defined() || (cpu_float32(bias) && bias.dim() == 1 && bias.is_contiguous())) && input.size(-1) == weight.size(1) &&
+  return input.dim() >= 1 && weight.dim() == 2 && cpu_kernel_takes(input) && cpu_kernel_takes(weight) && weight.is_contiguous() &&
+         (!bias.defined() || (cpu_kernel_takes(bias) && bias.dim() == 1 && bias.is_contiguous())) && input.size(-1) == weight.size(1) &&
          input.numel() > 0;
 }
 
@@ -334,7 +372,7 @@ torch::Tensor activate(Activation activation, const torch::Tensor& z) {
 }
 
 torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
-  if (!cpu_float32(logits) || !cpu_float32(targets) || targets.requires_grad() || logits.sizes() != targets.sizes()) {
+  if (!cpu_kernel_takes(logits) || !cpu_kernel_takes(targets) || targets.requires_grad() || logits.sizes() != targets.sizes()) {
     return torch::binary_cross_entropy_with_logits(logits, targets, {}, {}, at::Reduction::Sum);
   }
   return LogisticLossSum::apply(logits, targets);
@@ -354,7 +392,7 @@ std::optional<torch::Tensor> gather_scaled_rows(const torch::Tensor& features, c
   const auto count = rows.size(0);
   const auto d = features.numel() / std::max<std::int64_t>(features.size(0), 1);
   const bool fast_type = features.scalar_type() == torch::kUInt8 || features.scalar_type() == torch::kFloat32;
-  if (!fast_type || !features.is_contiguous() || !features.device().is_cpu() || offset.numel() != d) return std::nullopt;
+  if (!cpu_kernels || !fast_type || !features.is_contiguous() || !features.device().is_cpu() || offset.numel() != d) return std::nullopt;
   const auto index = rows.to(torch::kInt64).contiguous();
   const auto* row = index.data_ptr<std::int64_t>();
   for (std::int64_t r = 0; r < count; ++r) {

@@ -14,6 +14,7 @@ RuntimeConfig parse_runtime(JsonReader& r) {
   c.seed = static_cast<std::uint64_t>(r.get<std::int64_t>("seed", static_cast<std::int64_t>(c.seed), at_least(std::int64_t{0})));
   c.on_non_finite = r.choice("on_non_finite", {"error", "skip_step"}, c.on_non_finite);
   c.checkpoint_every_steps = r.get<std::int64_t>("checkpoint_every_steps", c.checkpoint_every_steps, at_least(std::int64_t{0}));
+  c.cpu_kernels = r.get<bool>("cpu_kernels", c.cpu_kernels);
   return c;
 }
 
@@ -23,6 +24,7 @@ void add_runtime_json(Json& out, const RuntimeConfig& c) {
   out["seed"] = c.seed;
   out["on_non_finite"] = c.on_non_finite;
   out["checkpoint_every_steps"] = c.checkpoint_every_steps;
+  out["cpu_kernels"] = c.cpu_kernels;
 }
 
 }  // namespace encore::core

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "encore/core/errors.h"
+#include "encore/core/libtorch.h"
 #include "encore/core/random.h"
 #include "encore/core/sealed_file.h"
 
@@ -14,8 +15,11 @@ namespace encore::core {
 
 namespace {
 
-// The key that stands for parameter i of group g where LibTorch's format has a tensor's address.
-std::string position_key(std::size_t group, std::size_t index) { return fmt::format("g{}p{}", group, index); }
+// The key that stands for parameter i of group g where LibTorch's format has a tensor's address: a
+// number, since LibTorch 2.x reads these keys back as numbers (1.13 matches them as text).
+std::string position_key(std::size_t group, std::size_t index) {
+  return std::to_string((static_cast<std::uint64_t>(group) << 32) | static_cast<std::uint64_t>(index));
+}
 
 std::string rank_rng_key(int rank) { return rank == 0 ? "rng/cpu" : fmt::format("rng/cpu/rank{}", rank); }
 
@@ -35,7 +39,7 @@ void save_optimizer_state(const torch::optim::Optimizer& optimizer, torch::seria
     group_archive.write("params/size", torch::tensor(static_cast<std::int64_t>(params.size())));
     for (std::size_t i = 0; i < params.size(); ++i) {
       group_archive.write(fmt::format("params/{}", i), c10::IValue(position_key(g, i)));
-      const auto found = optimizer.state().find(c10::guts::to_string(params[i].unsafeGetTensorImpl()));
+      const auto found = optimizer.state().find(libtorch::optimizer_state_key(params[i]));
       if (found == optimizer.state().end()) continue;
       torch::serialize::OutputArchive state_archive(archive.compilation_unit());
       found->second->serialize(state_archive);
@@ -63,6 +67,12 @@ void load_optimizer_state(torch::optim::Optimizer& optimizer, torch::serialize::
     }
   } catch (const c10::Error& e) {
     throw DataError(fmt::format("{}: the optimizer state does not fit this stage's optimizer: {}", file, e.what_without_backtrace()));
+  } catch (const std::logic_error& e) {
+    // LibTorch 2.x parses the parameter keys as numbers with std::stoull.
+    throw DataError(
+        fmt::format("{}: the optimizer state's parameter keys are not numbers ({}): a checkpoint of an older encore, "
+                    "which this LibTorch cannot read",
+                    file, e.what()));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "encore/core/errors.h"
+#include "encore/core/libtorch.h"
 #include "encore/core/train_section.h"
 #include "support/support.h"
 #include "support/toy_training.h"
@@ -176,7 +177,7 @@ class SignMomentum : public torch::optim::Optimizer {
       const auto& options = static_cast<const SignMomentumOptions&>(group.options());
       for (auto& p : group.params()) {
         if (!p.grad().defined()) continue;
-        auto& slot = state()[c10::guts::to_string(p.unsafeGetTensorImpl())];
+        auto& slot = state()[encore::core::libtorch::optimizer_state_key(p)];
         if (!slot) slot = std::make_unique<SignMomentumState>(SignMomentumState().momentum(torch::zeros_like(p)));
         auto& s = static_cast<SignMomentumState&>(*slot);
         s.momentum().mul_(options.beta()).add_(p.grad(), 1 - options.beta());

@@ -10,10 +10,24 @@
 
 namespace encore::core {
 
-/// x with each element set to 0 with probability `level`, in one pass. The mask comes from one draw
-/// of LibTorch's default CPU generator (so seeding and checkpointed generator state govern it) and is
-/// the same for any number of threads, and for any number of data-parallel ranks (BatchRowOffset). Float32 CPU tensors that need no
-/// gradient take the one-pass path; others are masked with tensor operations.
+/// Whether encore's CPU kernels take the tensors they handle (the default): float32 tensors on the
+/// CPU, in masking_noise, logistic_loss_sum, linear, gather_scaled_rows and the FusedAdam update.
+/// With `false` (the config's `cpu_kernels: false`) LibTorch's own operations run instead, as they
+/// always do for tensors on other devices: the generic path, which gives the same results to
+/// rounding. Process-wide; set before training starts.
+void use_cpu_kernels(bool enabled);
+
+/// The setting of use_cpu_kernels (true unless turned off).
+bool cpu_kernels_enabled();
+
+/// Whether an encore CPU kernel may take `t`: the kernels are enabled and t is a float32 CPU tensor.
+bool cpu_kernel_takes(const torch::Tensor& t);
+
+/// x with each element set to 0 with probability `level`. The mask is a hash of one draw of
+/// LibTorch's default CPU generator (so seeding and checkpointed generator state govern it) and of
+/// the element's position: the same for any number of threads, for any number of data-parallel
+/// ranks (BatchRowOffset), and on any device. Float32 CPU tensors that need no gradient are masked in
+/// one pass by a CPU kernel; others by tensor operations computing the same mask.
 torch::Tensor masking_noise(const torch::Tensor& x, double level);
 
 /// While alive, the rows of the batches this thread masks are rows `first_row`, `first_row + 1`, ...
@@ -35,8 +49,8 @@ class BatchRowOffset {
 
 /// The sum over all elements of the binary cross-entropy of sigmoid(logits) against targets, from
 /// the logits: torch::binary_cross_entropy_with_logits(logits, targets, {}, {}, Sum) in one pass
-/// forward and one backward (LibTorch's composes several operations). Float32 CPU tensors of one shape whose
-/// targets need no gradient take this path; others go to LibTorch's.
+/// forward and one backward (LibTorch's composes several operations). Tensors a CPU kernel takes, of one shape,
+/// whose targets need no gradient take this path; others go to LibTorch's.
 torch::Tensor logistic_loss_sum(const torch::Tensor& logits, const torch::Tensor& targets);
 
 /// The elementwise nonlinearities of dense layers.
@@ -59,8 +73,8 @@ std::string linear_script(const std::string& input, const std::string& weight, c
 /// state are only ever touched by one core. Where cores do not share a cache this keeps them out of
 /// each other's way: the weight-gradient and optimizer passes run on data in the core's own cache.
 /// The input gradient is summed from the per-block partial products, each thread summing the
-/// columns the layer below owns. Float32 CPU contiguous weights take this path; anything else (a
-/// transposed tied weight, other types) goes to torch::linear and activate().
+/// columns the layer below owns. Contiguous weights a CPU kernel takes take this path; anything else (a
+/// transposed tied weight, other types and devices) goes to torch::linear and activate().
 torch::Tensor linear(const torch::Tensor& input, const torch::Tensor& weight, const torch::Tensor& bias,
                      Activation activation = Activation::kLinear);
 
@@ -76,7 +90,8 @@ std::int64_t owned_row_blocks(std::int64_t rows, std::int64_t row_size);
 
 /// (features[rows] - offset) * multiplier as float32 [rows, D], gathered and scaled in one pass with the
 /// rows shared between threads: the batch cut of every training step. Contiguous uint8 or float32 CPU
-/// features whose example size is offset's take this path; nullopt for anything else.
+/// features whose example size is offset's take this path while the CPU kernels are enabled; nullopt
+/// for anything else.
 std::optional<torch::Tensor> gather_scaled_rows(const torch::Tensor& features, const torch::Tensor& rows, const torch::Tensor& offset,
                                                 const torch::Tensor& multiplier);
 

@@ -24,6 +24,9 @@ struct RuntimeConfig {
   std::string on_non_finite = "error";
   /// Checkpoint every this many optimizer steps inside epochs too (0: at epoch ends only).
   std::int64_t checkpoint_every_steps = 0;
+  /// encore's CPU kernels for float32 CPU tensors (core::use_cpu_kernels); false: LibTorch's own
+  /// operations, the path of every other device, on the CPU too.
+  bool cpu_kernels = true;
 };
 
 /// Cores this process may run on (its CPU affinity), at least 1.

@@ -6,7 +6,7 @@
 
 namespace encore::core {
 
-/// Reads `threads`, `device`, `seed`, `on_non_finite` and `checkpoint_every_steps` from a top-level
+/// Reads `threads`, `device`, `seed`, `on_non_finite`, `checkpoint_every_steps` and `cpu_kernels` from a top-level
 /// reader (other keys are left to the caller).
 RuntimeConfig parse_runtime(JsonReader& reader);
 /// Writes those keys into a resolved top-level object.
