@@ -1,7 +1,7 @@
 #pragma once
 /// What differs between the LibTorch versions encore builds against (Debian's 1.13, the default,
-/// and the current 2.x of PyPI's torch wheel), in one place: code elsewhere names these and never
-/// tests TORCH_VERSION itself.
+/// and the current 2.x of PyPI's torch wheel), in one place: code elsewhere names these rather than
+/// testing the version itself.
 
 #include <memory>
 #include <sstream>
@@ -10,12 +10,8 @@
 #include <utility>
 
 #include <torch/optim/optimizer.h>
-#include <torch/version.h>
 
 namespace encore::core::libtorch {
-
-/// "1.13.1", "2.15.0": the LibTorch this program was compiled against.
-inline std::string version() { return TORCH_VERSION; }
 
 /// torch::optim::Optimizer's map from a parameter to its state (keyed by a string in 1.13, by the
 /// parameter's TensorImpl pointer in 2.x).
