@@ -101,7 +101,7 @@ double mean_reconstruction_mse(models::AutoencoderModel& model, const core::Batc
   double total = 0;
   const auto order = source.epoch_order(0);
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    const auto inputs = source.batch(order, b).inputs.to(device);
+    const auto inputs = core::to_device(source.batch(order, b), device).inputs;
     total += torch::mse_loss(model.forward(inputs), inputs, at::Reduction::Sum).item<double>();
   }
   return total / static_cast<double>(source.size() * source.data().feature_dim());
@@ -113,9 +113,9 @@ Evaluation evaluate_classifier(ClassifierImpl& classifier, const core::BatchSour
   std::vector<torch::Tensor> scores, predictions;
   const auto order = source.indices();
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    auto [batch_scores, batch_predictions] = classifier.classify(source.batch(order, b).inputs.to(device));
-    scores.push_back(batch_scores);
-    predictions.push_back(batch_predictions);
+    auto [batch_scores, batch_predictions] = classifier.classify(core::to_device(source.batch(order, b), device).inputs);
+    scores.push_back(batch_scores.to(torch::kCPU));
+    predictions.push_back(batch_predictions.to(torch::kCPU));
   }
   return evaluate_predictions(source.data().labels.index_select(0, source.indices()), torch::cat(predictions), torch::cat(scores),
                               source.data().num_classes());

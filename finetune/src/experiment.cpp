@@ -121,7 +121,8 @@ class ExperimentRun {
   }
 
   void load_data() {
-    device_ = core::resolve_device(config_.runtime.device);
+    const auto& group = core::process_group();
+    device_ = core::resolve_device(config_.runtime.device, group ? group->world().local_rank : 0);
     core::seed_everything(config_.runtime.seed);
     data_ = core::load_data(config_.data);
     for (const auto& note : data_.notes) log_ << note << '\n';
@@ -249,8 +250,10 @@ class ExperimentRun {
   std::function<void(core::Trainer&)> run_callbacks() {
     auto progress = std::make_shared<core::ProgressReporter>(log_, options_.interactive);
     const auto policy = config_.runtime.on_non_finite == "skip_step" ? core::NonFinitePolicy::kSkipStep : core::NonFinitePolicy::kError;
-    return [this, progress, policy](core::Trainer& trainer) {
+    const auto precision = config_.runtime.mixed_precision == "bf16" ? core::MixedPrecision::kBf16 : core::MixedPrecision::kOff;
+    return [this, progress, policy, precision](core::Trainer& trainer) {
       trainer.set_non_finite_policy(policy);
+      trainer.set_mixed_precision(precision);
       if (trainer.config().early_stopping) trainer.add_callback(std::make_shared<core::EarlyStopping>(*trainer.config().early_stopping));
       if (options_.write_files) {
         trainer.add_callback(metrics_writer_);

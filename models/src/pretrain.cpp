@@ -116,7 +116,7 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
   // At least one chunk, empty for an empty source: the codes' shape comes from the encoder.
   for (std::int64_t start = 0; start == 0 || start < order.size(0); start += kChunk) {
     const auto rows = order.narrow(0, start, std::min(kChunk, order.size(0) - start));
-    const auto codes = encoder(source.rows(rows).inputs.to(device)).to(torch::kCPU);
+    const auto codes = encoder(core::to_device(source.rows(rows), device).inputs).to(torch::kCPU);
     // Written into their rows as they come: a list of chunks joined at the end would hold the
     // codes twice at the peak.
     if (start == 0) {

@@ -222,7 +222,8 @@ TEST_F(UserInput, AFlippedBitInModelOrPretrainedIsRefusedWhilePyTorchStillLoadsB
   EXPECT_FALSE(fs::exists(dir_ / "ft"));
   // PyTorch reads them all (the damaged ones too: it does not check; encore does).
   for (const auto& file : {run / "model.pt", run / "pretrained.pt", dir_ / "flipped_model.pt", dir_ / "flipped_pretrained.pt"}) {
-    const auto command = "/usr/bin/python3 -c 'import sys, torch; torch.jit.load(sys.argv[1])' " + file.string() + " 2>/dev/null";
+    const auto command =
+        encore::testing::python_with_torch() + " -c 'import sys, torch; torch.jit.load(sys.argv[1])' " + file.string() + " 2>/dev/null";
     EXPECT_EQ(std::system(command.c_str()), 0) << "torch.jit.load fails on " << file;
   }
 }
@@ -478,8 +479,8 @@ TEST_F(UserInput, ModelFilesWorkInPyTorchAndInCppWithLibTorchAloneAsEncorePredic
       torch::equal(torch::from_blob(const_cast<char*>(npy_classes.bytes.data()) + npy_classes.data_offset, {20}, torch::kInt64), classes));
   EXPECT_EQ(encore::core::read_npy_file((dir_ / "codes" / "codes.npy").string()).shape, (std::vector<std::int64_t>{20, 4}));
 
-  // PyTorch alone (Debian's python3-torch, no encore code).
-  const auto check = "/usr/bin/python3 " + source_file("scripts/torchscript-check");
+  // PyTorch alone (no encore code).
+  const auto check = encore::testing::python_with_torch() + " " + source_file("scripts/torchscript-check");
   EXPECT_EQ(shell(check + " --model " + (idx_run / "model.pt").string() + " --input " + images + " --predictions " + out("idx.csv")), 0);
   EXPECT_EQ(
       shell(check + " --model " + (csv_run / "model.pt").string() + " --input " + out("test.csv") + " --predictions " + out("csv.csv")), 0);

@@ -1,6 +1,7 @@
 // encore's CPU kernels (owned-row linear, fused Adam, one-pass masking, loss and batch gathering)
 // against LibTorch's own operations, the path every other device takes: `cpu_kernels: false` runs
 // the latter on the CPU, and whole experiments must end where the kernels' runs end.
+// Mixed precision (bf16 autocast) takes the same path.
 #include <torch/torch.h>
 
 #include <cmath>
@@ -123,4 +124,21 @@ TEST(CpuKernels, LibTorchsOperationsDrawTheKernelsMaskingNoise) {
   EXPECT_TRUE(torch::equal(offset, kernel.narrow(0, 7, 30)));
   const double kept = kernel.ne(0).to(torch::kFloat64).mean().item<double>();
   EXPECT_NEAR(kept, 0.7, 0.05);
+}
+
+// bfloat16 autocast on the CPU runs LibTorch's operations (the kernels step aside under autocast):
+// against float32 on those same operations, the experiment learns alike and its figures show
+// bfloat16's rounding (were autocast ignored, they would be bitwise the same).
+TEST(CpuKernels, MixedPrecisionExperimentLearnsAsFloat32DoesInBfloat16) {
+  encore::testing::TempDir dir;
+  auto json = toy_experiment_config(dir);
+  json["finetune"] = two_phases({{"type", "one_vs_all"}}, {{"type", "adam"}, {"lr", 0.01}});
+  const auto float32 = run_summary(json, false);
+  json["mixed_precision"] = "bf16";
+  const auto bf16 = run_summary(json, false);
+  const double float32_mse = float32["pretrain"]["test"]["reconstruction_mse"].get<double>();
+  const double bf16_mse = bf16["pretrain"]["test"]["reconstruction_mse"].get<double>();
+  EXPECT_NEAR(bf16_mse, float32_mse, 0.25 * float32_mse);
+  EXPECT_NE(bf16_mse, float32_mse) << "bf16 ended bitwise where float32 did: autocast did nothing";
+  EXPECT_NEAR(bf16["test"]["accuracy"].get<double>(), float32["test"]["accuracy"].get<double>(), 0.15);
 }

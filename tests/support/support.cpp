@@ -148,4 +148,6 @@ core::Json toy_experiment_config(const TempDir& dir) {
                     {"pretrain", {{"mode", "greedy_then_end_to_end"}, {"greedy", {{"epochs", 2}}}, {"end_to_end", {{"epochs", 2}}}}}};
 }
 
+std::string python_with_torch() { return ENCORE_PYTHON; }
+
 }  // namespace encore::testing

@@ -74,6 +74,10 @@ std::pair<int, int> png_size(const std::filesystem::path& file);
 /// LibTorch stores the first tensor of a module archive as ".../data/0".
 std::size_t zip_entry_data_offset(const std::string& archive, const std::string& name_suffix);
 
+/// A weight matrix that the CPU kernels split into three blocks on three threads (over 3 x 64K
+/// elements, uneven rows): 613 x 331 floats.
+constexpr std::int64_t kSplitRows = 613, kSplitColumns = 331;
+
 /// Sets LibTorch's intra-op thread count for a test and restores it after.
 class IntraOpThreads {
  public:
@@ -85,6 +89,10 @@ class IntraOpThreads {
  private:
   int previous_;
 };
+
+/// The Python whose torch reads encore's files in the tests (CMake's ENCORE_PYTHON: Debian's
+/// /usr/bin/python3 with python3-torch, or the virtual environment of the PyPI LibTorch build).
+std::string python_with_torch();
 
 /// Bitwise equality of two tensors (dtype, shape and bytes).
 bool bitwise_equal(const torch::Tensor& a, const torch::Tensor& b);

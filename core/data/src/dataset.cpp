@@ -352,6 +352,16 @@ IndexSplit stratified_subset(const torch::Tensor& labels, const torch::Tensor& i
   return {sorted_tensor(first), sorted_tensor(second)};
 }
 
+Batch to_device(Batch batch, torch::Device device) {
+  if (device == batch.inputs.device()) return batch;
+  const auto copy = [&](const torch::Tensor& t) {
+    return device.is_cuda() ? t.pin_memory().to(device, /*non_blocking=*/true) : t.to(device);
+  };
+  batch.inputs = copy(batch.inputs);
+  if (batch.labels.defined()) batch.labels = copy(batch.labels);
+  return batch;
+}
+
 BatchSource::BatchSource(const Dataset& data, torch::Tensor indices, Scaler scaler, std::int64_t batch_size, bool shuffle,
                          std::uint64_t seed)
     : data_(&data), indices_(std::move(indices)), scaler_(std::move(scaler)), batch_size_(batch_size), shuffle_(shuffle), seed_(seed) {

@@ -16,10 +16,6 @@ namespace encore::core {
 
 namespace {
 
-[[noreturn]] void fail(const std::string& source, std::size_t offset, const std::string& message) {
-  throw DataError(fmt::format("{}: offset {}: {}", source, offset, message));
-}
-
 bool valid_type(std::uint8_t code) {
   switch (code) {
     case 0x08:
@@ -78,9 +74,10 @@ std::int64_t IdxArray::element_count() const {
 }
 
 IdxArray parse_idx(std::vector<unsigned char> bytes, const std::string& source) {
-  if (bytes.size() < 4) fail(source, bytes.size(), fmt::format("file ends inside the 4-byte IDX magic number ({} bytes)", bytes.size()));
+  if (bytes.size() < 4)
+    throw data_error_at(source, bytes.size(), fmt::format("file ends inside the 4-byte IDX magic number ({} bytes)", bytes.size()));
   if (bytes[0] != 0 || bytes[1] != 0 || !valid_type(bytes[2]) || bytes[3] == 0) {
-    fail(
+    throw data_error_at(
         source, 0,
         fmt::format("not an IDX file: magic number {:02x} {:02x} {:02x} {:02x}, expected 00 00 <type 08/09/0b/0c/0d/0e> <dimensions 1-255>",
                     bytes[0], bytes[1], bytes[2], bytes[3]));
@@ -90,16 +87,17 @@ IdxArray parse_idx(std::vector<unsigned char> bytes, const std::string& source) 
   const std::size_t rank = bytes[3];
   const std::size_t header_size = 4 + 4 * rank;
   if (bytes.size() < header_size) {
-    fail(source, bytes.size(),
-         fmt::format("file ends inside the header: {} dimensions need {} header bytes, file holds {}", rank, header_size, bytes.size()));
+    throw data_error_at(
+        source, bytes.size(),
+        fmt::format("file ends inside the header: {} dimensions need {} header bytes, file holds {}", rank, header_size, bytes.size()));
   }
   std::uint64_t payload = idx_element_size(array.type);
   for (std::size_t i = 0; i < rank; ++i) {
     const unsigned char* p = &bytes[4 + 4 * i];
     const std::uint64_t dim = (std::uint64_t{p[0]} << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
-    if (dim == 0) fail(source, 4 + 4 * i, fmt::format("dimension {} is zero", i));
+    if (dim == 0) throw data_error_at(source, 4 + 4 * i, fmt::format("dimension {} is zero", i));
     if (__builtin_mul_overflow(payload, dim, &payload) || payload > static_cast<std::uint64_t>(INT64_MAX)) {
-      fail(source, 4 + 4 * i, fmt::format("the {} dimension sizes overflow 64 bits", rank));
+      throw data_error_at(source, 4 + 4 * i, fmt::format("the {} dimension sizes overflow 64 bits", rank));
     }
     array.dims.push_back(static_cast<std::int64_t>(dim));
   }
@@ -107,9 +105,9 @@ IdxArray parse_idx(std::vector<unsigned char> bytes, const std::string& source) 
   if (payload != available) {
     std::string shape;
     for (auto d : array.dims) shape += (shape.empty() ? "" : "x") + std::to_string(d);
-    fail(source, header_size,
-         fmt::format("header promises a {} array = {} bytes of data, but the file holds {}{}", shape, payload, available,
-                     payload > available ? " (truncated?)" : " (trailing bytes)"));
+    throw data_error_at(source, header_size,
+                        fmt::format("header promises a {} array = {} bytes of data, but the file holds {}{}", shape, payload, available,
+                                    payload > available ? " (truncated?)" : " (trailing bytes)"));
   }
   array.data_offset = header_size;
   array.bytes = std::move(bytes);
@@ -139,17 +137,17 @@ IdxArray read_idx_file(const std::string& file, const IdxLimits& limits) {
     if (got < 0) {
       int code = 0;
       const char* message = gzerror(stream.get(), &code);
-      fail(file, used, fmt::format("corrupt or truncated gzip data after {} decompressed bytes: {}", used, message));
+      throw data_error_at(file, used, fmt::format("corrupt or truncated gzip data after {} decompressed bytes: {}", used, message));
     }
     bytes.resize(used + static_cast<std::size_t>(got));
     if (bytes.size() > limits.max_decompressed_bytes) {
-      fail(file, bytes.size(), fmt::format("decompressed data exceed the limit of {} bytes", limits.max_decompressed_bytes));
+      throw data_error_at(file, bytes.size(), fmt::format("decompressed data exceed the limit of {} bytes", limits.max_decompressed_bytes));
     }
     if (got == 0) break;
   }
   int code = 0;
   const char* message = gzerror(stream.get(), &code);
-  if (code != Z_OK) fail(file, bytes.size(), fmt::format("corrupt or truncated gzip data: {}", message));
+  if (code != Z_OK) throw data_error_at(file, bytes.size(), fmt::format("corrupt or truncated gzip data: {}", message));
   return parse_idx(std::move(bytes), file + (gzdirect(stream.get()) ? "" : " (decompressed)"));
 }
 

@@ -17,10 +17,6 @@ namespace {
 constexpr char kMagic[] = "\x93NUMPY";
 constexpr std::size_t kMagicSize = 6;
 
-[[noreturn]] void fail(const std::string& source, std::size_t offset, const std::string& message) {
-  throw DataError(fmt::format("{}: offset {}: {}", source, offset, message));
-}
-
 struct TypeInfo {
   NpyType type;
   const char* code;
@@ -65,14 +61,15 @@ class HeaderParser {
         shape = tuple();
         has_shape = true;
       } else {
-        fail(source_, offset(), fmt::format("header has an unknown key '{}'", key));
+        throw data_error_at(source_, offset(), fmt::format("header has an unknown key '{}'", key));
       }
       if (!peek('}')) expect(',');
     }
     expect('}');
     skip_space();
-    if (pos_ != text_.size()) fail(source_, offset(), "header has text after its dict");
-    if (!has_descr || !has_order || !has_shape) fail(source_, base_, "header lacks one of 'descr', 'fortran_order', 'shape'");
+    if (pos_ != text_.size()) throw data_error_at(source_, offset(), "header has text after its dict");
+    if (!has_descr || !has_order || !has_shape)
+      throw data_error_at(source_, base_, "header lacks one of 'descr', 'fortran_order', 'shape'");
   }
 
  private:
@@ -85,15 +82,16 @@ class HeaderParser {
     return pos_ < text_.size() && text_[pos_] == c;
   }
   void expect(char c) {
-    if (!peek(c)) fail(source_, offset(), fmt::format("header: expected '{}'", c));
+    if (!peek(c)) throw data_error_at(source_, offset(), fmt::format("header: expected '{}'", c));
     ++pos_;
   }
   std::string quoted() {
     skip_space();
-    if (pos_ >= text_.size() || (text_[pos_] != '\'' && text_[pos_] != '"')) fail(source_, offset(), "header: expected a quoted string");
+    if (pos_ >= text_.size() || (text_[pos_] != '\'' && text_[pos_] != '"'))
+      throw data_error_at(source_, offset(), "header: expected a quoted string");
     const char quote = text_[pos_++];
     const auto end = text_.find(quote, pos_);
-    if (end == std::string::npos) fail(source_, offset(), "header: unterminated string");
+    if (end == std::string::npos) throw data_error_at(source_, offset(), "header: unterminated string");
     auto value = text_.substr(pos_, end - pos_);
     pos_ = end + 1;
     return value;
@@ -106,7 +104,7 @@ class HeaderParser {
         return value;
       }
     }
-    fail(source_, offset(), "header: 'fortran_order' must be True or False");
+    throw data_error_at(source_, offset(), "header: 'fortran_order' must be True or False");
   }
   std::vector<std::int64_t> tuple() {
     expect('(');
@@ -118,10 +116,10 @@ class HeaderParser {
       while (pos_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[pos_]))) {
         const int digit = text_[pos_++] - '0';
         if (value > (std::numeric_limits<std::int64_t>::max() - digit) / 10)
-          fail(source_, base_ + start, "header: a dimension is too large");
+          throw data_error_at(source_, base_ + start, "header: a dimension is too large");
         value = value * 10 + digit;
       }
-      if (pos_ == start) fail(source_, offset(), "header: expected a dimension (a non-negative integer)");
+      if (pos_ == start) throw data_error_at(source_, offset(), "header: expected a dimension (a non-negative integer)");
       if (pos_ < text_.size() && text_[pos_] == 'L') ++pos_;  // Python 2's long literals
       dims.push_back(value);
       if (!peek(')')) expect(',');
@@ -156,23 +154,23 @@ std::int64_t NpyArray::element_count() const {
 
 NpyArray parse_npy(std::string bytes, const std::string& source) {
   if (bytes.size() < kMagicSize + 2 || bytes.compare(0, kMagicSize, kMagic, kMagicSize) != 0) {
-    fail(source, 0, "not a .npy file (no \\x93NUMPY magic)");
+    throw data_error_at(source, 0, "not a .npy file (no \\x93NUMPY magic)");
   }
   const int major = static_cast<unsigned char>(bytes[6]);
-  if (major < 1 || major > 3) fail(source, 6, fmt::format("unknown .npy format version {}", major));
+  if (major < 1 || major > 3) throw data_error_at(source, 6, fmt::format("unknown .npy format version {}", major));
   const std::size_t length_size = major == 1 ? 2 : 4;
   const std::size_t header_start = 8 + length_size;
-  if (bytes.size() < header_start) fail(source, 8, "file ends inside the header length");
+  if (bytes.size() < header_start) throw data_error_at(source, 8, "file ends inside the header length");
   const std::size_t header_length = little_endian(bytes, 8, length_size);
   if (header_length > bytes.size() - header_start) {
-    fail(source, 8, fmt::format("header length {} runs past the end of the file ({} bytes)", header_length, bytes.size()));
+    throw data_error_at(source, 8, fmt::format("header length {} runs past the end of the file ({} bytes)", header_length, bytes.size()));
   }
   std::string descr;
   bool fortran_order = false;
   NpyArray array;
   const std::string header = bytes.substr(header_start, header_length);
   HeaderParser(header, header_start, source).parse(descr, fortran_order, array.shape);
-  if (fortran_order) fail(source, header_start, "Fortran-ordered arrays are not read; save numpy.ascontiguousarray(a)");
+  if (fortran_order) throw data_error_at(source, header_start, "Fortran-ordered arrays are not read; save numpy.ascontiguousarray(a)");
   const TypeInfo* type = nullptr;
   if (descr.size() == 3) {
     for (const auto& t : kTypes) {
@@ -180,29 +178,30 @@ NpyArray parse_npy(std::string bytes, const std::string& source) {
     }
   }
   if (!type) {
-    fail(source, header_start,
-         fmt::format("dtype '{}' is not read; use uint8, int8 to int64, uint16 to uint64, float32 or float64", descr));
+    throw data_error_at(source, header_start,
+                        fmt::format("dtype '{}' is not read; use uint8, int8 to int64, uint16 to uint64, float32 or float64", descr));
   }
   const char order = descr[0];
   if (order == '>' && type->size > 1) {
-    fail(source, header_start, fmt::format("dtype '{}' is big-endian; save a.astype('<{}')", descr, type->code));
+    throw data_error_at(source, header_start, fmt::format("dtype '{}' is big-endian; save a.astype('<{}')", descr, type->code));
   }
   if (order != '<' && order != '|' && order != '=' && order != '>')
-    fail(source, header_start, fmt::format("dtype '{}' has no byte order", descr));
+    throw data_error_at(source, header_start, fmt::format("dtype '{}' has no byte order", descr));
   array.type = type->type;
   const std::uint64_t limit = std::numeric_limits<std::int64_t>::max() / type->size;
   std::uint64_t count = 1;
   for (auto d : array.shape) {
-    if (d != 0 && count > limit / static_cast<std::uint64_t>(d)) fail(source, header_start, "shape's element count overflows");
+    if (d != 0 && count > limit / static_cast<std::uint64_t>(d))
+      throw data_error_at(source, header_start, "shape's element count overflows");
     count *= static_cast<std::uint64_t>(d);
   }
   array.data_offset = header_start + header_length;
   const std::uint64_t expected = count * type->size;
   const std::uint64_t present = bytes.size() - array.data_offset;
   if (present != expected) {
-    fail(source, array.data_offset,
-         fmt::format("shape ({}) of {} needs {} bytes of data, the file holds {}", fmt::join(array.shape, ", "), type->name, expected,
-                     present));
+    throw data_error_at(source, array.data_offset,
+                        fmt::format("shape ({}) of {} needs {} bytes of data, the file holds {}", fmt::join(array.shape, ", "), type->name,
+                                    expected, present));
   }
   array.bytes = std::move(bytes);
   return array;

@@ -17,6 +17,7 @@
 #include <fmt/ranges.h>
 
 #include "encore/core/config.h"
+#include "nccl_collectives.h"
 
 namespace encore::core {
 
@@ -88,12 +89,28 @@ WorldInfo world_from_environment(std::chrono::milliseconds timeout) {
 struct ProcessGroup::State {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  // Opened by the first collective on CUDA tensors, which every rank reaches at the same point.
+  std::unique_ptr<detail::NcclCollectives> nccl;
   // The heartbeat: a counter per rank in the store, bumped by a thread of its own.
   std::chrono::milliseconds beat_interval{1000};
   std::thread beat_thread;
   std::mutex beat_mutex;
   std::condition_variable beat_stop;
   bool stopping = false;
+
+  // The collectives for `tensors` (one tensor): Gloo's on the CPU, NCCL's on CUDA.
+  c10::intrusive_ptr<c10d::Work> allreduce(std::vector<torch::Tensor>& tensors, const WorldInfo& world) {
+    if (!tensors.front().is_cuda()) return gloo->allreduce(tensors);
+    return nccl_for(world).allreduce(tensors);
+  }
+  c10::intrusive_ptr<c10d::Work> broadcast(std::vector<torch::Tensor>& tensors, const WorldInfo& world) {
+    if (!tensors.front().is_cuda()) return gloo->broadcast(tensors);
+    return nccl_for(world).broadcast(tensors);
+  }
+  detail::NcclCollectives& nccl_for(const WorldInfo& world) {
+    if (!nccl) nccl = detail::open_nccl(store, world);
+    return *nccl;
+  }
 };
 
 namespace {
@@ -225,7 +242,7 @@ void ProcessGroup::broadcast(std::vector<torch::Tensor> tensors) {
   try {
     for (auto& tensor : tensors) {
       std::vector<torch::Tensor> one{tensor};
-      state_->gloo->broadcast(one)->wait();
+      state_->broadcast(one, world_)->wait();
     }
   } catch (const std::exception& e) {
     fail(e.what());
@@ -288,9 +305,12 @@ GradientAverager::GradientAverager(ProcessGroup& group, std::vector<torch::Tenso
   state_->arrived.assign(parameters_.size(), false);
   state_->scale = torch::scalar_tensor(1.0 / group_.world_size());
   std::vector<std::int64_t> sizes, offsets(parameters_.size());
+  const auto device = parameters_.empty() ? torch::Device(torch::kCPU) : parameters_.front().device();
   for (std::size_t i = parameters_.size(); i-- > 0;) {
     const auto& p = parameters_[i];
-    TORCH_CHECK(p.scalar_type() == torch::kFloat32 && p.device().is_cpu(), "gradient averaging handles float32 CPU parameters");
+    TORCH_CHECK(p.scalar_type() == torch::kFloat32 && p.device() == device,
+                "gradient averaging handles float32 parameters on one device, got ", p.scalar_type(), " on ", p.device(), " beside ",
+                device);
     const auto limit = state_->buckets.size() <= 1 ? kFirstBucketBytes : kBucketBytes;
     if (state_->buckets.empty() || sizes.back() * 4 >= limit) {
       state_->buckets.emplace_back();
@@ -301,7 +321,8 @@ GradientAverager::GradientAverager(ProcessGroup& group, std::vector<torch::Tenso
     state_->buckets.back().members.push_back(i);
     sizes.back() += p.numel();
   }
-  for (std::size_t b = 0; b < state_->buckets.size(); ++b) state_->buckets[b].flat = torch::zeros({sizes[b]}, torch::kFloat32);
+  for (std::size_t b = 0; b < state_->buckets.size(); ++b)
+    state_->buckets[b].flat = torch::zeros({sizes[b]}, torch::TensorOptions(torch::kFloat32).device(device));
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     const auto& p = parameters_[i];
     state_->slots.push_back(state_->buckets[state_->bucket_of[i]].flat.narrow(0, offsets[i], p.numel()).view(p.sizes()));
@@ -336,7 +357,7 @@ void GradientAverager::launch_full_buckets() {
   auto& s = *state_;
   while (s.next_launch < s.buckets.size() && s.buckets[s.next_launch].arrived == s.buckets[s.next_launch].members.size()) {
     std::vector<torch::Tensor> tensors{s.buckets[s.next_launch].flat};
-    s.buckets[s.next_launch].work = group_.state_->gloo->allreduce(tensors);
+    s.buckets[s.next_launch].work = group_.state_->allreduce(tensors, group_.world());
     ++s.next_launch;
   }
 }

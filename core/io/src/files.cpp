@@ -141,8 +141,8 @@ std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
   while (done < bytes.size()) {
     const auto got = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) throw DataError(fmt::format("{}: offset {}: cannot read: {}", path.string(), done, std::strerror(errno)));
-    if (got == 0) throw DataError(fmt::format("{}: offset {}: the file shrank while it was read", path.string(), done));
+    if (got < 0) throw data_error_at(path.string(), done, fmt::format("cannot read: {}", std::strerror(errno)));
+    if (got == 0) throw data_error_at(path.string(), done, "the file shrank while it was read");
     done += static_cast<std::size_t>(got);
   }
   return bytes;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <vector>
 
+#include "encore/core/libtorch.h"
 #include "kernels.h"
 
 namespace encore::core {
@@ -26,7 +27,10 @@ void use_cpu_kernels(bool enabled) { cpu_kernels = enabled; }
 
 bool cpu_kernels_enabled() { return cpu_kernels; }
 
-bool cpu_kernel_takes(const torch::Tensor& t) { return cpu_kernels && t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
+bool cpu_kernel_takes(const torch::Tensor& t) {
+  // Under autocast LibTorch's own operations run, so that autocast chooses their precision.
+  return cpu_kernels && t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && !libtorch::autocast_enabled(torch::kCPU);
+}
 
 BatchRowOffset::BatchRowOffset(std::int64_t first_row) : previous_(batch_row_offset) { batch_row_offset = first_row; }
 

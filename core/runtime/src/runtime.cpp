@@ -63,15 +63,20 @@ int configure_threads(int threads) {
   return at::get_num_threads();
 }
 
-torch::Device resolve_device(const std::string& name) {
+torch::Device resolve_device(const std::string& name, int local_rank) {
   if (name == "cpu") return torch::kCPU;
   const bool cuda = torch::cuda::is_available();
-  if (name == "cuda") {
-    if (!cuda)
-      throw std::runtime_error("device \"cuda\" was asked for, but this LibTorch build sees no CUDA device; use \"auto\" or \"cpu\"");
-    return torch::kCUDA;
+  if (name == "cuda" && !cuda)
+    throw std::runtime_error("device \"cuda\" was asked for, but this LibTorch build sees no CUDA device; use \"auto\" or \"cpu\"");
+  if (!cuda) return torch::kCPU;
+  const auto devices = torch::cuda::device_count();
+  if (local_rank >= static_cast<int>(devices)) {
+    throw std::runtime_error(
+        fmt::format("local rank {} needs GPU {}, and this machine has {} (one GPU per process: start at most {} "
+                    "processes on it, or use \"cpu\")",
+                    local_rank, local_rank, devices, devices));
   }
-  return cuda ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
 }
 
 void configure_allocator() {

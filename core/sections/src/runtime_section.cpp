@@ -15,6 +15,7 @@ RuntimeConfig parse_runtime(JsonReader& r) {
   c.on_non_finite = r.choice("on_non_finite", {"error", "skip_step"}, c.on_non_finite);
   c.checkpoint_every_steps = r.get<std::int64_t>("checkpoint_every_steps", c.checkpoint_every_steps, at_least(std::int64_t{0}));
   c.cpu_kernels = r.get<bool>("cpu_kernels", c.cpu_kernels);
+  c.mixed_precision = r.choice("mixed_precision", {"off", "bf16"}, c.mixed_precision);
   return c;
 }
 
@@ -25,6 +26,7 @@ void add_runtime_json(Json& out, const RuntimeConfig& c) {
   out["on_non_finite"] = c.on_non_finite;
   out["checkpoint_every_steps"] = c.checkpoint_every_steps;
   out["cpu_kernels"] = c.cpu_kernels;
+  out["mixed_precision"] = c.mixed_precision;
 }
 
 }  // namespace encore::core

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <csignal>
 #include <limits>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "encore/core/checkpoint.h"
 #include "encore/core/errors.h"
+#include "encore/core/libtorch.h"
 #include "encore/core/ops.h"
 #include "encore/core/random.h"
 #include "encore/core/runtime.h"
@@ -192,10 +194,7 @@ Shard shard_of(const BatchSource& source, const torch::Tensor& order, std::int64
     out.first_row = begin;
     out.batch = source.rows(order.narrow(0, start + begin, end - begin));
   }
-  if (device != torch::kCPU) {
-    out.batch.inputs = out.batch.inputs.to(device);
-    if (out.batch.labels.defined()) out.batch.labels = out.batch.labels.to(device);
-  }
+  out.batch = to_device(std::move(out.batch), device);
   return out;
 }
 
@@ -242,6 +241,8 @@ void Trainer::train_epoch(const BatchSource& train) {
     torch::Tensor loss;
     {
       BatchRowOffset row_offset(shard.first_row);
+      std::optional<libtorch::AutocastGuard> autocast;
+      if (mixed_precision_ == MixedPrecision::kBf16) autocast.emplace(device_.type(), torch::kBFloat16);
       loss = task_.training_loss(batch, sums);
     }
     const double value = loss.item<double>();

@@ -11,9 +11,8 @@ namespace {
 
 using testing::bitwise_equal;
 using testing::IntraOpThreads;
-
-// 613 x 331 floats split into three blocks on three threads (over 3 x 64K elements, uneven rows).
-constexpr std::int64_t kSplitRows = 613, kSplitColumns = 331;
+using testing::kSplitColumns;
+using testing::kSplitRows;
 
 TEST(MaskingNoise, DropsTheLevelsShareAndKeepsTheRest) {
   torch::manual_seed(1);

@@ -31,6 +31,38 @@ TEST(Trainer, LossFallsOnAToyTask) {
   EXPECT_LT(recorder->losses.back(), 0.6 * recorder->losses.front());
 }
 
+TEST(Trainer, MixedPrecisionRunsTrainingForwardPassesInBfloat16OnFloat32Weights) {
+  struct RecordPrecision : ToyTask {
+    torch::Tensor training_loss(const Batch& batch, MetricSums& m) override {
+      forward_types.push_back(net->forward(batch.inputs).scalar_type());
+      return ToyTask::training_loss(batch, m);
+    }
+    torch::Tensor validation_loss(const Batch& batch, MetricSums& m) override {
+      validation_types.push_back(net->forward(batch.inputs).scalar_type());
+      return ToyTask::training_loss(batch, m);
+    }
+    std::vector<torch::ScalarType> forward_types, validation_types;
+  };
+  const auto data = toy_data();
+  const auto scaler = Scaler::fit(Scaling::kNone, data, torch::arange(120));
+  BatchSource train(data, torch::arange(100), scaler, 16, true, 1);
+  BatchSource validation(data, torch::arange(100, 120), scaler, 20, false, 1);
+  for (const auto precision : {MixedPrecision::kOff, MixedPrecision::kBf16}) {
+    torch::manual_seed(1);
+    RecordPrecision task;
+    Trainer trainer(task, adam_config(6), "toy");
+    trainer.set_mixed_precision(precision);
+    const auto metrics = trainer.fit(train, &validation);
+    const auto expected = precision == MixedPrecision::kBf16 ? torch::kBFloat16 : torch::kFloat32;
+    ASSERT_FALSE(task.forward_types.empty());
+    for (const auto type : task.forward_types) EXPECT_EQ(type, expected);
+    // Evaluation stays float32, and so do the weights the optimizer updates.
+    for (const auto type : task.validation_types) EXPECT_EQ(type, torch::kFloat32);
+    for (const auto& p : task.net->parameters()) EXPECT_EQ(p.scalar_type(), torch::kFloat32);
+    EXPECT_LT(metrics.at("val/loss"), 0.5) << (precision == MixedPrecision::kBf16 ? "bf16" : "float32");
+  }
+}
+
 TEST(MetricSums, RoundTripThroughJsonKeepsNonFiniteValuesNonFinite) {
   MetricSums sums;
   sums.add("loss", std::numeric_limits<double>::quiet_NaN(), 4);

@@ -124,6 +124,11 @@ struct Batch {
   std::int64_t size() const { return inputs.size(0); }
 };
 
+/// `batch` on `device`. A CUDA device gets it from page-locked host memory, copied without blocking
+/// the host: the copy is queued ahead of the step's kernels, and the host goes on (to gather the next
+/// batch while the GPU runs the backward pass and the update).
+Batch to_device(Batch batch, torch::Device device);
+
 /// Rows of a dataset seen through a scaler, cut into batches in an order that is a pure function of
 /// (seed, epoch, position): a run resumed mid-epoch replays the same batches.
 class BatchSource {

@@ -1,6 +1,7 @@
 #pragma once
 /// Exception types the `encore` executable maps to exit codes (ConfigError lives in config.h).
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -11,6 +12,11 @@ class DataError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+/// A DataError about the byte at `offset` of the file or stream `source`: "SOURCE: offset N: MESSAGE".
+inline DataError data_error_at(const std::string& source, std::uint64_t offset, const std::string& message) {
+  return DataError(source + ": offset " + std::to_string(offset) + ": " + message);
+}
 
 /// A request that cannot be carried out as asked, before anything is done (a run directory that is
 /// not empty, or in use by another process): a usage error, exit 2 from the `encore` executable.

@@ -20,7 +20,8 @@ void use_cpu_kernels(bool enabled);
 /// The setting of use_cpu_kernels (true unless turned off).
 bool cpu_kernels_enabled();
 
-/// Whether an encore CPU kernel may take `t`: the kernels are enabled and t is a float32 CPU tensor.
+/// Whether an encore CPU kernel may take `t`: the kernels are enabled, t is a float32 CPU tensor,
+/// and autocast is off on the CPU.
 bool cpu_kernel_takes(const torch::Tensor& t);
 
 /// x with each element set to 0 with probability `level`. The mask is a hash of one draw of

@@ -9,6 +9,8 @@
 #include <type_traits>
 #include <utility>
 
+#include <c10/core/DeviceType.h>
+#include <c10/core/ScalarType.h>
 #include <torch/optim/optimizer.h>
 
 namespace encore::core::libtorch {
@@ -30,5 +32,27 @@ typename States::key_type optimizer_state_key(const torch::Tensor& p) {
     return p.unsafeGetTensorImpl();
   }
 }
+
+/// Whether autocast (automatic mixed precision) is on for `device_type` in this thread.
+bool autocast_enabled(c10::DeviceType device_type);
+
+/// Autocast for `device_type` to `dtype` while it lives, as Python's `torch.autocast`: LibTorch's
+/// eligible operations (the matrix products among them) run in `dtype`, precision-sensitive ones
+/// (losses, reductions) in float32, and gradients reach float32 parameters. Restores the previous
+/// state on destruction, so guards nest.
+class AutocastGuard {
+ public:
+  /// Turns autocast on for `device_type` (CPU or CUDA) with `dtype` as its lower precision.
+  AutocastGuard(c10::DeviceType device_type, c10::ScalarType dtype);
+  /// Restores the enclosing state (and drops the weight casts cached by the outermost region).
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  c10::DeviceType device_type_;
+  bool previous_enabled_;
+  c10::ScalarType previous_dtype_;
+};
 
 }  // namespace encore::core::libtorch

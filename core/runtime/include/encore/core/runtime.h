@@ -16,8 +16,12 @@ constexpr int kMaxThreads = 256;
 struct RuntimeConfig {
   /// Intra-op threads; 0 means one per available core. At most kMaxThreads.
   int threads = 0;
-  /// "auto" (CUDA if available), "cpu" or "cuda".
+  /// "auto" (CUDA if available), "cpu" or "cuda" (in a run of several processes, the GPU of the
+  /// process's local rank).
   std::string device = "auto";
+  /// "off" (float32) or "bf16": bfloat16 autocast of the training steps' forward passes
+  /// (core::MixedPrecision).
+  std::string mixed_precision = "off";
   /// Seed of every random stream of the run (random.h).
   std::uint64_t seed = 1;
   /// "error" (stop, exit 3) or "skip_step" (leave the weights, count the step, go on).
@@ -46,8 +50,9 @@ int interrupt_signal();
 /// Sets the intra-op thread count (0 = available cores); returns the count in effect.
 int configure_threads(int threads);
 
-/// Resolves "auto" / "cpu" / "cuda" to a device; "cuda" without a CUDA build or device is an error.
-torch::Device resolve_device(const std::string& name);
+/// Resolves "auto" / "cpu" / "cuda" to a device: CUDA's device `local_rank` (one GPU per process of
+/// a machine). "cuda" without a CUDA build or device, or without a device for `local_rank`, is an error.
+torch::Device resolve_device(const std::string& name, int local_rank = 0);
 
 /// Start-up of every encore program, first thing in main(), before any thread starts:
 /// - selects the fastest OpenBLAS kernel this processor runs (best_blas_kernel()). OpenBLAS fixes

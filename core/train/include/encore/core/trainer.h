@@ -150,6 +150,16 @@ enum class NonFinitePolicy {
   kSkipStep,
 };
 
+/// The precision of the training steps' forward passes (the loss included); the weights, their
+/// gradients and the optimizer stay float32, and evaluation runs in float32.
+enum class MixedPrecision {
+  /// float32 throughout.
+  kOff,
+  /// bfloat16 autocast on the training device (libtorch::AutocastGuard): matrix products in
+  /// bfloat16, precision-sensitive operations in float32.
+  kBf16,
+};
+
 class Trainer;
 class Checkpoint;
 
@@ -206,6 +216,9 @@ class Trainer {
   /// What a non-finite loss or gradient does: stop with an error (default) or skip the step.
   void set_non_finite_policy(NonFinitePolicy policy) { on_non_finite_ = policy; }
 
+  /// The precision of the training steps' forward passes (default: float32).
+  void set_mixed_precision(MixedPrecision precision) { mixed_precision_ = precision; }
+
   /// Writes model, optimizer, trainer state (mid-epoch included), RNG state and callback states to
   /// a sealed file (sealed_file.h), atomically. Refuses (NonFiniteError) when a parameter is
   /// non-finite: no checkpoint holds a non-finite weight. In a data-parallel run every rank calls it:
@@ -257,6 +270,7 @@ class Trainer {
   /// Sums of the epoch in progress.
   MetricSums epoch_sums_;
   NonFinitePolicy on_non_finite_ = NonFinitePolicy::kError;
+  MixedPrecision mixed_precision_ = MixedPrecision::kOff;
   std::int64_t batches_per_epoch_ = 0;
   bool stop_requested_ = false;
   std::string stop_reason_;
