@@ -2,7 +2,9 @@
 the README: samples/s of encore, of the peer script as installed and of the peer with every
 setting tuned, their ratios, encore's share of the matrix-multiply limit, and peak memory of the
 default experiment (README, "Measured against PyTorch"). Run through bench/run (which builds
-first); needs /usr/bin/python3 with torch.
+first). The peers run with the Python that runs this script: /usr/bin/python3 (Debian's
+python3-torch, LibTorch 1.13) beside build/, the project's .venv-torch (PyPI's torch 2.x) beside
+build-torch/.
 
 Usage: compare_training.py BUILD_DIR [--samples N] [--repeats R] [--memory-epochs E]
 """
@@ -14,7 +16,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON = "/usr/bin/python3"
+PYTHON = sys.executable
 CASES = [
     ("denoising_layer", "(a) denoising layer 784-1000-784, batch 128"),
     ("greedy_stack", "(b) greedy 784-1000-1000-1000, 1 epoch/layer"),
@@ -49,7 +51,8 @@ def main():
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--memory-epochs", type=int, default=1)
-    args = parser.parse_args()
+    # bench/run hands every option to both comparisons: each takes its own and leaves the others.
+    args, _ = parser.parse_known_args()
     bench = os.path.join(args.build_dir, "bench", "training_bench")
     encore = os.path.join(args.build_dir, "apps", "encore")
     plain, _ = environments("")
@@ -59,8 +62,9 @@ def main():
     plain, tuned = environments(kernel)
     print(f"machine: {os.cpu_count()} cores; encore BLAS: {gemm['gemm_denoising_layer']['blas']}; "
           f"{gemm['gemm_denoising_layer']['threads']} threads")
+    peer_torch = subprocess.run([PYTHON, "-c", "import torch; print(torch.__version__)"], check=True, capture_output=True, text=True).stdout.strip()
     print(f"{args.samples} Fashion-MNIST training images per epoch; median of {args.repeats} runs each; "
-          f"peers run with {PYTHON} (python3-torch)\n")
+          f"encore {gemm['gemm_denoising_layer']['libtorch']}; peers run with {PYTHON} (torch {peer_torch})\n")
 
     print("matrix-multiply limit (the products of one training step, timed alone, the faster of the BLAS's own threads")
     print("and one block of weight rows per thread as encore's linear() runs them; measured again beside each run):")

@@ -10,7 +10,7 @@ throughput over theirs is the share of step time that is computation, and the re
 communication (the part of the all-reduces backward does not hide, plus the waiting for the slower
 rank).
 
-For scale, PyTorch's own Gloo all-reduce (torch.distributed, Debian's python3-torch) of the largest
+For scale, PyTorch's own Gloo all-reduce (torch.distributed, of the Python that runs this script) of the largest
 stage's gradients (pretrain/layer0: 784x1000 weights each way and biases) is timed alone on the same
 processes and cores.
 
@@ -27,7 +27,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "fashion_sda.json")
-PYTHON = "/usr/bin/python3"
+PYTHON = sys.executable
 STAGES = ["pretrain/layer0", "pretrain/layer1", "pretrain/layer2", "pretrain/end_to_end", "finetune/head_only", "finetune/all"]
 ONE_EPOCH = ["/pretrain/greedy/epochs=1", "/pretrain/end_to_end/epochs=1", "/finetune/phases/0/epochs=1", "/finetune/phases/1/epochs=1"]
 
@@ -127,7 +127,8 @@ def main():
     parser.add_argument("--nproc", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer-allreduce-rank", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    # bench/run hands every option to both comparisons: each takes its own and leaves the others.
+    args, _ = parser.parse_known_args()
     if args.peer_allreduce_rank is not None:
         peer_allreduce_worker(args.peer_allreduce_rank, args.nproc, args.build_dir)
         return

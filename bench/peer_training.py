@@ -2,10 +2,12 @@
 PyTorch user would write them (whole data set as one float tensor, batches cut from a shuffled index,
 nn.Linear layers, torch.optim.Adam, BCE-with-logits where the output is a sigmoid).
 
-Usage: peer_training.py CASE [--samples N] [--tuned]
+Usage: peer_training.py CASE [--samples N] [--tuned] [--device cpu|cuda] [--batch-size B]
   CASE: denoising_layer | greedy_stack | small_relu | finetune
   --tuned: every intra-op thread of the machine and denormals flushed; the driver (bench/run) also
            sets the OpenBLAS kernel and glibc allocator thresholds in the environment for this run.
+  --device cuda: data set and model on the GPU (scripts/device-check); --batch-size: every job's
+           batch size instead of its own (128, or 64 for small_relu).
 Prints one JSON line: {"case", "samples", "seconds", "samples_per_second"}.
 """
 import argparse
@@ -22,16 +24,27 @@ from torch import nn
 DATA = "/usr/share/datasets/fashion-mnist"
 
 
+DEVICE = torch.device("cpu")
+BATCH_SIZE = None
+
+
 def load_images(samples):
     with gzip.open(f"{DATA}/train-images-idx3-ubyte.gz", "rb") as f:
         raw = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)
-    return torch.from_numpy(raw[:samples].astype(np.float32) / 255.0)
+    return torch.from_numpy(raw[:samples].astype(np.float32) / 255.0).to(DEVICE)
 
 
 def load_labels(samples):
     with gzip.open(f"{DATA}/train-labels-idx1-ubyte.gz", "rb") as f:
         raw = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
-    return torch.from_numpy(raw[:samples].astype(np.int64))
+    return torch.from_numpy(raw[:samples].astype(np.int64)).to(DEVICE)
+
+
+def finished(start):
+    """Seconds since start, once the device's queued work is done."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 class DenoisingLayer(nn.Module):
@@ -53,7 +66,8 @@ class DenoisingLayer(nn.Module):
 
 def train_epoch(loss_of, parameters, data, batch_size, targets=None):
     optimizer = torch.optim.Adam(parameters, lr=1e-3)
-    order = torch.randperm(data.shape[0])
+    batch_size = BATCH_SIZE or batch_size
+    order = torch.randperm(data.shape[0], device=DEVICE)
     for start in range(0, data.shape[0], batch_size):
         rows = order[start:start + batch_size]
         batch = data[rows]
@@ -65,15 +79,16 @@ def train_epoch(loss_of, parameters, data, batch_size, targets=None):
 
 def denoising_layer(samples):
     x = load_images(samples)
-    layer = DenoisingLayer(784, 1000, 0.3)
+    layer = DenoisingLayer(784, 1000, 0.3).to(DEVICE)
     start = time.perf_counter()
     train_epoch(layer.loss, layer.parameters(), x, 128)
-    return time.perf_counter() - start, samples
+    return finished(start), samples
 
 
 def greedy_stack(samples):
     x = load_images(samples)
-    layers = [DenoisingLayer(784, 1000, 0.1), DenoisingLayer(1000, 1000, 0.2), DenoisingLayer(1000, 1000, 0.3)]
+    layers = [DenoisingLayer(784, 1000, 0.1).to(DEVICE), DenoisingLayer(1000, 1000, 0.2).to(DEVICE),
+              DenoisingLayer(1000, 1000, 0.3).to(DEVICE)]
     start = time.perf_counter()
     codes = x
     for k, layer in enumerate(layers):
@@ -81,24 +96,24 @@ def greedy_stack(samples):
             with torch.no_grad():
                 codes = torch.cat([layers[k - 1].encode(codes[i:i + 1024]) for i in range(0, codes.shape[0], 1024)])
         train_epoch(layer.loss, layer.parameters(), codes, 128)
-    return time.perf_counter() - start, samples * len(layers)
+    return finished(start), samples * len(layers)
 
 
 def small_relu(samples):
     x = load_images(samples)
     model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
-                          nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 784), nn.Sigmoid())
+                          nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 784), nn.Sigmoid()).to(DEVICE)
     start = time.perf_counter()
     train_epoch(lambda batch: F.mse_loss(model(batch), batch), model.parameters(), x, 64)
-    return time.perf_counter() - start, samples
+    return finished(start), samples
 
 
 def finetune(samples):
     x = load_images(samples)
     y = load_labels(samples)
     model = nn.Sequential(nn.Linear(784, 1000), nn.Sigmoid(), nn.Linear(1000, 1000), nn.Sigmoid(),
-                          nn.Linear(1000, 1000), nn.Sigmoid(), nn.Linear(1000, 10))
-    eye = torch.eye(10)
+                          nn.Linear(1000, 1000), nn.Sigmoid(), nn.Linear(1000, 10)).to(DEVICE)
+    eye = torch.eye(10, device=DEVICE)
 
     def loss(batch, labels):
         # One-versus-all: ten independent sigmoid units, BCE against one-hot targets.
@@ -106,7 +121,7 @@ def finetune(samples):
 
     start = time.perf_counter()
     train_epoch(loss, model.parameters(), x, 128, y)
-    return time.perf_counter() - start, samples
+    return finished(start), samples
 
 
 CASES = {"denoising_layer": denoising_layer, "greedy_stack": greedy_stack, "small_relu": small_relu, "finetune": finetune}
@@ -116,7 +131,11 @@ if __name__ == "__main__":
     parser.add_argument("case", choices=sorted(CASES))
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--tuned", action="store_true")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--batch-size", type=int)
     args = parser.parse_args()
+    DEVICE = torch.device(args.device)
+    BATCH_SIZE = args.batch_size
     torch.manual_seed(0)
     if args.tuned:
         torch.set_num_threads(len(os.sched_getaffinity(0)))

@@ -2,10 +2,13 @@
 // calls `encore run` makes (pretrain(), finetune(), Trainer), and the matrix-multiply rate of the
 // shapes those jobs use: the limit a GEMM-bound step can reach on this machine.
 //
-// Usage: training_bench CASE [--samples N]
+// Usage: training_bench CASE [--samples N] [--device cpu|cuda] [--batch-size B]
 //   CASE: gemm_denoising_layer | gemm_finetune | denoising_layer | greedy_stack | small_relu | finetune
+//   --device cuda: the training jobs on the GPU (scripts/device-check); --batch-size: every job's
+//   batch size instead of its own (128, or 64 for small_relu).
 // Prints one JSON line per case.
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -48,16 +51,25 @@ struct Result {
   double gemm_flops_per_sample = 0;
 };
 
+/// Where and in what batches the training jobs run.
+struct JobSettings {
+  std::int64_t samples = 60000;
+  torch::Device device = torch::kCPU;
+  /// 0: each job's own batch size.
+  std::int64_t batch_size = 0;
+};
+
 struct Fixture {
+  JobSettings settings;
   core::Dataset data;
   core::Scaler scaler;
   torch::Tensor train_rows, validation_rows;
   ft::Components components = ft::builtin_components();
   const core::OptimizerRegistry& optimizers = components.optimizers;
 
-  explicit Fixture(std::int64_t samples) {
+  explicit Fixture(JobSettings job) : settings(job) {
     data = core::load_idx_dataset(kData + "/train-images-idx3-ubyte.gz", kData + "/train-labels-idx1-ubyte.gz");
-    samples = std::min(samples, data.size());
+    const auto samples = std::min(settings.samples, data.size());
     train_rows = torch::arange(samples);
     // A small validation set: pretrain() and finetune() always validate, and the peer does not.
     validation_rows = torch::arange(data.size() - 256, data.size());
@@ -65,6 +77,12 @@ struct Fixture {
   }
   core::BatchSource source(const torch::Tensor& rows, std::int64_t batch_size, bool shuffle) const {
     return core::BatchSource(data, rows, scaler, batch_size, shuffle, 1);
+  }
+  std::int64_t batch(std::int64_t job_batch_size) const { return settings.batch_size > 0 ? settings.batch_size : job_batch_size; }
+  core::StageContext context() const {
+    core::StageContext out;
+    out.device = settings.device;
+    return out;
   }
 };
 
@@ -84,9 +102,9 @@ Result pretrain_case(const Fixture& f, const std::shared_ptr<models::StackedAuto
   const auto batch = config.runs_greedy() ? config.greedy.batch_size : config.end_to_end.batch_size;
   const auto train = f.source(f.train_rows, batch, true);
   const auto validation = f.source(f.validation_rows, 256, false);
-  core::StageContext context;
+  model->to(f.settings.device);
   const auto start = std::chrono::steady_clock::now();
-  models::pretrain(model, config, train, &validation, context);
+  models::pretrain(model, config, train, &validation, f.context());
   return {train.size() * stages, seconds_since(start)};
 }
 
@@ -96,34 +114,34 @@ Json one_epoch(std::int64_t batch_size) {
 
 Result denoising_layer(const Fixture& f) {
   auto result = pretrain_case(f, stack({1000}, models::Activation::kSigmoid, {0.3}),
-                              Json{{"mode", "greedy"}, {"loss", "bce"}, {"greedy", one_epoch(128)}}, 1);
+                              Json{{"mode", "greedy"}, {"loss", "bce"}, {"greedy", one_epoch(f.batch(128))}}, 1);
   result.gemm_flops_per_sample = 5 * 2.0 * 784 * 1000;
   return result;
 }
 
 Result greedy_stack(const Fixture& f) {
   return pretrain_case(f, stack({1000, 1000, 1000}, models::Activation::kSigmoid, {0.1, 0.2, 0.3}),
-                       Json{{"mode", "greedy"}, {"loss", "bce"}, {"greedy", one_epoch(128)}}, 3);
+                       Json{{"mode", "greedy"}, {"loss", "bce"}, {"greedy", one_epoch(f.batch(128))}}, 3);
 }
 
 Result small_relu(const Fixture& f) {
   return pretrain_case(f, stack({256, 64}, models::Activation::kRelu, {}),
-                       Json{{"mode", "end_to_end"}, {"loss", "mse"}, {"end_to_end", one_epoch(64)}}, 1);
+                       Json{{"mode", "end_to_end"}, {"loss", "mse"}, {"end_to_end", one_epoch(f.batch(64))}}, 1);
 }
 
 Result finetune(const Fixture& f) {
   const auto& heads = f.components.heads;
-  auto phase = one_epoch(128);
+  auto phase = one_epoch(f.batch(128));
   phase["name"] = "all";
   phase["trainable"] = {"encoder", "head"};
   const Json json{{"head", {{"type", "one_vs_all"}}}, {"phases", Json::array({phase})}};
   const auto config = ft::parse_finetune_config(JsonReader(json), f.optimizers, heads);
   auto classifier = ft::build_classifier(config, stack({1000, 1000, 1000}, models::Activation::kSigmoid, {}), heads, 10);
-  const auto train = f.source(f.train_rows, 128, true);
+  const auto train = f.source(f.train_rows, f.batch(128), true);
   const auto validation = f.source(f.validation_rows, 256, false);
-  core::StageContext context;
+  classifier->to(f.settings.device);
   const auto start = std::chrono::steady_clock::now();
-  ft::finetune(classifier, config, train, &validation, context);
+  ft::finetune(classifier, config, train, &validation, f.context());
   Result result{train.size(), seconds_since(start)};
   // Forward and weight gradients of every layer, input gradients of all but the first.
   const double weights = 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10;
@@ -197,13 +215,26 @@ Json gemm_json(const GemmRate& rate) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << "usage: training_bench CASE [--samples N]\n";
+  const char* usage = "usage: training_bench CASE [--samples N] [--device cpu|cuda] [--batch-size B]\n";
+  if (argc < 2 || argc % 2 != 0) {
+    std::cerr << usage;
     return 2;
   }
   const std::string name = argv[1];
-  std::int64_t samples = 60000;
-  if (argc == 4 && std::string(argv[2]) == "--samples") samples = std::stoll(argv[3]);
+  JobSettings job;
+  for (int i = 2; i < argc; i += 2) {
+    const std::string option = argv[i], value = argv[i + 1];
+    if (option == "--samples") {
+      job.samples = std::stoll(value);
+    } else if (option == "--device") {
+      job.device = core::resolve_device(value);
+    } else if (option == "--batch-size") {
+      job.batch_size = std::stoll(value);
+    } else {
+      std::cerr << usage;
+      return 2;
+    }
+  }
   core::prepare_process(argv);
   core::configure_threads(0);
   torch::manual_seed(0);
@@ -218,10 +249,10 @@ int main(int argc, char** argv) {
        }},
   };
   const std::map<std::string, std::function<Result()>> cases{
-      {"denoising_layer", [&] { return denoising_layer(Fixture(samples)); }},
-      {"greedy_stack", [&] { return greedy_stack(Fixture(samples)); }},
-      {"small_relu", [&] { return small_relu(Fixture(samples)); }},
-      {"finetune", [&] { return finetune(Fixture(samples)); }},
+      {"denoising_layer", [&] { return denoising_layer(Fixture(job)); }},
+      {"greedy_stack", [&] { return greedy_stack(Fixture(job)); }},
+      {"small_relu", [&] { return small_relu(Fixture(job)); }},
+      {"finetune", [&] { return finetune(Fixture(job)); }},
   };
   Json out;
   if (const auto gemm = gemm_cases.find(name); gemm != gemm_cases.end()) {
@@ -238,6 +269,7 @@ int main(int argc, char** argv) {
   out["blas"] = core::blas_description();
   out["kernel"] = core::blas_kernel();
   out["threads"] = at::get_num_threads();
+  out["libtorch"] = TORCH_VERSION;
   std::cout << out.dump() << "\n";
   return 0;
 }
