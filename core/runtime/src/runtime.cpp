@@ -169,6 +169,14 @@ std::string blas_description() {
     return fmt::format("{} (kernel {}{})", config(), blas_kernel(), how);
   }
   Dl_info info{};
+  // PyPI's LibTorch carries Intel's MKL inside libtorch_cpu.
+  using MklVersion = void (*)(char*, int);
+  if (auto mkl = reinterpret_cast<MklVersion>(dlsym(RTLD_DEFAULT, "MKL_Get_Version_String"));
+      mkl && dladdr(reinterpret_cast<void*>(mkl), &info)) {
+    char version[256] = {};
+    mkl(version, sizeof version - 1);
+    return fmt::format("{} (in {})", version, info.dli_fname);
+  }
   if (auto sgemm = dlsym(RTLD_DEFAULT, "sgemm_"); sgemm && dladdr(sgemm, &info) && info.dli_fname) {
     return fmt::format("{} (not OpenBLAS: expect slow matrix products unless it is an optimised BLAS)", info.dli_fname);
   }
