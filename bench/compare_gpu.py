@@ -5,21 +5,15 @@ with the Python that runs this script (the torch encore was built against).
 Usage: compare_gpu.py BUILD_DIR [--batch-size B] [--samples N] [--repeats R]
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CASES = ["denoising_layer", "greedy_stack", "small_relu", "finetune"]
+from compare_training import CASES, run_json
 
 
 def samples_per_second(command):
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed:\n{result.stderr}")
-    return json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])["samples_per_second"]
+    return run_json(command, dict(os.environ))[0]["samples_per_second"]
 
 
 def main():
@@ -38,7 +32,7 @@ def main():
     header = f"{'job':<18} {'encore':>10} {'PyTorch':>10} {'ratio':>7}"
     print(header)
     print("-" * len(header))
-    for case in CASES:
+    for case, _ in CASES:
         encore = statistics.median(samples_per_second([bench, case] + common) for _ in range(args.repeats))
         peer = statistics.median(samples_per_second([sys.executable, "bench/peer_training.py", case] + common)
                                  for _ in range(args.repeats))
