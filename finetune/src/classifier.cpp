@@ -26,13 +26,20 @@ ClassifierImpl::ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoenc
       throw std::invalid_argument(fmt::format("Classifier: encoder_depth must be in [1, {}], got {}", all_layers.size(), depth));
     }
     layers_.assign(all_layers.begin(), all_layers.begin() + depth);
+    // Only the encoder half of a layer takes part in classification; its decoder stays as pretrained
+    // unless a semi-supervised phase trains it (the block "decoder"). The layers' modes follow
+    // their encoder blocks: "decoder" holds no module of its own.
+    Block decoder{"decoder", {}, {}, std::nullopt};
     for (int k = 0; k < depth; ++k) {
       auto& layer = layers_[static_cast<std::size_t>(k)];
-      // Only the encoder half of a layer takes part in classification; its decoder stays as pretrained.
       Block block{fmt::format("encoder.layer{}", k), {layer->encoder_weight, layer->encoder_bias}, {layer.ptr()}, k};
       encoder.parameters.insert(encoder.parameters.end(), block.parameters.begin(), block.parameters.end());
       blocks_.push_back(std::move(block));
+      // A tied layer decodes with its encoder's weight: only its bias is the decoder's own.
+      if (!layer->options.tied()) decoder.parameters.push_back(layer->decoder_weight_);
+      decoder.parameters.push_back(layer->decoder_bias);
     }
+    blocks_.push_back(std::move(decoder));
     features = layers_.back()->options.hidden_dim();
   }
   blocks_.insert(blocks_.begin(), std::move(encoder));
@@ -48,13 +55,16 @@ ClassifierImpl::ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoenc
   blocks_.push_back(Block{"head", head_->module().parameters(), {head_->module().shared_from_this()}, std::nullopt});
 }
 
-torch::Tensor ClassifierImpl::features(const torch::Tensor& x) {
+torch::Tensor ClassifierImpl::features(const torch::Tensor& x) { return noisy_features(x, 0.0); }
+
+torch::Tensor ClassifierImpl::noisy_features(const torch::Tensor& x, double deviation) {
+  const auto noise = [deviation](const torch::Tensor& t) { return deviation > 0 ? t + torch::randn_like(t) * deviation : t; };
   torch::Tensor h;
   if (layers_.empty()) {
-    h = autoencoder_->encode(x);
+    h = noise(autoencoder_->encode(x));
   } else {
-    h = x;
-    for (auto& layer : layers_) h = layer->encode(h);
+    h = noise(x);
+    for (auto& layer : layers_) h = noise(layer->encode(h));
   }
   if (hidden_) h = hidden_dropout_(core::linear(h, hidden_->weight, hidden_->bias, hidden_activation_));
   return h;

@@ -189,8 +189,7 @@ class ExperimentRun {
       pretrained_ = run_.file(RunDirectory::kPretrained);
       return;
     }
-    // Pretraining sees every training image, labelled or not; never the validation split.
-    core::BatchSource unlabelled(data_.train, split_.all_training, scaler_, kEvaluationBatch, true, config_.runtime.seed);
+    const auto unlabelled = unlabelled_source();
     for (const auto& [stage, metrics] : models::pretrain(model_, config_.pretrain, unlabelled, validation(), context_)) {
       summary_["stages"][stage] = metrics;
     }
@@ -203,11 +202,18 @@ class ExperimentRun {
     describe_pretraining();
   }
 
+  // Pretraining and semi-supervised phases see every training image, labelled or not, without its
+  // label; never the validation split.
+  core::BatchSource unlabelled_source() const {
+    return core::BatchSource(data_.train, split_.all_training, scaler_, kEvaluationBatch, true, config_.runtime.seed);
+  }
+
   void finetune() {
     if (!finetunes_) return;
     load_pretrained_encoder();
     core::BatchSource labelled(data_.train, split_.labelled, scaler_, kEvaluationBatch, true, config_.runtime.seed);
-    for (const auto& [stage, metrics] : finetune::finetune(classifier_, *config_.finetune, labelled, validation(), context_)) {
+    const auto unlabelled = unlabelled_source();
+    for (const auto& [stage, metrics] : finetune::finetune(classifier_, *config_.finetune, labelled, validation(), context_, &unlabelled)) {
       summary_["stages"][stage] = metrics;
     }
     if (!core::is_main_process()) return;

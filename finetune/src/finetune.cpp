@@ -33,6 +33,7 @@ PhaseConfig parse_phase(core::JsonReader r, const core::OptimizerRegistry& optim
                                        core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
   p.unfreeze_every_epochs =
       static_cast<int>(r.get<std::int64_t>("unfreeze_every_epochs", p.unfreeze_every_epochs, core::at_least(std::int64_t{0})));
+  if (auto semi = r.optional_object("semi_supervised")) p.semi_supervised = core::read_options<SemiSupervisedConfig>(*semi);
   p.train = core::parse_train_config(r, optimizers, p.train);
   return p;
 }
@@ -42,11 +43,28 @@ core::Json phase_json(const PhaseConfig& p, const core::OptimizerRegistry& optim
                  {"trainable", p.trainable},
                  {"lr_decay_per_depth", p.lr_decay_per_depth},
                  {"unfreeze_every_epochs", p.unfreeze_every_epochs}};
+  out["semi_supervised"] = p.semi_supervised ? core::options_json(*p.semi_supervised) : core::Json(nullptr);
   out.update(core::to_json(p.train, optimizers));
   return out;
 }
 
 }  // namespace
+
+void SemiSupervisedConfig::check() const {
+  if (layer_weights.empty()) throw core::OptionError("layer_weights", "must give at least one weight (0 for none)");
+  if (consistency_weight == 0 && std::none_of(layer_weights.begin(), layer_weights.end(), [](double w) { return w > 0; })) {
+    throw core::OptionError("layer_weights",
+                            "must have a weight > 0 when consistency_weight is 0 (a phase without unlabelled costs is a supervised one)");
+  }
+}
+
+bool SemiSupervisedConfig::reconstructs() const {
+  return std::any_of(layer_weights.begin(), layer_weights.end(), [](double w) { return w > 0; });
+}
+
+std::vector<double> SemiSupervisedConfig::weights_for(int layers) const {
+  return layer_weights.size() == 1 ? std::vector<double>(static_cast<std::size_t>(layers), layer_weights.front()) : layer_weights;
+}
 
 FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRegistry& optimizers, const HeadRegistry& heads) {
   FinetuneConfig c;
@@ -108,6 +126,16 @@ Classifier build_classifier(const FinetuneConfig& config, std::shared_ptr<models
 
 void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierImpl& classifier) {
   for (std::size_t i = 0; i < config.phases.size(); ++i) {
+    if (const auto& semi = config.phases[i].semi_supervised) {
+      const auto path = fmt::format("/finetune/phases/{}/semi_supervised", i);
+      const auto layers = classifier.encoder_layer_count();
+      if (layers == 0) throw core::ConfigError(path, "needs an encoder of greedy layers to reconstruct; this model encodes in one piece");
+      if (semi->layer_weights.size() != 1 && semi->layer_weights.size() != static_cast<std::size_t>(layers)) {
+        throw core::ConfigError(path + "/layer_weights",
+                                fmt::format("has {} weights, but the encoder has {} layers (give one per layer, or one for all)",
+                                            semi->layer_weights.size(), layers));
+      }
+    }
     for (std::size_t j = 0; j < config.phases[i].trainable.size(); ++j) {
       try {
         classifier.block(config.phases[i].trainable[j]);
@@ -119,7 +147,7 @@ void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierI
 }
 
 ClassificationTask::ClassificationTask(Classifier classifier, const PhaseConfig& phase)
-    : classifier_(std::move(classifier)), lr_decay_per_depth_(phase.lr_decay_per_depth) {
+    : classifier_(std::move(classifier)), semi_supervised_(phase.semi_supervised), lr_decay_per_depth_(phase.lr_decay_per_depth) {
   if (phase.unfreeze_every_epochs > 0) {
     trainable_.insert(phase.trainable.back());
   } else {
@@ -159,8 +187,32 @@ std::vector<core::ParameterGroup> ClassificationTask::unfreeze(const std::string
   return groups_of({block});
 }
 
-torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::MetricSums&) {
-  return classifier_->head().loss(classifier_->forward(batch.inputs), batch.labels);
+torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
+  const auto supervised = classifier_->head().loss(classifier_->forward(batch.inputs), batch.labels);
+  if (!batch.unlabelled.defined()) return supervised;
+  TORCH_CHECK(semi_supervised_, "a batch with unlabelled rows reached a phase that is not semi-supervised");
+  torch::Tensor cost;
+  const auto add = [&cost](const torch::Tensor& term) { cost = cost.defined() ? cost + term : term; };
+  if (semi_supervised_->reconstructs()) {
+    auto layers = classifier_->autoencoder().greedy_layers();
+    const int depth = classifier_->encoder_layer_count();
+    layers.erase(layers.begin() + depth, layers.end());
+    add(models::layerwise_denoising_cost(layers, batch.unlabelled, semi_supervised_->weights_for(depth), semi_supervised_->loss));
+  }
+  if (semi_supervised_->consistency_weight > 0) {
+    auto& head = classifier_->head();
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      target = head.probabilities(classifier_->forward(batch.unlabelled));
+    }
+    const auto noisy = head.probabilities(head.forward(classifier_->noisy_features(batch.unlabelled, semi_supervised_->consistency_noise)));
+    add(semi_supervised_->consistency_weight * (noisy - target).pow(2).sum(1).mean());
+  }
+  metrics.add("supervised_loss", supervised.item<double>(), static_cast<double>(batch.size()));
+  // A rank whose share of a short last batch is empty holds a stand-in row weighted 0.
+  if (batch.unlabelled_scale > 0) metrics.add("unlabelled_cost", cost.item<double>(), static_cast<double>(batch.unlabelled.size(0)));
+  return supervised + batch.unlabelled_scale * cost;
 }
 
 torch::Tensor ClassificationTask::validation_loss(const core::Batch& batch, core::MetricSums& metrics) {
@@ -194,8 +246,8 @@ namespace {
 class PhaseStage : public core::Stage {
  public:
   PhaseStage(Classifier classifier, const PhaseConfig& phase, std::size_t index, const core::BatchSource& train,
-             const core::BatchSource* validation)
-      : classifier_(std::move(classifier)), phase_(phase), index_(index), train_(train), validation_(validation) {}
+             const core::BatchSource* validation, const core::BatchSource* unlabelled)
+      : classifier_(std::move(classifier)), phase_(phase), index_(index), train_(train), validation_(validation), unlabelled_(unlabelled) {}
 
   std::string name() const override { return "finetune/" + phase_.name; }
   const core::TrainConfig& config() const override { return phase_.train; }
@@ -206,8 +258,18 @@ class PhaseStage : public core::Stage {
 
   void prepare(const core::StageContext& context) override {
     task_.emplace(classifier_, phase_);
-    phase_train_.emplace(train_.data(), train_.indices(), train_.scaler(), phase_.train.batch_size, true,
-                         core::stream_seed(context.seed, core::RandomStream::kFinetunePhase, index_));
+    core::BatchSource labelled(train_.data(), train_.indices(), train_.scaler(), phase_.train.batch_size, true,
+                               core::stream_seed(context.seed, core::RandomStream::kFinetunePhase, index_));
+    if (!phase_.semi_supervised) {
+      phase_train_.emplace(std::move(labelled));
+      return;
+    }
+    if (!unlabelled_)
+      throw std::invalid_argument("fine-tuning phase \"" + phase_.name + "\" is semi-supervised, but no unlabelled data was given");
+    const core::BatchSource unlabelled(unlabelled_->data(), unlabelled_->indices(), unlabelled_->scaler(),
+                                       phase_.semi_supervised->unlabelled_batch_size, true,
+                                       core::stream_seed(context.seed, core::RandomStream::kFinetuneUnlabelled, index_));
+    phase_train_.emplace(unlabelled.with_labelled(std::move(labelled)));
   }
 
   void attach(core::Trainer& trainer) override {
@@ -228,6 +290,7 @@ class PhaseStage : public core::Stage {
   std::size_t index_;
   const core::BatchSource& train_;
   const core::BatchSource* validation_;
+  const core::BatchSource* unlabelled_;
   std::optional<ClassificationTask> task_;
   std::optional<core::BatchSource> phase_train_;
   std::shared_ptr<GradualUnfreezing> unfreezing_;
@@ -236,10 +299,11 @@ class PhaseStage : public core::Stage {
 }  // namespace
 
 std::map<std::string, core::Metrics> finetune(Classifier& classifier, const FinetuneConfig& config, const core::BatchSource& train,
-                                              const core::BatchSource* validation, const core::StageContext& context) {
+                                              const core::BatchSource* validation, const core::StageContext& context,
+                                              const core::BatchSource* unlabelled) {
   std::map<std::string, core::Metrics> results;
   for (std::size_t i = 0; i < config.phases.size(); ++i) {
-    PhaseStage stage(classifier, config.phases[i], i, train, validation);
+    PhaseStage stage(classifier, config.phases[i], i, train, validation, unlabelled);
     if (auto metrics = core::run_stage(stage, context)) results[stage.name()] = *metrics;
   }
   return results;

@@ -206,9 +206,12 @@ torch::Tensor AutoencoderLayerImpl::penalty(const torch::Tensor& code) {
 AutoencoderLayerImpl::Loss AutoencoderLayerImpl::loss(const torch::Tensor& x, ReconstructionLoss kind) {
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
   const auto code = encode(input);
+  // A fixed target: where x is itself computed by trained layers (semi-supervised fine-tuning), a
+  // gradient through the target would pull those layers towards codes that are easy to reconstruct.
+  const auto target = x.detach();
   const auto reconstruction = kind == ReconstructionLoss::kBinaryCrossEntropy && options.output_activation() == Activation::kSigmoid
-                                  ? logistic_reconstruction_loss(core::linear(code, decoder_weight(), decoder_bias), x)
-                                  : reconstruction_loss(kind, decode(code), x);
+                                  ? logistic_reconstruction_loss(core::linear(code, decoder_weight(), decoder_bias), target)
+                                  : reconstruction_loss(kind, decode(code), target);
   const auto regulariser = penalty(code);
   return {regulariser.defined() ? reconstruction + regulariser : reconstruction, reconstruction, code};
 }

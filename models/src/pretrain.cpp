@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "encore/core/random.h"
@@ -70,6 +71,33 @@ void check_pretrain_fits_model(const PretrainConfig& c, AutoencoderModel& model)
   }
 }
 
+ReconstructionLoss greedy_layer_loss(const AutoencoderLayerImpl& layer, bool first_layer, ReconstructionLoss configured) {
+  // Inner layers reconstruct codes in their activation's range; BCE only fits codes in [0, 1].
+  const bool codes_in_unit_range = first_layer || layer.options.activation() == Activation::kSigmoid;
+  return codes_in_unit_range ? configured : ReconstructionLoss::kMse;
+}
+
+torch::Tensor layerwise_denoising_cost(std::vector<AutoencoderLayer> layers, const torch::Tensor& x, const std::vector<double>& weights,
+                                       ReconstructionLoss loss) {
+  TORCH_CHECK(weights.size() == layers.size(), "layerwise_denoising_cost: ", weights.size(), " weights for ", layers.size(), " layers");
+  torch::Tensor total;
+  torch::Tensor codes = x;
+  for (std::size_t k = 0; k < layers.size(); ++k) {
+    if (weights[k] > 0) {
+      const auto cost = weights[k] * layers[k]->loss(codes, greedy_layer_loss(*layers[k], k == 0, loss)).total;
+      total = total.defined() ? total + cost : cost;
+    }
+    // The layer above needs these codes only when it has a cost of its own or of a layer above it.
+    if (std::any_of(weights.begin() + static_cast<std::ptrdiff_t>(k) + 1, weights.end(), [](double w) { return w > 0; })) {
+      codes = layers[k]->encode(codes);
+    } else {
+      break;
+    }
+  }
+  TORCH_CHECK(total.defined(), "layerwise_denoising_cost: every weight is 0");
+  return total;
+}
+
 GreedyLayerTask::GreedyLayerTask(std::shared_ptr<AutoencoderModel> model, int layer, ReconstructionLoss loss)
     : model_(std::move(model)), loss_(loss) {
   const auto layers = model_->greedy_layers();
@@ -82,10 +110,7 @@ GreedyLayerTask::GreedyLayerTask(std::shared_ptr<AutoencoderModel> model, int la
 std::vector<torch::Tensor> GreedyLayerTask::trainable_parameters() { return layer_->parameters(); }
 
 torch::Tensor GreedyLayerTask::layer_loss(const core::Batch& batch, core::MetricSums& metrics, bool code_statistics) {
-  // Inner layers reconstruct codes in their activation's range; BCE only fits codes in [0, 1].
-  const bool codes_in_unit_range = first_layer_ || layer_->options.activation() == Activation::kSigmoid;
-  const auto kind = codes_in_unit_range ? loss_ : ReconstructionLoss::kMse;
-  const auto loss = layer_->loss(batch.inputs, kind);
+  const auto loss = layer_->loss(batch.inputs, greedy_layer_loss(*layer_, first_layer_, loss_));
   const double weight = static_cast<double>(batch.size());
   if (code_statistics) add_code_statistics(*layer_, loss.code, weight, metrics);
   metrics.add("reconstruction", loss.reconstruction.item<double>(), weight);

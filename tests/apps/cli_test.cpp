@@ -182,10 +182,9 @@ TEST(Cli, UnknownBlockNameIsAConfigErrorListingTheBlocks) {
   j["finetune"] = {{"phases", {{{"trainable", {"encoder.layer3"}}}}}};
   const auto r = cli({"run", write_config(dir, "c.json", j.dump()), "--output-dir", (dir / "c").string()});
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(
-      r.err.find(
-          "config error at /finetune/phases/0/trainable/0: unknown block \"encoder.layer3\" (available: encoder, encoder.layer0, head)"),
-      std::string::npos)
+  EXPECT_NE(r.err.find("config error at /finetune/phases/0/trainable/0: unknown block \"encoder.layer3\" (available: encoder, "
+                       "encoder.layer0, decoder, head)"),
+            std::string::npos)
       << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "c"));
 }

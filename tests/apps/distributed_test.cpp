@@ -23,8 +23,9 @@ namespace fs = std::filesystem;
 using encore::core::Json;
 using encore::testing::TempDir;
 
-/// Pretraining (greedy with masking noise, then end to end) and two fine-tuning phases, the second
-/// with gradual unfreezing and early stopping; no dropout, whose masks each rank draws itself.
+/// Pretraining (greedy with masking noise, then end to end) and three fine-tuning phases, the second
+/// with gradual unfreezing and early stopping, the third semi-supervised (its unlabelled batches
+/// split across the ranks as the others' are); no dropout, whose masks each rank draws itself.
 Json parallel_config(const TempDir& dir, std::int64_t batch_size, int finetune_epochs) {
   auto [images, labels] = encore::testing::write_toy_idx(dir.path(), "train", 4, 30, 8, true);
   auto [test_images, test_labels] = encore::testing::write_toy_idx(dir.path(), "test", 4, 10, 8, false);
@@ -49,7 +50,12 @@ Json parallel_config(const TempDir& dir, std::int64_t batch_size, int finetune_e
                    {"epochs", finetune_epochs},
                    {"batch_size", batch_size},
                    {"unfreeze_every_epochs", 1},
-                   {"early_stopping", {{"monitor", "val/loss"}, {"patience", 50}}}}}}}}};
+                   {"early_stopping", {{"monitor", "val/loss"}, {"patience", 50}}}},
+                  {{"name", "semi"},
+                   {"trainable", {"encoder", "decoder", "head"}},
+                   {"epochs", 2},
+                   {"batch_size", batch_size},
+                   {"semi_supervised", {{"unlabelled_batch_size", batch_size}, {"layer_weights", {1.0, 0.5}}}}}}}}}};
 }
 
 std::map<std::string, torch::Tensor> parameters_of(const fs::path& model_file) {

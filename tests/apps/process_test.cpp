@@ -54,8 +54,9 @@ Outcome run_encore(const std::vector<std::string>& args, const fs::path& err_fil
 }
 
 /// A small experiment touching every resumable part: greedy and end-to-end pretraining with masking
-/// noise (RNG), two fine-tuning phases (the second with gradual unfreezing and early stopping), and
-/// checkpoints every 3 steps so that kills land mid-epoch and mid-write.
+/// noise (RNG), three fine-tuning phases (the second with gradual unfreezing and early stopping, the
+/// third semi-supervised: two batch orders, labelled rows cycled), and checkpoints every 3 steps so
+/// that kills land mid-epoch and mid-write.
 Json resumable_config(const TempDir& dir) {
   auto [images, labels] = encore::testing::write_toy_idx(dir.path(), "train", 4, 30, 8, true);
   return Json{{"name", "resume"},
@@ -76,7 +77,12 @@ Json resumable_config(const TempDir& dir) {
                    {"epochs", 4},
                    {"batch_size", 8},
                    {"unfreeze_every_epochs", 1},
-                   {"early_stopping", {{"monitor", "val/loss"}, {"patience", 3}}}}}}}}};
+                   {"early_stopping", {{"monitor", "val/loss"}, {"patience", 3}}}},
+                  {{"name", "semi"},
+                   {"trainable", {"encoder", "decoder", "hidden", "head"}},
+                   {"epochs", 2},
+                   {"batch_size", 5},
+                   {"semi_supervised", {{"unlabelled_batch_size", 11}, {"layer_weights", {1.0, 0.5}}}}}}}}}};
 }
 
 /// metrics.jsonl without the wall-clock fields.

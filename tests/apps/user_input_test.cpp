@@ -243,7 +243,7 @@ TEST_F(UserInput, CheckRefusesWhatARunWouldFailOnLateAndARunRefusesItBeforeItsDi
     EXPECT_FALSE(fs::exists(dir_ / "run")) << needle;
   };
   refused({"/threads=10000"}, 2, "/threads: must be at most 256");
-  refused({R"(/finetune/phases/0/trainable=["encoder","decoder"])"}, 2, "/finetune/phases/0/trainable/1: unknown block \"decoder\"");
+  refused({R"(/finetune/phases/0/trainable=["encoder","decoders"])"}, 2, "/finetune/phases/0/trainable/1: unknown block \"decoders\"");
   refused({R"(/finetune/phases/0/trainable=["head","head"])"}, 2, "/finetune/phases/0/trainable/1: block \"head\" is listed twice");
   refused({"/model/hidden_dims=[1000000000]"}, 2, "/model/hidden_dims: 3e+09 parameters even for one input need");
   refused({"/data/validation_fraction=0", R"(/finetune/phases/0/early_stopping={"monitor":"val/loss"})"}, 2,

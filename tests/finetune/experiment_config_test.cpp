@@ -182,3 +182,34 @@ TEST(ExperimentConfig, EncoderDepthBeyondTheModelsLayersIsAConfigErrorAtItsPath)
   EXPECT_THROW_WITH(finetune::build_classifier(*config.finetune, model, components.heads, 4), core::ConfigError,
                     "config error at /finetune/encoder_depth: must be at most 2, the model's layers, got 3");
 }
+
+TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  auto with_semi_supervised = [&](const core::Json& semi) {
+    auto j = toy_experiment_config(dir);
+    j["finetune"] = {{"phases", {{{"name", "semi"}, {"trainable", {"encoder", "decoder", "head"}}, {"semi_supervised", semi}}}}};
+    return j;
+  };
+  EXPECT_THROW_WITH(
+      finetune::parse_experiment(with_semi_supervised({{"layer_weights", {0, 0}}}), components), core::ConfigError,
+      "config error at /finetune/phases/0/semi_supervised/layer_weights: must have a weight > 0 when consistency_weight is 0");
+  // The head's denoising cost alone is a semi-supervised phase too.
+  EXPECT_NO_THROW(finetune::parse_experiment(with_semi_supervised({{"layer_weights", {0}}, {"consistency_weight", 1}}), components));
+  EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"unlabelled_batch_size", 0}}), components), core::ConfigError,
+                    "config error at /finetune/phases/0/semi_supervised/unlabelled_batch_size: must be >= 1");
+  EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"loss", "l2"}}), components), core::ConfigError,
+                    "config error at /finetune/phases/0/semi_supervised/loss");
+  const auto config = finetune::parse_experiment(with_semi_supervised({{"layer_weights", {1, 0.1, 0.1}}, {"loss", "bce"}}), components);
+  const auto resolved = finetune::to_json(config, components);
+  EXPECT_EQ(resolved["finetune"]["phases"][0]["semi_supervised"], (core::Json{{"unlabelled_batch_size", 128},
+                                                                              {"layer_weights", {1, 0.1, 0.1}},
+                                                                              {"loss", "bce"},
+                                                                              {"consistency_weight", 0.0},
+                                                                              {"consistency_noise", 0.3}}));
+  EXPECT_EQ(finetune::to_json(finetune::parse_experiment(resolved, components), components), resolved);
+  auto model = models::build_model(config.model, components.models, 64);
+  const auto classifier = finetune::build_classifier(*config.finetune, model, components.heads, 4);
+  EXPECT_THROW_WITH(finetune::check_phases_fit_classifier(*config.finetune, *classifier), core::ConfigError,
+                    "config error at /finetune/phases/0/semi_supervised/layer_weights: has 3 weights, but the encoder has 2 layers");
+}

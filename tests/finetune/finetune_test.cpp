@@ -4,6 +4,7 @@
 
 #include "encore/finetune/classifier.h"
 #include "encore/models/model.h"
+#include "encore/models/pretrain.h"
 #include "support/support.h"
 
 using namespace encore;
@@ -47,10 +48,10 @@ std::map<std::string, torch::Tensor> snapshot(torch::nn::Module& m) {
 
 TEST(Classifier, BlocksAreNamedAndUnknownNamesListTheAvailableOnes) {
   auto classifier = stacked_classifier(2);
-  EXPECT_EQ(classifier->block_names(), (std::vector<std::string>{"encoder", "encoder.layer0", "encoder.layer1", "head"}));
+  EXPECT_EQ(classifier->block_names(), (std::vector<std::string>{"encoder", "encoder.layer0", "encoder.layer1", "decoder", "head"}));
   EXPECT_EQ(classifier->forward(torch::rand({5, 12})).sizes(), (std::vector<std::int64_t>{5, 3}));
   EXPECT_THROW_WITH(classifier->block("encoder.layer2"), std::invalid_argument,
-                    "unknown block \"encoder.layer2\" (available: encoder, encoder.layer0, encoder.layer1, head)");
+                    "unknown block \"encoder.layer2\" (available: encoder, encoder.layer0, encoder.layer1, decoder, head)");
 }
 
 TEST(Finetune, FrozenParametersStayBitwiseAndTrainableOnesMoveEvenWithWeightDecay) {
@@ -74,6 +75,116 @@ TEST(Finetune, FrozenParametersStayBitwiseAndTrainableOnesMoveEvenWithWeightDeca
       EXPECT_TRUE(encore::testing::bitwise_equal(tensor, after.at(name))) << name << " should be frozen";
     }
   }
+}
+
+namespace {
+
+// A denoising stack 12-8-6-4 with a head, its three layers' costs weighted alike; a labelled set of
+// 3 rows per class and 111 rows without labels.
+struct SemiSupervisedSetup {
+  core::Dataset data = labelled_data();
+  core::Scaler scaler = core::Scaler::fit(core::Scaling::kNone, data, torch::arange(120));
+  core::BatchSource labelled{data, torch::arange(9), scaler, 6, true, 1};
+  core::BatchSource unlabelled{data, torch::arange(9, 120), scaler, 16, true, 1};
+  models::StackedAutoencoder stack = [] {
+    torch::manual_seed(4);
+    return models::StackedAutoencoder(
+        models::StackedAutoencoderOptions(12, {8, 6, 4}).corruption(models::Corruption::kMasking).corruption_levels({0.2}));
+  }();
+  finetune::Classifier classifier{stack.ptr(), std::nullopt, std::nullopt,
+                                  [](std::int64_t d) { return finetune::OneVsAllHead(finetune::OneVsAllHeadOptions(d, 3)).ptr(); }};
+  std::vector<double> weights{1.0, 1.0, 1.0};
+
+  finetune::FinetuneConfig config(std::vector<std::string> trainable) const {
+    finetune::FinetuneConfig c;
+    c.phases = {phase(std::move(trainable), 4)};
+    c.phases[0].semi_supervised = finetune::SemiSupervisedConfig{};
+    c.phases[0].semi_supervised->layer_weights = weights;
+    return c;
+  }
+  // The mean squared distance between the head's probabilities of the unlabelled rows with noise
+  // (deviation 0.3, a fixed draw) and without.
+  double noise_sensitivity() {
+    torch::NoGradGuard no_grad;
+    classifier->eval();
+    const auto x = unlabelled.rows(unlabelled.indices()).inputs;
+    torch::manual_seed(99);
+    auto& head = classifier->head();
+    const auto noisy = head.probabilities(head.forward(classifier->noisy_features(x, 0.3)));
+    return (noisy - head.probabilities(classifier->forward(x))).pow(2).sum(1).mean().item<double>();
+  }
+  // The layers' summed reconstruction cost of the unlabelled rows, without corruption.
+  double unlabelled_cost() {
+    torch::NoGradGuard no_grad;
+    stack->eval();
+    return models::layerwise_denoising_cost(stack->greedy_layers(), unlabelled.rows(unlabelled.indices()).inputs, weights,
+                                            models::ReconstructionLoss::kMse)
+        .item<double>();
+  }
+};
+
+}  // namespace
+
+TEST(Finetune, SemiSupervisedPhaseLowersTheLayersDenoisingCostOnRowsWithoutLabels) {
+  SemiSupervisedSetup semi, supervised;
+  const double before = semi.unlabelled_cost();
+  core::StageContext context;
+  const auto results =
+      finetune::finetune(semi.classifier, semi.config({"encoder", "decoder", "head"}), semi.labelled, nullptr, context, &semi.unlabelled);
+  const auto& metrics = results.at("finetune/p");
+  EXPECT_GT(metrics.at("train/unlabelled_cost"), 0);
+  EXPECT_GT(metrics.at("train/supervised_loss"), 0);
+  EXPECT_NEAR(metrics.at("train/loss"), metrics.at("train/supervised_loss") + metrics.at("train/unlabelled_cost"), 1e-5);
+  // The same phase without its unlabelled rows, from the same weights.
+  auto config = supervised.config({"encoder", "decoder", "head"});
+  config.phases[0].semi_supervised.reset();
+  finetune::finetune(supervised.classifier, config, supervised.labelled, nullptr, context);
+  const double after = semi.unlabelled_cost();
+  const double after_supervised = supervised.unlabelled_cost();
+  EXPECT_LT(after, 0.9 * before) << "the unlabelled rows' reconstruction cost went from " << before << " to " << after;
+  EXPECT_LT(after, 0.9 * after_supervised) << "supervised only: " << after_supervised << ", semi-supervised: " << after;
+}
+
+TEST(Finetune, TheHeadsDenoisingCostMakesPredictionsOfRowsWithoutLabelsLessSensitiveToNoise) {
+  SemiSupervisedSetup semi, supervised;
+  core::StageContext context;
+  auto config = semi.config({"encoder", "head"});
+  config.phases[0].semi_supervised->layer_weights = {0.0};
+  config.phases[0].semi_supervised->consistency_weight = 10.0;
+  config.phases[0].train.epochs = 30;
+  finetune::finetune(semi.classifier, config, semi.labelled, nullptr, context, &semi.unlabelled);
+  config.phases[0].semi_supervised.reset();
+  finetune::finetune(supervised.classifier, config, supervised.labelled, nullptr, context);
+  EXPECT_LT(semi.noise_sensitivity(), 0.8 * supervised.noise_sensitivity())
+      << "semi-supervised " << semi.noise_sensitivity() << ", supervised only " << supervised.noise_sensitivity();
+}
+
+TEST(Classifier, NoisyFeaturesAddNoiseToTheInputAndEveryCodeAndNoneAtDeviationZero) {
+  auto classifier = stacked_classifier();
+  const auto x = torch::rand({5, 12});
+  EXPECT_TRUE(torch::equal(classifier->noisy_features(x, 0.0), classifier->features(x)));
+  const auto noisy = classifier->noisy_features(x, 0.3);
+  EXPECT_EQ(noisy.sizes(), classifier->features(x).sizes());
+  EXPECT_FALSE(torch::allclose(noisy, classifier->features(x)));
+}
+
+TEST(Finetune, TheDecoderTrainsOnlyWhenAPhaseNamesIt) {
+  SemiSupervisedSetup setup;
+  const auto before = snapshot(*setup.classifier);
+  core::StageContext context;
+  finetune::finetune(setup.classifier, setup.config({"encoder", "head"}), setup.labelled, nullptr, context, &setup.unlabelled);
+  const auto after = snapshot(*setup.classifier);
+  for (const auto& [name, tensor] : before) {
+    const bool decoder = name.find(".decoder_") != std::string::npos;
+    EXPECT_EQ(encore::testing::bitwise_equal(tensor, after.at(name)), decoder) << name;
+  }
+}
+
+TEST(Finetune, ASemiSupervisedPhaseWithoutUnlabelledDataIsAnErrorNamingIt) {
+  SemiSupervisedSetup setup;
+  core::StageContext context;
+  EXPECT_THROW_WITH(finetune::finetune(setup.classifier, setup.config({"head"}), setup.labelled, nullptr, context), std::invalid_argument,
+                    "fine-tuning phase \"p\" is semi-supervised, but no unlabelled data was given");
 }
 
 TEST(Finetune, EachPhasesOptimizerHoldsExactlyItsTrainableParameters) {

@@ -359,6 +359,7 @@ Batch to_device(Batch batch, torch::Device device) {
   };
   batch.inputs = copy(batch.inputs);
   if (batch.labels.defined()) batch.labels = copy(batch.labels);
+  if (batch.unlabelled.defined()) batch.unlabelled = copy(batch.unlabelled);
   return batch;
 }
 
@@ -379,6 +380,32 @@ Batch BatchSource::batch(const torch::Tensor& order, std::int64_t position) cons
   const auto start = position * batch_size_;
   TORCH_CHECK(start < size(), "batch position ", position, " is past the end of the epoch");
   return rows(order.narrow(0, start, std::min(batch_size_, size() - start)));
+}
+
+BatchSource BatchSource::with_labelled(BatchSource labelled) const {
+  TORCH_CHECK(!labelled.semi_supervised(), "the labelled rows of a semi-supervised source cannot themselves be semi-supervised");
+  BatchSource out = *this;
+  out.labelled_ = std::make_shared<const BatchSource>(std::move(labelled));
+  return out;
+}
+
+Batch BatchSource::labelled_rows(std::int64_t step) const {
+  TORCH_CHECK(labelled_, "labelled_rows needs a semi-supervised source (with_labelled)");
+  TORCH_CHECK(step >= 0, "step must be >= 0, got ", step);
+  const auto rows = labelled_->size();
+  const auto wanted = labelled_->batch_size();
+  std::vector<torch::Tensor> parts;
+  // The stream's rows [first, first + wanted): the tail of one epoch's order, whole epochs when the
+  // batch is larger than the labelled set, and the head of the next.
+  for (std::int64_t first = step * wanted, left = wanted; left > 0;) {
+    const auto epoch = first / rows;
+    const auto offset = first % rows;
+    const auto take = std::min(left, rows - offset);
+    parts.push_back(labelled_->epoch_order(epoch).narrow(0, offset, take));
+    first += take;
+    left -= take;
+  }
+  return labelled_->rows(parts.size() == 1 ? parts.front() : torch::cat(parts));
 }
 
 Batch BatchSource::rows(const torch::Tensor& row_indices) const {

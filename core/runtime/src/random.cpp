@@ -20,6 +20,8 @@ std::uint64_t stream_seed(std::uint64_t run_seed, RandomStream stream, std::uint
       return run_seed + 200 + index;
     case RandomStream::kProductCheck:
       return 7;
+    case RandomStream::kFinetuneUnlabelled:
+      return run_seed + 300 + index;
   }
   TORCH_CHECK(false, "unknown random stream ", static_cast<int>(stream));
 }

@@ -164,7 +164,9 @@ namespace {
 
 // This process's part of batch `position`: all of it when running alone, else the rank's contiguous
 // share of the rows, where that share starts in the batch, and the factor that makes the ranks'
-// averaged gradients the mean gradient of the whole batch (shares differ by a row at most).
+// averaged gradients the mean gradient of the whole batch (shares differ by a row at most). A
+// semi-supervised source's labelled rows of the step (`step`) are whole on every rank (they are few;
+// the gradients of their loss are then each rank's alike), beside the rank's share of the unlabelled ones.
 struct Shard {
   Batch batch;
   std::int64_t first_row = 0;
@@ -173,7 +175,7 @@ struct Shard {
   bool empty = false;
 };
 
-Shard shard_of(const BatchSource& source, const torch::Tensor& order, std::int64_t position, const ProcessGroup* group,
+Shard shard_of(const BatchSource& source, const torch::Tensor& order, std::int64_t position, std::int64_t step, const ProcessGroup* group,
                torch::Device device) {
   Shard out;
   if (!group) {
@@ -193,6 +195,14 @@ Shard shard_of(const BatchSource& source, const torch::Tensor& order, std::int64
     }
     out.first_row = begin;
     out.batch = source.rows(order.narrow(0, start + begin, end - begin));
+  }
+  if (source.semi_supervised()) {
+    Batch labelled = source.labelled_rows(step);
+    labelled.unlabelled = std::move(out.batch.inputs);
+    labelled.unlabelled_scale = out.loss_scale;
+    out.batch = std::move(labelled);
+    out.loss_scale = 1.0;
+    out.empty = false;
   }
   out.batch = to_device(std::move(out.batch), device);
   return out;
@@ -230,7 +240,7 @@ void Trainer::train_epoch(const BatchSource& train) {
       throw Interrupted(signal_number, fmt::format("{} in stage {}, epoch {}, step {}", signal_number == SIGINT ? "SIGINT" : "SIGTERM",
                                                    state_.stage, state_.epoch + 1, state_.step));
     }
-    Shard shard = shard_of(train, order, state_.position, group_.get(), device_);
+    Shard shard = shard_of(train, order, state_.position, state_.epoch * batches_per_epoch_ + state_.position, group_.get(), device_);
     const Batch& batch = shard.batch;
     MetricSums& sums = shard.empty ? discarded : epoch_sums_;
     // Dropping the gradients (rather than zeroing them) lets backward write fresh ones in place of a
@@ -282,7 +292,7 @@ Metrics Trainer::evaluate(const BatchSource& source, const std::string& prefix) 
   MetricSums sums;
   const auto order = source.epoch_order(0);
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
-    const Shard shard = shard_of(source, order, b, group_.get(), device_);
+    const Shard shard = shard_of(source, order, b, b, group_.get(), device_);
     if (shard.empty) continue;
     const double value = task_.validation_loss(shard.batch, sums).item<double>();
     sums.add("loss", value, static_cast<double>(shard.batch.size()));

@@ -81,6 +81,38 @@ TEST(BatchSource, OrderIsAPureFunctionOfSeedEpochAndPosition) {
   EXPECT_TRUE(torch::equal(fixed.epoch_order(5), torch::arange(20)));
 }
 
+TEST(BatchSource, SemiSupervisedStepsCycleTheLabelledRowsAsAPureFunctionOfTheStep) {
+  const auto d = toy(2, 10);
+  const auto scaler = Scaler::fit(Scaling::kUnit, d, torch::arange(20));
+  // toy's first feature of row i is 4 * i / 255: the rows a batch holds can be read back.
+  const auto rows_of = [](const Batch& b) { return (b.inputs.select(1, 0) * 255 / 4).round().to(torch::kInt64); };
+  const BatchSource unlabelled(d, torch::arange(10, 20), scaler, 3, true, 7);
+  const BatchSource labelled(d, torch::arange(0, 10), scaler, 4, true, 8);
+  const auto semi = unlabelled.with_labelled(labelled);
+  ASSERT_TRUE(semi.semi_supervised());
+  EXPECT_FALSE(unlabelled.semi_supervised());
+  // The epoch is a pass over the unlabelled rows.
+  EXPECT_EQ(semi.batches_per_epoch(), 4);
+  EXPECT_EQ(semi.size(), 10);
+  // Five steps of 4 labelled rows run through two of the labelled set's epoch orders, end to end.
+  std::vector<torch::Tensor> steps;
+  for (std::int64_t step = 0; step < 5; ++step) {
+    const auto batch = semi.labelled_rows(step);
+    ASSERT_EQ(batch.size(), 4);
+    steps.push_back(rows_of(batch));
+    EXPECT_TRUE(torch::equal(batch.labels, d.labels.index_select(0, steps.back())));
+    EXPECT_TRUE(torch::equal(rows_of(semi.labelled_rows(step)), steps.back())) << "step " << step << " is not a pure function of the step";
+  }
+  const auto stream = torch::cat(steps);
+  EXPECT_TRUE(torch::equal(stream.narrow(0, 0, 10), labelled.epoch_order(0)));
+  EXPECT_TRUE(torch::equal(stream.narrow(0, 10, 10), labelled.epoch_order(1)));
+  // A labelled batch larger than the labelled set takes whole epochs.
+  const auto large = unlabelled.with_labelled(BatchSource(d, torch::arange(0, 3), scaler, 7, true, 8));
+  const auto rows = rows_of(large.labelled_rows(1));
+  EXPECT_EQ(rows.size(0), 7);
+  EXPECT_EQ(std::get<0>(torch::_unique(rows)).size(0), 3);
+}
+
 TEST(ScalerGather, EqualsScalingTheSelectedRows) {
   torch::manual_seed(2);
   Dataset images;

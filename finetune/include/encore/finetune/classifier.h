@@ -40,9 +40,11 @@ struct HiddenLayerConfig {
 };
 
 /// A group of parameters frozen and unfrozen together, addressed by name: "encoder",
-/// "encoder.layer0", ..., "hidden", "head". For a model with greedy layers, "encoder" is the encoder
-/// halves of the layers used; for a model without them (one that encodes in one piece), "encoder"
-/// is every parameter of the model, its decoder's included, and there are no "encoder.layerK" blocks.
+/// "encoder.layer0", ..., "decoder", "hidden", "head". For a model with greedy layers, "encoder" is
+/// the encoder halves of the layers used and "decoder" their decoder halves (which only a
+/// semi-supervised phase's reconstruction costs train); for a model without them (one that encodes
+/// in one piece), "encoder" is every parameter of the model, its decoder's included, and there are
+/// no "encoder.layerK" or "decoder" blocks.
 struct Block {
   /// The name phases use.
   std::string name;
@@ -68,6 +70,9 @@ class ClassifierImpl : public torch::nn::Module {
 
   /// Features the head sees.
   torch::Tensor features(const torch::Tensor& x);
+  /// Features the head sees when Gaussian noise of deviation `deviation` is added to the input and
+  /// to every encoder layer's code (to the code alone for a model that encodes in one piece).
+  torch::Tensor noisy_features(const torch::Tensor& x, double deviation);
   /// Head scores [B, K].
   torch::Tensor forward(const torch::Tensor& x);
   /// Per-class probabilities [B, K] and predictions [B] (class index, -1 where the head abstains)

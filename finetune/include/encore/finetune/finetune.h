@@ -18,6 +18,50 @@
 
 namespace encore::finetune {
 
+/// What makes a phase semi-supervised (its `semi_supervised` object): beside the head's loss on
+/// labelled rows, each step adds unsupervised costs on rows without labels, through the same
+/// encoder: the encoder layers' denoising reconstruction costs (models::layerwise_denoising_cost:
+/// each layer's own corruption and pretraining objective), and the head's denoising cost (the
+/// ladder network's top-level cost, its "Gamma model"): the squared distance between the head's
+/// probabilities for the rows with Gaussian noise added to the input and to every encoder layer's
+/// code, and for the clean rows (a fixed target). An epoch is then one pass over the unlabelled
+/// rows, in batches of `unlabelled_batch_size`; each step also takes the phase's `batch_size`
+/// labelled rows, cycled through the labelled set (core::BatchSource::with_labelled).
+struct SemiSupervisedConfig {
+  /// Rows without labels per step.
+  std::int64_t unlabelled_batch_size = 128;
+  /// Weight of each encoder layer's cost, from the input up: one per layer used, or one for all.
+  std::vector<double> layer_weights{1.0};
+  /// How the first layer scores its reconstruction of the inputs (inner layers as greedy
+  /// pretraining scores them: models::greedy_layer_loss).
+  models::ReconstructionLoss loss = models::ReconstructionLoss::kMse;
+  /// Weight of the head's denoising cost (0: none).
+  double consistency_weight = 0.0;
+  /// Deviation of the Gaussian noise of the head's denoising cost, added to the input and to every
+  /// encoder layer's code.
+  double consistency_noise = 0.3;
+
+  /// The fields of a phase's `semi_supervised` object (core/options.h).
+  template <class Fields>
+  void fields(Fields& f) {
+    f("unlabelled_batch_size", unlabelled_batch_size, "rows without labels per step", core::at_least(std::int64_t{1}));
+    f("layer_weights", layer_weights, "weight of each encoder layer's denoising cost, from the input up (one per layer, or one for all)",
+      core::at_least(0.0));
+    f("loss", loss, "how the first layer scores its reconstruction of the inputs (bce for inputs in [0, 1])",
+      models::reconstruction_loss_choices());
+    f("consistency_weight", consistency_weight, "weight of the head's denoising cost: its probabilities with noise against without",
+      core::at_least(0.0));
+    f("consistency_noise", consistency_noise, "deviation of the Gaussian noise on the input and every code for the head's denoising cost",
+      core::at_least(0.0));
+  }
+  /// One layer weight or one per layer, and some cost weighted above 0. Throws core::OptionError.
+  void check() const;
+  /// Whether some layer's reconstruction cost is weighted above 0.
+  bool reconstructs() const;
+  /// The weight of each of `layers` encoder layers.
+  std::vector<double> weights_for(int layers) const;
+};
+
 /// One fine-tuning phase.
 struct PhaseConfig {
   /// Names the stage ("finetune/<name>").
@@ -29,8 +73,12 @@ struct PhaseConfig {
   /// Gradual unfreezing: when > 0, the phase starts with only the last block of `trainable` and
   /// adds the one before it every this many epochs.
   int unfreeze_every_epochs = 0;
-  /// Fine-tuning batches are smaller than pretraining's: labelled sets are small.
+  /// Fine-tuning batches are smaller than pretraining's: labelled sets are small. In a
+  /// semi-supervised phase, `batch_size` is the labelled rows of a step and an epoch is one pass over
+  /// the unlabelled rows.
   core::TrainConfig train{10, 64};
+  /// Absent: supervised only.
+  std::optional<SemiSupervisedConfig> semi_supervised;
 };
 
 /// The `finetune` section.
@@ -57,11 +105,14 @@ core::Json to_json(const FinetuneConfig& config, const core::OptimizerRegistry& 
 Classifier build_classifier(const FinetuneConfig& config, std::shared_ptr<models::AutoencoderModel> autoencoder, const HeadRegistry& heads,
                             std::int64_t classes);
 
-/// Checks every phase's block names against the classifier; throws ConfigError at
-/// /finetune/phases/N/trainable listing the available blocks.
+/// Checks every phase's block names against the classifier (ConfigError at
+/// /finetune/phases/N/trainable listing the available blocks), and that semi-supervised phases have
+/// encoder layers to reconstruct, as many as their layer weights (/finetune/phases/N/semi_supervised).
 void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierImpl& classifier);
 
-/// One phase's training step: the head's loss on labelled batches; validation adds "accuracy".
+/// One phase's training step: the head's loss on labelled batches, plus in a semi-supervised phase
+/// the layers' denoising costs on the batch's unlabelled rows ("train/supervised_loss",
+/// "train/unlabelled_cost"); validation adds "accuracy".
 class ClassificationTask : public core::TrainTask {
  public:
   /// Trains `classifier` as `phase` says.
@@ -80,6 +131,7 @@ class ClassificationTask : public core::TrainTask {
  private:
   std::vector<core::ParameterGroup> groups_of(const std::set<std::string>& blocks) const;
   Classifier classifier_;
+  std::optional<SemiSupervisedConfig> semi_supervised_;
   double lr_decay_per_depth_;
   std::set<std::string> trainable_;
 };
@@ -100,9 +152,11 @@ class GradualUnfreezing : public core::Callback {
   int every_epochs_;
 };
 
-/// Runs every phase on labelled `train` data, validated on `validation` (null: no validation).
-/// Returns each phase's last metrics keyed by stage name ("finetune/<phase>").
+/// Runs every phase on labelled `train` data, validated on `validation` (null: no validation);
+/// semi-supervised phases also train on the rows of `unlabelled` (their labels unused; null: a
+/// semi-supervised phase is an error). Returns each phase's last metrics keyed by stage name ("finetune/<phase>").
 std::map<std::string, core::Metrics> finetune(Classifier& classifier, const FinetuneConfig& config, const core::BatchSource& train,
-                                              const core::BatchSource* validation, const core::StageContext& context);
+                                              const core::BatchSource* validation, const core::StageContext& context,
+                                              const core::BatchSource* unlabelled = nullptr);
 
 }  // namespace encore::finetune

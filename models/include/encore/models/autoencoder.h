@@ -125,8 +125,8 @@ class AutoencoderLayerImpl : public torch::nn::Cloneable<AutoencoderLayerImpl> {
     torch::Tensor code;
   };
 
-  /// The loss of one batch: reconstruction of the clean input from the input (corrupted in
-  /// training mode), plus the sparsity and contractive penalties.
+  /// The loss of one batch: reconstruction of the clean input (a fixed target, no gradient flows
+  /// through it) from the input (corrupted in training mode), plus the sparsity and contractive penalties.
   Loss loss(const torch::Tensor& x, ReconstructionLoss kind);
   /// Sparsity and contractive penalties of a batch, given its codes; undefined
   /// when the layer has none (no zero term in the graph).

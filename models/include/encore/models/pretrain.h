@@ -54,6 +54,17 @@ core::Json to_json(const PretrainConfig& config, const core::OptimizerRegistry& 
 /// settings must match their number. Throws ConfigError at /pretrain/...
 void check_pretrain_fits_model(const PretrainConfig& config, AutoencoderModel& model);
 
+/// The reconstruction loss greedy layer k is scored with: `configured` (the pretraining's `loss`)
+/// where what it reconstructs lies in [0, 1] (the first layer's inputs, sigmoid codes), else MSE.
+ReconstructionLoss greedy_layer_loss(const AutoencoderLayerImpl& layer, bool first_layer, ReconstructionLoss configured);
+
+/// Every layer's greedy objective at once, on a batch and through the layers as they are now:
+/// sum_k weights[k] * layer k's loss (AutoencoderLayerImpl::loss, its own corruption in training
+/// mode and its penalties) of the codes of layers < k (x itself for k = 0), which carry gradients to
+/// the layers below. Layers weighted 0 add no term. One weight per layer; not all 0.
+torch::Tensor layerwise_denoising_cost(std::vector<AutoencoderLayer> layers, const torch::Tensor& x, const std::vector<double>& weights,
+                                       ReconstructionLoss loss);
+
 /// Trains greedy layer k of a model to reconstruct its inputs, which are the codes of the frozen
 /// layers below (cached once as a dataset). Only layer k's parameters are optimised.
 class GreedyLayerTask : public core::TrainTask {

@@ -2,6 +2,7 @@
 /// In-memory datasets, scaling, seeded stratified splits and a deterministic batch order.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -120,7 +121,14 @@ struct Batch {
   torch::Tensor inputs;
   /// [B] int64 class indices.
   torch::Tensor labels;
-  /// Examples in the batch.
+  /// A semi-supervised step's rows without labels [U, D], trained beside the labelled `inputs`;
+  /// undefined otherwise.
+  torch::Tensor unlabelled;
+  /// What this process's cost on `unlabelled` is multiplied by so that the ranks' averaged
+  /// gradients are those of the whole step: its share of the step's unlabelled rows times the number
+  /// of ranks (1 when running alone; 0 for a rank without a row of a short last batch).
+  double unlabelled_scale = 1.0;
+  /// Examples in the batch (the labelled ones of a semi-supervised step).
   std::int64_t size() const { return inputs.size(0); }
 };
 
@@ -148,6 +156,16 @@ class BatchSource {
   Batch batch(const torch::Tensor& order, std::int64_t position) const;
   /// The given rows of the dataset as one batch.
   Batch rows(const torch::Tensor& row_indices) const;
+  /// A semi-supervised source: this source's rows, whose labels go unused, set the epoch (one pass
+  /// over them in batches of this source's size), and step s of a stage (epoch * batches_per_epoch()
+  /// + position) also takes rows [s*b, (s+1)*b) of the endless stream of `labelled`'s epoch orders
+  /// laid end to end (b: its batch size). Labelled rows are cycled, every step has b of them, and
+  /// which they are is a pure function of the step: resuming replays them.
+  BatchSource with_labelled(BatchSource labelled) const;
+  /// Whether this is a semi-supervised source (with_labelled).
+  bool semi_supervised() const { return labelled_ != nullptr; }
+  /// The labelled rows of step `step` of a semi-supervised source.
+  Batch labelled_rows(std::int64_t step) const;
   /// The dataset the rows come from.
   const Dataset& data() const { return *data_; }
   /// The rows' indices in the dataset.
@@ -162,6 +180,7 @@ class BatchSource {
   std::int64_t batch_size_;
   bool shuffle_;
   std::uint64_t seed_;
+  std::shared_ptr<const BatchSource> labelled_;
 };
 
 }  // namespace encore::core

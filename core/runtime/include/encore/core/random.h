@@ -2,14 +2,16 @@
 /// Named random streams. Every random choice of a run draws from a stream named here, derived from
 /// the run's seed alone, so that a change in one stage never moves another stage's draws.
 ///
-/// | stream                         | seed of its generators      | what draws from it                         |
-/// |--------------------------------|-----------------------------|--------------------------------------------|
-/// | LibTorch's default generator   | the run seed (seed_everything) | weight initialisation, corruption noise, dropout; saved in
-/// checkpoints per rank | | kValidationSplit               | seed                        | the stratified validation split            | |
-/// kLabelledSubset                | seed + 1                    | which examples keep their labels           | | kGreedyLayer, layer k |
-/// seed + k                    | batch order of greedy layer k              | | kEndToEnd                      | seed + 100 | batch order
-/// of end-to-end pretraining      | | kFinetunePhase, phase i        | seed + 200 + i              | batch order of fine-tuning phase i |
-/// | kProductCheck                  | 7 (any run)                 | the matrices of the BLAS correctness check |
+/// Each stream, the seed of its generators, and what draws from it:
+/// - LibTorch's default generator: the run seed (seed_everything); weight initialisation,
+///   corruption noise, dropout; saved in checkpoints per rank.
+/// - kValidationSplit: seed; the stratified validation split.
+/// - kLabelledSubset: seed + 1; which examples keep their labels.
+/// - kGreedyLayer, layer k: seed + k; the batch order of greedy layer k.
+/// - kEndToEnd: seed + 100; the batch order of end-to-end pretraining.
+/// - kFinetunePhase, phase i: seed + 200 + i; the (labelled) batch order of fine-tuning phase i.
+/// - kFinetuneUnlabelled, phase i: seed + 300 + i; the unlabelled batch order of semi-supervised phase i.
+/// - kProductCheck: 7 (any run); the matrices of the BLAS correctness check.
 ///
 /// From a stream's seed, the generator of one draw is seeded_generator(seed, use): kClassShuffle
 /// orders each class's examples for a split, kEpochOrder + e orders the batches of epoch e. The
@@ -29,6 +31,7 @@ enum class RandomStream {
   kEndToEnd,
   kFinetunePhase,
   kProductCheck,
+  kFinetuneUnlabelled,
 };
 
 /// The seed of a stream of a run with seed `run_seed`; `index` is the layer or phase number.
