@@ -1,9 +1,11 @@
-// Training throughput of encore on the four jobs of bench/peer_training.py, through the same library
+// Training throughput of encore on the four jobs of bench/peer_training.py (and a semi-supervised
+// fine-tuning step), through the same library
 // calls `encore run` makes (pretrain(), finetune(), Trainer), and the matrix-multiply rate of the
 // shapes those jobs use: the limit a GEMM-bound step can reach on this machine.
 //
 // Usage: training_bench CASE [--samples N] [--device cpu|cuda] [--batch-size B]
-//   CASE: gemm_denoising_layer | gemm_finetune | denoising_layer | greedy_stack | small_relu | finetune
+//   CASE: gemm_denoising_layer | gemm_finetune | denoising_layer | greedy_stack | small_relu | finetune |
+//         semi_supervised (encore alone: its throughput against finetune's supervised step)
 //   --device cuda: the training jobs on the GPU (scripts/device-check); --batch-size: every job's
 //   batch size instead of its own (128, or 64 for small_relu).
 // Prints one JSON line per case.
@@ -129,24 +131,46 @@ Result small_relu(const Fixture& f) {
                        Json{{"mode", "end_to_end"}, {"loss", "mse"}, {"end_to_end", one_epoch(f.batch(64))}}, 1);
 }
 
-Result finetune(const Fixture& f) {
+// One epoch of fine-tuning 784-1000-1000-1000 + 10 one-vs-all on the whole training set (`phase`
+// adds to the phase's settings; `noise`: the layers' masking levels). A semi-supervised phase's epoch is a pass over the training set
+// as unlabelled rows, each step with `labelled_batch` rows of its first 1,000 as labelled ones.
+Result finetune_case(const Fixture& f, Json phase, std::int64_t labelled_batch, std::vector<double> noise) {
   const auto& heads = f.components.heads;
-  auto phase = one_epoch(f.batch(128));
+  phase.update(one_epoch(labelled_batch));
   phase["name"] = "all";
-  phase["trainable"] = {"encoder", "head"};
   const Json json{{"head", {{"type", "one_vs_all"}}}, {"phases", Json::array({phase})}};
   const auto config = ft::parse_finetune_config(JsonReader(json), f.optimizers, heads);
-  auto classifier = ft::build_classifier(config, stack({1000, 1000, 1000}, models::Activation::kSigmoid, {}), heads, 10);
-  const auto train = f.source(f.train_rows, f.batch(128), true);
+  auto classifier = ft::build_classifier(config, stack({1000, 1000, 1000}, models::Activation::kSigmoid, std::move(noise)), heads, 10);
+  const bool semi_supervised = config.phases.front().semi_supervised.has_value();
+  const auto labelled = semi_supervised ? f.train_rows.narrow(0, 0, std::min<std::int64_t>(1000, f.train_rows.size(0))) : f.train_rows;
+  const auto train = f.source(labelled, labelled_batch, true);
+  const auto unlabelled = f.source(f.train_rows, 256, true);
   const auto validation = f.source(f.validation_rows, 256, false);
   classifier->to(f.settings.device);
   const auto start = std::chrono::steady_clock::now();
-  ft::finetune(classifier, config, train, &validation, f.context());
-  Result result{train.size(), seconds_since(start)};
+  ft::finetune(classifier, config, train, &validation, f.context(), &unlabelled);
+  if (!semi_supervised) return {train.size(), seconds_since(start)};
+  const auto unlabelled_batch = config.phases.front().semi_supervised->unlabelled_batch_size;
+  const auto steps = (f.train_rows.size(0) + unlabelled_batch - 1) / unlabelled_batch;
+  return {f.train_rows.size(0) + steps * labelled_batch, seconds_since(start)};
+}
+
+Result finetune(const Fixture& f) {
+  auto result = finetune_case(f, Json{{"trainable", {"encoder", "head"}}}, f.batch(128), {});
   // Forward and weight gradients of every layer, input gradients of all but the first.
   const double weights = 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10;
   result.gemm_flops_per_sample = 2.0 * (3 * weights - 784 * 1000);
   return result;
+}
+
+// The supervised step of finetune plus every layer's denoising reconstruction cost (masking 0.2) on
+// 128 unlabelled rows per 32 labelled ones; samples are labelled plus unlabelled rows.
+Result semi_supervised(const Fixture& f) {
+  return finetune_case(
+      f,
+      Json{{"trainable", {"encoder", "decoder", "head"}},
+           {"semi_supervised", {{"unlabelled_batch_size", f.batch(128)}, {"layer_weights", {1.0, 0.1, 0.1}}, {"loss", "bce"}}}},
+      32, {0.2});
 }
 
 // The matrix products of one training step, timed on their own, computed both ways encore could:
@@ -249,10 +273,9 @@ int main(int argc, char** argv) {
        }},
   };
   const std::map<std::string, std::function<Result()>> cases{
-      {"denoising_layer", [&] { return denoising_layer(Fixture(job)); }},
-      {"greedy_stack", [&] { return greedy_stack(Fixture(job)); }},
-      {"small_relu", [&] { return small_relu(Fixture(job)); }},
-      {"finetune", [&] { return finetune(Fixture(job)); }},
+      {"denoising_layer", [&] { return denoising_layer(Fixture(job)); }}, {"greedy_stack", [&] { return greedy_stack(Fixture(job)); }},
+      {"small_relu", [&] { return small_relu(Fixture(job)); }},           {"finetune", [&] { return finetune(Fixture(job)); }},
+      {"semi_supervised", [&] { return semi_supervised(Fixture(job)); }},
   };
   Json out;
   if (const auto gemm = gemm_cases.find(name); gemm != gemm_cases.end()) {
