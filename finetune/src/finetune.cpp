@@ -52,7 +52,7 @@ core::Json phase_json(const PhaseConfig& p, const core::OptimizerRegistry& optim
 
 void SemiSupervisedConfig::check() const {
   if (layer_weights.empty()) throw core::OptionError("layer_weights", "must give at least one weight (0 for none)");
-  if (consistency_weight == 0 && std::none_of(layer_weights.begin(), layer_weights.end(), [](double w) { return w > 0; })) {
+  if (consistency_weight == 0 && !reconstructs()) {
     throw core::OptionError("layer_weights",
                             "must have a weight > 0 when consistency_weight is 0 (a phase without unlabelled costs is a supervised one)");
   }
