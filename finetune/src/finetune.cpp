@@ -194,10 +194,8 @@ torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::
   torch::Tensor cost;
   const auto add = [&cost](const torch::Tensor& term) { cost = cost.defined() ? cost + term : term; };
   if (semi_supervised_->reconstructs()) {
-    auto layers = classifier_->autoencoder().greedy_layers();
-    const int depth = classifier_->encoder_layer_count();
-    layers.erase(layers.begin() + depth, layers.end());
-    add(models::layerwise_denoising_cost(layers, batch.unlabelled, semi_supervised_->weights_for(depth), semi_supervised_->loss));
+    add(models::layerwise_denoising_cost(classifier_->encoder_layers(), batch.unlabelled,
+                                         semi_supervised_->weights_for(classifier_->encoder_layer_count()), semi_supervised_->loss));
   }
   if (semi_supervised_->consistency_weight > 0) {
     auto& head = classifier_->head();

@@ -80,21 +80,19 @@ ReconstructionLoss greedy_layer_loss(const AutoencoderLayerImpl& layer, bool fir
 torch::Tensor layerwise_denoising_cost(std::vector<AutoencoderLayer> layers, const torch::Tensor& x, const std::vector<double>& weights,
                                        ReconstructionLoss loss) {
   TORCH_CHECK(weights.size() == layers.size(), "layerwise_denoising_cost: ", weights.size(), " weights for ", layers.size(), " layers");
+  // Layers above the last weighted one add nothing: their codes are never computed.
+  const auto last = std::find_if(weights.rbegin(), weights.rend(), [](double w) { return w > 0; });
+  TORCH_CHECK(last != weights.rend(), "layerwise_denoising_cost: every weight is 0");
+  const auto used = static_cast<std::size_t>(weights.rend() - last);
   torch::Tensor total;
   torch::Tensor codes = x;
-  for (std::size_t k = 0; k < layers.size(); ++k) {
+  for (std::size_t k = 0; k < used; ++k) {
     if (weights[k] > 0) {
       const auto cost = weights[k] * layers[k]->loss(codes, greedy_layer_loss(*layers[k], k == 0, loss)).total;
       total = total.defined() ? total + cost : cost;
     }
-    // The layer above needs these codes only when it has a cost of its own or of a layer above it.
-    if (std::any_of(weights.begin() + static_cast<std::ptrdiff_t>(k) + 1, weights.end(), [](double w) { return w > 0; })) {
-      codes = layers[k]->encode(codes);
-    } else {
-      break;
-    }
+    if (k + 1 < used) codes = layers[k]->encode(codes);
   }
-  TORCH_CHECK(total.defined(), "layerwise_denoising_cost: every weight is 0");
   return total;
 }
 

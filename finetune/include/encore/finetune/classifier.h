@@ -94,6 +94,8 @@ class ClassifierImpl : public torch::nn::Module {
   Head& head() { return *head_; }
   /// The autoencoder whose encoder it uses.
   models::AutoencoderModel& autoencoder() { return *autoencoder_; }
+  /// The greedy layers whose encoders it uses, from the input up (empty for a model that encodes in one piece).
+  const std::vector<models::AutoencoderLayer>& encoder_layers() const { return layers_; }
   /// Encoder layers used.
   int encoder_layer_count() const { return static_cast<int>(layers_.size()); }
 
