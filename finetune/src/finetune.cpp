@@ -128,12 +128,17 @@ void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierI
   for (std::size_t i = 0; i < config.phases.size(); ++i) {
     if (const auto& semi = config.phases[i].semi_supervised) {
       const auto path = fmt::format("/finetune/phases/{}/semi_supervised", i);
-      const auto layers = classifier.encoder_layer_count();
-      if (layers == 0) throw core::ConfigError(path, "needs an encoder of greedy layers to reconstruct; this model encodes in one piece");
-      if (semi->layer_weights.size() != 1 && semi->layer_weights.size() != static_cast<std::size_t>(layers)) {
-        throw core::ConfigError(path + "/layer_weights",
-                                fmt::format("has {} weights, but the encoder has {} layers (give one per layer, or one for all)",
-                                            semi->layer_weights.size(), layers));
+      const auto levels = classifier.denoising_levels();
+      if (levels == 0) {
+        throw core::ConfigError(path,
+                                "needs an encoder of greedy layers to reconstruct, or a model that scores its own denoising "
+                                "(ladder_network); this model has neither");
+      }
+      const auto what = classifier.encoder_layer_count() > 0
+                            ? fmt::format("the encoder has {} layers (give one per layer, or one for all)", levels)
+                            : fmt::format("the model has {} levels, the input and each layer (give one per level, or one for all)", levels);
+      if (semi->layer_weights.size() != 1 && semi->layer_weights.size() != static_cast<std::size_t>(levels)) {
+        throw core::ConfigError(path + "/layer_weights", fmt::format("has {} weights, but {}", semi->layer_weights.size(), what));
       }
     }
     for (std::size_t j = 0; j < config.phases[i].trainable.size(); ++j) {
@@ -194,8 +199,10 @@ torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::
   torch::Tensor cost;
   const auto add = [&cost](const torch::Tensor& term) { cost = cost.defined() ? cost + term : term; };
   if (semi_supervised_->reconstructs()) {
-    add(models::layerwise_denoising_cost(classifier_->encoder_layers(), batch.unlabelled,
-                                         semi_supervised_->weights_for(classifier_->encoder_layer_count()), semi_supervised_->loss));
+    const auto weights = semi_supervised_->weights_for(classifier_->denoising_levels());
+    add(classifier_->encoder_layer_count() > 0
+            ? models::layerwise_denoising_cost(classifier_->encoder_layers(), batch.unlabelled, weights, semi_supervised_->loss)
+            : classifier_->autoencoder().denoising_cost(batch.unlabelled, weights));
   }
   if (semi_supervised_->consistency_weight > 0) {
     auto& head = classifier_->head();

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "encore/models/ladder.h"
+
 namespace encore::models {
 
 void register_builtin_models(ModelRegistry& registry) {
@@ -11,6 +13,13 @@ void register_builtin_models(ModelRegistry& registry) {
                                          options.input_dim(input_dim);
                                          return StackedAutoencoder(options).ptr();
                                        });
+  add_model<LadderNetworkOptions>(registry, "ladder_network",
+                                  "ladder network: a batch-normalised dense encoder, its noisy and clean paths, a denoising decoder "
+                                  "with lateral connections (trained in semi-supervised fine-tuning phases)",
+                                  [](LadderNetworkOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
+                                    options.input_dim(input_dim);
+                                    return LadderNetwork(options).ptr();
+                                  });
 }
 
 ModelConfig parse_model_config(core::JsonReader reader, const ModelRegistry& registry) {

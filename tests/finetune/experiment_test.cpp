@@ -59,3 +59,44 @@ TEST(Experiment, AnInMemoryRunWritesNothingAndReturnsTheResultsOfTheRunThatWrite
   options.resume = true;
   EXPECT_THROW_WITH(finetune::run_experiment(config, components, options), core::UsageError, "cannot be an in-memory run");
 }
+
+TEST(Experiment, ALadderNetworkTrainsInASemiSupervisedPhaseAndIsSavedAndPredictedLikeTheOthers) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  auto json = toy_experiment_config(dir);
+  json["model"] = {{"type", "ladder_network"}, {"hidden_dims", {16, 8}}};
+  json["pretrain"] = {{"mode", "none"}};
+  json["finetune"] = {{"head", {{"type", "softmax"}}},
+                      {"phases",
+                       {{{"name", "semi"},
+                         {"trainable", {"encoder", "head"}},
+                         {"epochs", 2},
+                         {"batch_size", 8},
+                         {"semi_supervised", {{"layer_weights", {10, 0.1, 0.1}}, {"unlabelled_batch_size", 16}}}}}}};
+  const auto config = finetune::parse_experiment(json, components);
+  std::ostringstream log;
+  finetune::RunOptions options;
+  options.run_dir = dir / "run";
+  options.log = &log;
+  const auto summary = finetune::run_experiment(config, components, options);
+  EXPECT_GT(summary["stages"]["finetune/semi"]["train/unlabelled_cost"].get<double>(), 0) << summary.dump();
+  // Saved and predicted as the others: the file predicts what the run evaluated (the clean path).
+  auto loaded = finetune::load_trained_model(options.run_dir / finetune::RunDirectory::kModel, components);
+  const auto test = core::load_data(config.data).test;
+  const auto [scores, predictions] = finetune::predict(loaded, test->features.reshape({test->size(), -1}));
+  const double accuracy = predictions.eq(test->labels).to(torch::kFloat64).mean().item<double>();
+  EXPECT_DOUBLE_EQ(accuracy, summary["test"]["accuracy"].get<double>());
+
+  // Its unlabelled rows train it in fine-tuning; a pretraining is refused rather than run on the input level alone.
+  json["pretrain"]["mode"] = "end_to_end";
+  options.run_dir = dir / "pretrained";
+  EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
+                    "config error at /pretrain/mode: \"end_to_end\": this model learns from rows without labels in semi-supervised "
+                    "fine-tuning phases");
+  json["pretrain"]["mode"] = "none";
+  json["finetune"]["phases"][0]["semi_supervised"]["layer_weights"] = {1, 1};
+  options.run_dir = dir / "two_weights";
+  EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
+                    "config error at /finetune/phases/0/semi_supervised/layer_weights: has 2 weights, but the model has 3 levels, the "
+                    "input and each layer");
+}

@@ -98,6 +98,9 @@ class ClassifierImpl : public torch::nn::Module {
   const std::vector<models::AutoencoderLayer>& encoder_layers() const { return layers_; }
   /// Encoder layers used.
   int encoder_layer_count() const { return static_cast<int>(layers_.size()); }
+  /// What a semi-supervised phase's layer weights weigh: the encoder layers used, or for a model
+  /// that encodes in one piece the levels it scores itself (AutoencoderModel::denoising_levels).
+  int denoising_levels() const { return layers_.empty() ? autoencoder_->denoising_levels() : encoder_layer_count(); }
 
  private:
   std::shared_ptr<models::AutoencoderModel> autoencoder_;

@@ -21,7 +21,8 @@ namespace encore::finetune {
 /// What makes a phase semi-supervised (its `semi_supervised` object): beside the head's loss on
 /// labelled rows, each step adds unsupervised costs on rows without labels, through the same
 /// encoder: the encoder layers' denoising reconstruction costs (models::layerwise_denoising_cost:
-/// each layer's own corruption and pretraining objective), and the head's denoising cost (the
+/// each layer's own corruption and pretraining objective; for a model that scores its own denoising,
+/// a ladder network, its per-level costs: AutoencoderModel::denoising_cost), and the head's denoising cost (the
 /// ladder network's top-level cost, its "Gamma model"): the squared distance between the head's
 /// probabilities for the rows with Gaussian noise added to the input and to every encoder layer's
 /// code, and for the clean rows (a fixed target). An epoch is then one pass over the unlabelled
@@ -30,7 +31,8 @@ namespace encore::finetune {
 struct SemiSupervisedConfig {
   /// Rows without labels per step.
   std::int64_t unlabelled_batch_size = 128;
-  /// Weight of each encoder layer's cost, from the input up: one per layer used, or one for all.
+  /// Weight of each encoder layer's cost, from the input up: one per layer used, or one for all
+  /// (for a ladder network: one per level, the input first).
   std::vector<double> layer_weights{1.0};
   /// How the first layer scores its reconstruction of the inputs (inner layers as greedy
   /// pretraining scores them: models::greedy_layer_loss).
@@ -45,9 +47,13 @@ struct SemiSupervisedConfig {
   template <class Fields>
   void fields(Fields& f) {
     f("unlabelled_batch_size", unlabelled_batch_size, "rows without labels per step", core::at_least(std::int64_t{1}));
-    f("layer_weights", layer_weights, "weight of each encoder layer's denoising cost, from the input up (one per layer, or one for all)",
+    f("layer_weights", layer_weights,
+      "weight of each encoder layer's denoising cost, from the input up (one per layer, or one for all; a ladder_network: one per "
+      "level, the input first)",
       core::at_least(0.0));
-    f("loss", loss, "how the first layer scores its reconstruction of the inputs (bce for inputs in [0, 1])",
+    f("loss", loss,
+      "how the first layer scores its reconstruction of the inputs (bce for inputs in [0, 1]; unused by a ladder_network, whose costs are "
+      "squared distances)",
       models::reconstruction_loss_choices());
     f("consistency_weight", consistency_weight, "weight of the head's denoising cost: its probabilities with noise against without",
       core::at_least(0.0));

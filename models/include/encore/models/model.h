@@ -3,6 +3,7 @@
 /// implements it; a user's own torch::nn module implements it to reuse the same machinery.
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,17 @@ class AutoencoderModel {
   /// Layers that greedy pretraining trains one at a time, bottom first; layer k must accept the
   /// codes of layer k-1. Empty for models that only train end to end.
   virtual std::vector<AutoencoderLayer> greedy_layers() { return {}; }
+  /// Levels (the input, then each layer) whose denoising the model scores itself in semi-supervised
+  /// fine-tuning (denoising_cost); 0, the default, for models whose greedy_layers() are scored
+  /// instead (models::layerwise_denoising_cost) or that have neither.
+  virtual int denoising_levels() const { return 0; }
+  /// The model's own unsupervised cost of a batch x [B, D], with one weight per level
+  /// (denoising_levels() of them, not all 0), carrying gradients to the parameters it trains.
+  virtual torch::Tensor denoising_cost(const torch::Tensor& x, const std::vector<double>& weights) {
+    (void)x;
+    (void)weights;
+    throw std::logic_error("denoising_cost: this model scores no denoising of its own (denoising_levels() is 0)");
+  }
   /// TorchScript source of the methods that pretrained.pt and model.pt offer outside encore,
   /// compiled on a TorchScript copy of module() (same parameter, buffer and child names, so `self.`
   /// reaches them as in C++): `code_of(self, x: Tensor, depth: int) -> Tensor`, the code of scaled

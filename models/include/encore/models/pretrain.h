@@ -50,8 +50,9 @@ PretrainConfig parse_pretrain_config(core::JsonReader reader, const core::Optimi
 /// The resolved `pretrain` section.
 core::Json to_json(const PretrainConfig& config, const core::OptimizerRegistry& optimizers);
 
-/// Checks the config against the model it will train: greedy modes need greedy layers, and per-layer
-/// settings must match their number. Throws ConfigError at /pretrain/...
+/// Checks the config against the model it will train: greedy modes need greedy layers, per-layer
+/// settings must match their number, and a model that scores its own denoising (a ladder network)
+/// is not pretrained. Throws ConfigError at /pretrain/...
 void check_pretrain_fits_model(const PretrainConfig& config, AutoencoderModel& model);
 
 /// The reconstruction loss greedy layer k is scored with: `configured` (the pretraining's `loss`)
