@@ -135,6 +135,20 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   EmbedArgs embed_args;
   const auto model_commands = add_model_commands(app, evaluate_args, predict_args, embed_args);
 
+  CurveArgs curve_args;
+  auto* curve = app.add_subcommand("curve", "test accuracy against labels per class over seeds, for variants of a config side by side");
+  add_config_options(*curve, curve_args.config);
+  curve->add_option("--labels", curve_args.labels,
+                    "labels per class, comma separated, \"all\" for every label (default 1,5,10,50,100,all)");
+  curve
+      ->add_option("--with", curve_args.more_configs,
+                   "another config whose line joins the curve, named by its name (repeatable; an equal pretraining is shared)")
+      ->type_name("CONFIG")
+      ->allow_extra_args(false);
+  curve->add_option("--seeds", curve_args.seeds, "seeds 1..N (default 3)")->check(CLI::Range(1, 1000));
+  curve->add_option("--output-dir", curve_args.output_dir,
+                    "where the cells, curve.json, curve.csv and curve.png go (default runs/<name>/curve; finished cells are reused)");
+
   std::string report_dir;
   auto* report = app.add_subcommand("report", "write report.html of a run directory again from its files");
   report->add_option("run_dir", report_dir, "the run directory")->required();
@@ -162,9 +176,14 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (model_commands.predict->parsed()) return predict_command(predict_args, out, err);
     if (model_commands.embed->parsed()) return embed_command(embed_args, out, err);
     if (report->parsed()) return report_command(report_dir, err);
+    if (curve->parsed()) return curve_command(curve_args, out, err);
     return kUsageError;
   };
-  return exit_code_of(dispatch, check->parsed() ? check_args.config_file : run_args.config.config_file, err);
+  return exit_code_of(dispatch,
+                      check->parsed()   ? check_args.config_file
+                      : curve->parsed() ? curve_args.config.config_file
+                                        : run_args.config.config_file,
+                      err);
 }
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

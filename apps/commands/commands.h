@@ -71,6 +71,19 @@ struct EmbedArgs {
 };
 /// `encore embed`: the codes of every input row (CSV or .npy) and a map of them (embedding.png).
 int embed_command(const EmbedArgs& args, std::ostream& out, std::ostream& err);
+struct CurveArgs {
+  ConfigArgs config;
+  /// `--with CONFIG` (repeatable): further configs, one line each.
+  std::vector<std::string> more_configs;
+  /// `--labels`: budgets, labels per class or "all".
+  std::string labels = "1,5,10,50,100,all";
+  /// `--seeds N`: seeds 1..N.
+  int seeds = 3;
+  /// `--output-dir` (default runs/<name>/curve, where a rerun finds its finished cells).
+  std::string output_dir;
+};
+/// `encore curve`: the label-budget curve of a config (finetune::run_curve); the table of means on stdout.
+int curve_command(const CurveArgs& args, std::ostream& out, std::ostream& err);
 /// `encore report`: report.html of a run directory, written again from its files.
 int report_command(const std::string& run_dir, std::ostream& err);
 

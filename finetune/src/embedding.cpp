@@ -29,59 +29,21 @@ torch::Tensor principal_components_2d(const torch::Tensor& codes) {
   return points.to(torch::kFloat32);
 }
 
-namespace {
-
-using Colour = std::array<std::uint8_t, 3>;
-
-// A palette whose first ten colours are told apart by most readers (Tableau's "10"); more classes
-// cycle through it.
-Colour class_colour(std::int64_t label) {
-  static constexpr std::array<Colour, 10> kPalette{{{31, 119, 180},
-                                                    {255, 127, 14},
-                                                    {44, 160, 44},
-                                                    {214, 39, 40},
-                                                    {148, 103, 189},
-                                                    {140, 86, 75},
-                                                    {227, 119, 194},
-                                                    {127, 127, 127},
-                                                    {188, 189, 34},
-                                                    {23, 190, 207}}};
-  return label < 0 ? Colour{0, 0, 0} : kPalette[static_cast<std::size_t>(label) % kPalette.size()];
-}
-
-void fill(torch::Tensor& image, std::int64_t top, std::int64_t left, std::int64_t height, std::int64_t width, const Colour& colour) {
-  auto area = image.narrow(0, top, height).narrow(1, left, width);
-  for (int c = 0; c < 3; ++c) area.select(2, c).fill_(colour[static_cast<std::size_t>(c)]);
-}
-
-// Text in one colour: its coverage drawn into a mask by core::draw_text, then blended in.
-void text(torch::Tensor& image, const std::string& words, int x, int y, int height, const Colour& colour, bool vertical = false) {
-  auto mask = torch::zeros({image.size(0), image.size(1)}, torch::kUInt8);
-  core::draw_text(mask, words, x, y, height, 255, vertical);
-  const auto alpha = mask.to(torch::kFloat32) / 255;
-  for (int c = 0; c < 3; ++c) {
-    auto channel = image.select(2, c);
-    channel.copy_((channel.to(torch::kFloat32) * (1 - alpha) + alpha * colour[static_cast<std::size_t>(c)]).round().to(torch::kUInt8));
-  }
-}
-
-}  // namespace
-
 void write_embedding_png(const std::filesystem::path& file, const torch::Tensor& points, const torch::Tensor& labels,
                          const std::vector<std::string>& class_names, const std::string& title) {
   constexpr int kPlot = 760, kLeft = 60, kTop = 50, kLegend = 230, kBottom = 60, kDot = 3, kTextHeight = 17, kTitleHeight = 21;
   const bool coloured = labels.defined();
   auto image = torch::full({kTop + kPlot + kBottom, kLeft + kPlot + 20 + (coloured ? kLegend : 0), 3}, 255, torch::kUInt8);
-  const Colour black{0, 0, 0}, grey{150, 150, 150};
-  text(image, title, kLeft, 12, kTitleHeight, black);
+  const core::Colour black{0, 0, 0}, grey{150, 150, 150};
+  core::draw_text(image, title, kLeft, 12, kTitleHeight, black);
   // The frame, then the axes' names.
-  fill(image, kTop - 1, kLeft - 1, 1, kPlot + 2, grey);
-  fill(image, kTop + kPlot, kLeft - 1, 1, kPlot + 2, grey);
-  fill(image, kTop - 1, kLeft - 1, kPlot + 2, 1, grey);
-  fill(image, kTop - 1, kLeft + kPlot, kPlot + 2, 1, grey);
+  core::fill_rectangle(image, kTop - 1, kLeft - 1, 1, kPlot + 2, grey);
+  core::fill_rectangle(image, kTop + kPlot, kLeft - 1, 1, kPlot + 2, grey);
+  core::fill_rectangle(image, kTop - 1, kLeft - 1, kPlot + 2, 1, grey);
+  core::fill_rectangle(image, kTop - 1, kLeft + kPlot, kPlot + 2, 1, grey);
   const std::string x_name = "principal component 1", y_name = "principal component 2";
-  text(image, x_name, kLeft + (kPlot - core::text_width(x_name, kTextHeight)) / 2, kTop + kPlot + 18, kTextHeight, black);
-  text(image, y_name, 18, kTop + (kPlot - core::text_width(y_name, kTextHeight)) / 2, kTextHeight, black, /*vertical=*/true);
+  core::draw_text(image, x_name, kLeft + (kPlot - core::text_width(x_name, kTextHeight)) / 2, kTop + kPlot + 18, kTextHeight, black);
+  core::draw_text(image, y_name, 18, kTop + (kPlot - core::text_width(y_name, kTextHeight)) / 2, kTextHeight, black, /*vertical=*/true);
   const auto p = points.to(torch::kFloat64).contiguous();
   const auto low = std::get<0>(p.min(0)), high = std::get<0>(p.max(0));
   const auto span = (high - low).clamp_min(1e-12);
@@ -94,14 +56,15 @@ void write_embedding_png(const std::filesystem::path& file, const torch::Tensor&
   const auto* rows = order.data_ptr<std::int64_t>();
   for (std::int64_t i = 0; i < p.size(0); ++i) {
     const auto row = rows[i];
-    fill(image, kTop + (kPlot - kDot) - xy[2 * row + 1], kLeft + xy[2 * row], kDot, kDot, class_colour(label_of[row]));
+    core::fill_rectangle(image, kTop + (kPlot - kDot) - xy[2 * row + 1], kLeft + xy[2 * row], kDot, kDot,
+                         core::palette_colour(label_of[row]));
   }
   if (coloured) {
     const int x = kLeft + kPlot + 30;
     for (std::size_t k = 0; k < class_names.size(); ++k) {
       const int y = kTop + 10 + static_cast<int>(k) * 26;
-      fill(image, y, x, 14, 14, class_colour(static_cast<std::int64_t>(k)));
-      text(image, class_names[k], x + 22, y - 1, kTextHeight, black);
+      core::fill_rectangle(image, y, x, 14, 14, core::palette_colour(static_cast<std::int64_t>(k)));
+      core::draw_text(image, class_names[k], x + 22, y - 1, kTextHeight, black);
     }
   }
   core::write_png(file, image);

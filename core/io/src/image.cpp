@@ -142,6 +142,36 @@ void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int 
   }
 }
 
+Colour palette_colour(std::int64_t index) {
+  static constexpr std::array<Colour, 10> kPalette{{{31, 119, 180},
+                                                    {255, 127, 14},
+                                                    {44, 160, 44},
+                                                    {214, 39, 40},
+                                                    {148, 103, 189},
+                                                    {140, 86, 75},
+                                                    {227, 119, 194},
+                                                    {127, 127, 127},
+                                                    {188, 189, 34},
+                                                    {23, 190, 207}}};
+  return index < 0 ? Colour{0, 0, 0} : kPalette[static_cast<std::size_t>(index) % kPalette.size()];
+}
+
+void fill_rectangle(torch::Tensor& image, std::int64_t top, std::int64_t left, std::int64_t height, std::int64_t width,
+                    const Colour& colour) {
+  auto area = image.narrow(0, top, height).narrow(1, left, width);
+  for (int c = 0; c < 3; ++c) area.select(2, c).fill_(colour[static_cast<std::size_t>(c)]);
+}
+
+void draw_text(torch::Tensor& image, const std::string& text, int x, int y, int pixel_height, const Colour& colour, bool vertical) {
+  auto mask = torch::zeros({image.size(0), image.size(1)}, torch::kUInt8);
+  draw_text(mask, text, x, y, pixel_height, 255, vertical);
+  const auto alpha = mask.to(torch::kFloat32) / 255;
+  for (int c = 0; c < 3; ++c) {
+    auto channel = image.select(2, c);
+    channel.copy_((channel.to(torch::kFloat32) * (1 - alpha) + alpha * colour[static_cast<std::size_t>(c)]).round().to(torch::kUInt8));
+  }
+}
+
 void write_png(const std::filesystem::path& file, const torch::Tensor& image, std::int64_t scale) {
   TORCH_CHECK((image.dim() == 2 || (image.dim() == 3 && image.size(2) == 3)) && image.scalar_type() == torch::kUInt8,
               "write_png takes a uint8 [H, W] or [H, W, 3] image");

@@ -1,0 +1,399 @@
+#include "encore/finetune/curve.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "encore/core/config.h"
+#include "encore/core/errors.h"
+#include "encore/core/files.h"
+#include "encore/core/image.h"
+#include "encore/finetune/experiment.h"
+
+namespace encore::finetune {
+
+namespace fs = std::filesystem;
+using core::Json;
+
+std::vector<LabelBudget> parse_label_budgets(const std::string& text) {
+  std::vector<LabelBudget> budgets;
+  std::set<std::string> seen;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto end = std::min(text.find(',', start), text.size());
+    const auto entry = text.substr(start, end - start);
+    const auto bad = [&](const std::string& why) { return core::UsageError(fmt::format("--labels: \"{}\" {}", entry, why)); };
+    if (!seen.insert(entry).second) throw bad("is given twice");
+    if (entry == "all") {
+      budgets.emplace_back(std::nullopt);
+    } else {
+      if (entry.empty() || entry.size() > 9 || !std::all_of(entry.begin(), entry.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        throw bad("is neither a number of labels per class nor \"all\"");
+      }
+      const auto value = std::stoll(entry);
+      if (value < 1) throw bad("must be at least 1");
+      budgets.emplace_back(value);
+    }
+    start = end + 1;
+  }
+  return budgets;
+}
+
+std::vector<CurveVariant> curve_variants(const std::string& config_file, const Json& resolved) {
+  const bool pretrains = resolved["pretrain"]["mode"] != "none";
+  const auto& phases = resolved["finetune"]["phases"];
+  const bool semi = std::any_of(phases.begin(), phases.end(), [](const Json& phase) { return !phase["semi_supervised"].is_null(); });
+  std::vector<CurveVariant> variants;
+  variants.push_back({semi        ? "semi-supervised"
+                      : pretrains ? "fine-tuned"
+                                  : "from scratch",
+                      semi        ? "semi_supervised"
+                      : pretrains ? "fine_tuned"
+                                  : "from_scratch",
+                      config_file,
+                      {},
+                      pretrains});
+  if (!pretrains) return variants;
+  variants.push_back({"from scratch", "from_scratch", config_file, {"/pretrain/mode=\"none\""}, false});
+  Json probe = phases[0];
+  probe["name"] = "probe";
+  probe["trainable"] = resolved["finetune"]["hidden"].is_null() ? Json{"head"} : Json{"hidden", "head"};
+  probe["unfreeze_every_epochs"] = 0;
+  probe["semi_supervised"] = nullptr;
+  variants.push_back({"frozen-encoder probe", "probe", config_file, {"/finetune/phases=" + Json::array({probe}).dump()}, true});
+  return variants;
+}
+
+namespace {
+
+// FNV-1a: a name for a pretraining config that is the same on every machine and run.
+std::string content_hash(const std::string& text) {
+  std::uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
+  return fmt::format("{:016x}", hash);
+}
+
+std::string budget_name(const LabelBudget& budget) { return budget ? std::to_string(*budget) : "all"; }
+
+double mean_of(const std::vector<double>& xs) { return std::accumulate(xs.begin(), xs.end(), 0.0) / static_cast<double>(xs.size()); }
+
+double sd_of(const std::vector<double>& xs) {
+  if (xs.size() < 2) return 0.0;
+  const double m = mean_of(xs);
+  double squares = 0;
+  for (double x : xs) squares += (x - m) * (x - m);
+  return std::sqrt(squares / static_cast<double>(xs.size() - 1));
+}
+
+// Time spent by the cells of one kind that ran here, for the estimate of what is left.
+struct CellTimes {
+  double seconds = 0;
+  int count = 0;
+  // Before a cell of this kind has run, cells of the other kind stand in for it.
+  double estimate(int remaining, const CellTimes& other) const {
+    const auto& basis = count > 0 ? *this : other;
+    return basis.count == 0 ? 0.0 : basis.seconds / basis.count * remaining;
+  }
+};
+
+std::string duration(double seconds) {
+  if (seconds < 90) return fmt::format("{:.0f} s", seconds);
+  if (seconds < 5400) return fmt::format("{:.0f} min", seconds / 60);
+  return fmt::format("{:.1f} h", seconds / 3600);
+}
+
+class CurveRunner {
+ public:
+  CurveRunner(const std::vector<std::string>& overrides, const Components& components, const CurveOptions& options)
+      : overrides_(overrides), components_(components), options_(options) {}
+
+  // The config of a cell: the file, the curve's overrides, then the cell's.
+  ExperimentConfig config(const std::string& config_file, const std::vector<std::string>& extra) const {
+    auto overrides = overrides_;
+    overrides.insert(overrides.end(), extra.begin(), extra.end());
+    return load_experiment(config_file, overrides, components_);
+  }
+
+  // Runs (or reuses) one cell; returns its summary and what was done ("ran", "resumed", "reused").
+  std::pair<Json, std::string> cell(const ExperimentConfig& config, const std::string& config_file, const fs::path& dir,
+                                    const std::string& log_name, std::optional<fs::path> pretrained) {
+    if (fs::exists(dir / RunDirectory::kSummary)) {
+      if (core::load_json_file((dir / RunDirectory::kConfig).string()) != to_json(config, components_)) {
+        throw core::UsageError(
+            fmt::format("{} holds a finished run of another config (the config or a --set changed): remove it, "
+                        "or give another --output-dir",
+                        dir.string()));
+      }
+      return {core::load_json_file((dir / RunDirectory::kSummary).string()), "reused"};
+    }
+    fs::create_directories(options_.output_dir / "logs");
+    std::ofstream log(options_.output_dir / "logs" / (log_name + ".log"), std::ios::app);
+    RunOptions run;
+    run.run_dir = dir;
+    run.resume = fs::exists(dir) && !fs::is_empty(dir);
+    run.log = &log;
+    run.config_source = config_file;
+    run.pretrained_file = std::move(pretrained);
+    const auto summary = run_experiment(config, components_, run);
+    return {summary, run.resume ? "resumed" : "ran"};
+  }
+
+ private:
+  const std::vector<std::string>& overrides_;
+  const Components& components_;
+  const CurveOptions& options_;
+};
+
+}  // namespace
+
+Json run_curve(const std::string& config_file, const std::vector<std::string>& overrides, const Components& components,
+               const CurveOptions& options) {
+  CurveRunner runner(overrides, components, options);
+  std::vector<CurveVariant> variants;
+  std::string curve_name;
+  for (const auto* file : [&] {
+         std::vector<const std::string*> files{&config_file};
+         for (const auto& more : options.more_configs) files.push_back(&more);
+         return files;
+       }()) {
+    const auto config = runner.config(*file, {});
+    if (!config.finetune) {
+      throw core::ConfigError("/finetune", fmt::format("is missing from {}: the curve fine-tunes, and plots test accuracy", *file));
+    }
+    auto lines = curve_variants(*file, to_json(config, components));
+    if (file == &config_file) {
+      curve_name = config.name;
+    } else {
+      // A further config adds its own line only, named as the config is.
+      lines.resize(1);
+      lines[0].name = lines[0].directory = config.name;
+    }
+    for (auto& line : lines) {
+      for (const auto& existing : variants) {
+        if (existing.directory == line.directory) {
+          throw core::UsageError(fmt::format("two lines of the curve would be named \"{}\" ({} and {}): give configs of other names",
+                                             line.directory, existing.config_file, line.config_file));
+        }
+      }
+      variants.push_back(std::move(line));
+    }
+  }
+
+  // Each seed's pretraining cells: one per distinct pretraining config among the lines that fine-tune one.
+  struct Pretraining {
+    ExperimentConfig config;
+    std::string config_file, key;
+  };
+  std::vector<std::vector<Pretraining>> pretrainings(static_cast<std::size_t>(options.seeds));
+  std::vector<std::vector<std::size_t>> pretraining_of(static_cast<std::size_t>(options.seeds), std::vector<std::size_t>(variants.size()));
+  for (int seed = 1; seed <= options.seeds; ++seed) {
+    auto& cells = pretrainings[static_cast<std::size_t>(seed - 1)];
+    for (std::size_t v = 0; v < variants.size(); ++v) {
+      if (!variants[v].uses_pretraining) continue;
+      auto config = runner.config(variants[v].config_file, {fmt::format("/seed={}", seed), "/finetune=null",
+                                                            "/data/labelled_per_class=null", "/name=\"pretraining\""});
+      const auto key = content_hash(to_json(config, components).dump());
+      auto found = std::find_if(cells.begin(), cells.end(), [&key](const Pretraining& p) { return p.key == key; });
+      if (found == cells.end()) found = cells.insert(cells.end(), Pretraining{std::move(config), variants[v].config_file, key});
+      pretraining_of[static_cast<std::size_t>(seed - 1)][v] = static_cast<std::size_t>(found - cells.begin());
+    }
+  }
+
+  std::ostream& log = *options.log;
+  int pretrainings_left = 0;
+  for (const auto& cells : pretrainings) pretrainings_left += static_cast<int>(cells.size());
+  int finetunings_left = options.seeds * static_cast<int>(options.budgets.size() * variants.size());
+  const int total = pretrainings_left + finetunings_left;
+  int done = 0;
+  CellTimes pretraining_times, finetuning_times;
+  const auto report = [&](const std::string& what, const std::string& how, double seconds, const std::string& result) {
+    ++done;
+    const double left =
+        pretraining_times.estimate(pretrainings_left, finetuning_times) + finetuning_times.estimate(finetunings_left, pretraining_times);
+    log << fmt::format(
+               "curve [{}/{}] {}: {}{}{}\n", done, total, what, result,
+               how == "reused" ? "reused a finished run" : how + " in " + duration(seconds),
+               done == total || pretraining_times.count + finetuning_times.count == 0 ? "" : fmt::format("; about {} left", duration(left)))
+        << std::flush;
+  };
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); };
+
+  // accuracies[variant][budget][seed], per_class[variant][budget][seed] (labelled rows per class).
+  const auto n_budgets = options.budgets.size();
+  std::vector<std::vector<std::vector<double>>> accuracies(variants.size(), std::vector<std::vector<double>>(n_budgets));
+  std::vector<std::vector<std::vector<double>>> per_class(variants.size(), std::vector<std::vector<double>>(n_budgets));
+  for (int seed = 1; seed <= options.seeds; ++seed) {
+    const auto seed_override = fmt::format("/seed={}", seed);
+    std::vector<fs::path> pretrained;
+    for (const auto& cell : pretrainings[static_cast<std::size_t>(seed - 1)]) {
+      const auto dir = options.output_dir / "pretrain" / cell.key;
+      const auto start = Clock::now();
+      const auto how = runner.cell(cell.config, cell.config_file, dir, "pretrain-" + cell.key, std::nullopt).second;
+      --pretrainings_left;
+      if (how != "reused") pretraining_times.seconds += seconds_since(start), ++pretraining_times.count;
+      report(fmt::format("pretraining of {}, seed {}", cell.config_file, seed), how, seconds_since(start), "");
+      pretrained.push_back(dir / RunDirectory::kPretrained);
+    }
+    for (std::size_t b = 0; b < n_budgets; ++b) {
+      const auto& budget = options.budgets[b];
+      for (std::size_t v = 0; v < variants.size(); ++v) {
+        const auto& variant = variants[v];
+        std::vector<std::string> extra{seed_override, "/data/labelled_per_class=" + (budget ? std::to_string(*budget) : "null")};
+        extra.insert(extra.end(), variant.overrides.begin(), variant.overrides.end());
+        const auto dir = options.output_dir / variant.directory / ("labels-" + budget_name(budget)) / fmt::format("seed-{}", seed);
+        const auto start = Clock::now();
+        std::optional<fs::path> from;
+        if (variant.uses_pretraining) from = pretrained[pretraining_of[static_cast<std::size_t>(seed - 1)][v]];
+        const auto [summary, how] = runner.cell(runner.config(variant.config_file, extra), variant.config_file, dir,
+                                                fmt::format("{}-labels-{}-seed-{}", variant.directory, budget_name(budget), seed), from);
+        --finetunings_left;
+        if (how != "reused") finetuning_times.seconds += seconds_since(start), ++finetuning_times.count;
+        if (!summary.contains("test")) {
+          throw core::ConfigError("/data",
+                                  fmt::format("{}: the data has no test set, and the curve plots test accuracy", variant.config_file));
+        }
+        const double accuracy = summary["test"]["accuracy"].get<double>();
+        const auto split = core::load_json_file((dir / RunDirectory::kSplit).string());
+        accuracies[v][b].push_back(accuracy);
+        per_class[v][b].push_back(split["sizes"]["labelled"].get<double>() / static_cast<double>(summary["data"]["classes"].size()));
+        report(fmt::format("{}, {} labels per class, seed {}", variant.name, budget_name(budget), seed), how, seconds_since(start),
+               fmt::format("test accuracy {:.2f}%, ", 100 * accuracy));
+      }
+    }
+  }
+
+  Json curve{{"config", curve_name}, {"seeds", options.seeds}, {"labels_per_class", Json::array()}, {"variants", Json::array()}};
+  for (const auto& budget : options.budgets) curve["labels_per_class"].push_back(budget_name(budget));
+  std::string csv = "variant,labels_per_class,labelled_per_class,seed,test_accuracy\n";
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    Json points = Json::array();
+    for (std::size_t b = 0; b < n_budgets; ++b) {
+      const auto& xs = accuracies[v][b];
+      points.push_back({{"labels_per_class", budget_name(options.budgets[b])},
+                        {"labelled_per_class", mean_of(per_class[v][b])},
+                        {"accuracies", xs},
+                        {"mean", mean_of(xs)},
+                        {"sd", sd_of(xs)}});
+      for (std::size_t s = 0; s < xs.size(); ++s) {
+        csv += fmt::format("{},{},{},{},{}\n", variants[v].name, budget_name(options.budgets[b]), per_class[v][b][s], s + 1, xs[s]);
+      }
+    }
+    curve["variants"].push_back({{"name", variants[v].name}, {"directory", variants[v].directory}, {"points", points}});
+  }
+  core::write_file_atomically(options.output_dir / "curve.json", curve.dump(2) + "\n");
+  core::write_file_atomically(options.output_dir / "curve.csv", csv);
+  write_curve_png(options.output_dir / "curve.png", curve);
+  return curve;
+}
+
+void write_curve_png(const fs::path& file, const Json& curve) {
+  constexpr int kLeft = 90, kTop = 60, kWidth = 640, kHeight = 460, kLegend = 260, kBottom = 80, kText = 17, kTitle = 20;
+  auto image = torch::full({kTop + kHeight + kBottom, kLeft + kWidth + kLegend, 3}, 255, torch::kUInt8);
+  const core::Colour black{0, 0, 0}, grey{150, 150, 150}, light{225, 225, 225};
+  // The axes' ranges: log labels per class, accuracy in % rounded out to the grid step.
+  double x_low = 1e300, x_high = 0, y_low = 100, y_high = 0;
+  for (const auto& variant : curve["variants"]) {
+    for (const auto& point : variant["points"]) {
+      const double x = point["labelled_per_class"].get<double>();
+      const double mean = 100 * point["mean"].get<double>(), sd = 100 * point["sd"].get<double>();
+      x_low = std::min(x_low, x), x_high = std::max(x_high, x);
+      y_low = std::min(y_low, mean - sd), y_high = std::max(y_high, mean + sd);
+    }
+  }
+  const double step = y_high - y_low > 40 ? 10 : y_high - y_low > 12 ? 5 : 2;
+  y_low = std::max(0.0, std::floor(y_low / step) * step), y_high = std::min(100.0, std::ceil(y_high / step) * step);
+  if (y_high <= y_low) y_high = y_low + step;
+  const double log_low = std::log10(x_low), log_span = std::max(std::log10(x_high) - log_low, 1e-9);
+  // One budget: a point in the middle; more: 5% of the width free at each end.
+  const auto px = [&](double x) {
+    return x_high == x_low ? kLeft + kWidth / 2.0 : kLeft + kWidth * (0.05 + 0.9 * (std::log10(x) - log_low) / log_span);
+  };
+  const auto py = [&](double percent) { return kTop + kHeight * (1 - (percent - y_low) / (y_high - y_low)); };
+
+  for (double y = y_low; y <= y_high + 1e-9; y += step) {
+    const auto row = static_cast<std::int64_t>(std::lround(py(y)));
+    core::fill_rectangle(image, row, kLeft, 1, kWidth, light);
+    const auto tick = fmt::format("{:g}", y);
+    core::draw_text(image, tick, kLeft - 8 - core::text_width(tick, kText), static_cast<int>(row) - kText / 2, kText, black);
+  }
+  const auto& first_points = curve["variants"][0]["points"];
+  for (std::size_t b = 0; b < first_points.size(); ++b) {
+    const auto& point = first_points[b];
+    const auto column = static_cast<std::int64_t>(std::lround(px(point["labelled_per_class"].get<double>())));
+    core::fill_rectangle(image, kTop + kHeight, column, 6, 1, grey);
+    const auto name = point["labels_per_class"].get<std::string>();
+    const auto tick = name == "all" ? fmt::format("all ({:.0f})", point["labelled_per_class"].get<double>()) : name;
+    core::draw_text(image, tick, static_cast<int>(column) - core::text_width(tick, kText) / 2, kTop + kHeight + 10, kText, black);
+  }
+  core::fill_rectangle(image, kTop, kLeft - 1, kHeight + 1, 1, grey);
+  core::fill_rectangle(image, kTop + kHeight, kLeft - 1, 1, kWidth + 1, grey);
+  const std::string x_name = "labels per class (log scale)", y_name = "test accuracy (%)";
+  core::draw_text(image, x_name, kLeft + (kWidth - core::text_width(x_name, kText)) / 2, kTop + kHeight + 40, kText, black);
+  core::draw_text(image, y_name, 20, kTop + (kHeight - core::text_width(y_name, kText)) / 2, kText, black, /*vertical=*/true);
+  core::draw_text(image,
+                  fmt::format("{}: test accuracy, mean of {} seeds, band +- one standard deviation", curve["config"].get<std::string>(),
+                              curve["seeds"].get<int>()),
+                  kLeft, 20, kTitle, black);
+
+  auto canvas = image.to(torch::kFloat32);
+  const auto blend = [&canvas](std::int64_t top, std::int64_t bottom, std::int64_t column, const core::Colour& colour, double alpha) {
+    if (bottom < top) std::swap(top, bottom);
+    auto span = canvas.narrow(0, top, bottom - top + 1).narrow(1, column, 1);
+    for (int c = 0; c < 3; ++c) {
+      auto channel = span.select(2, c);
+      channel.mul_(1 - alpha).add_(alpha * colour[static_cast<std::size_t>(c)]);
+    }
+  };
+  const auto dot = [&canvas](double x, double y, int size, const core::Colour& colour) {
+    const auto top = static_cast<std::int64_t>(std::lround(y)) - size / 2, left = static_cast<std::int64_t>(std::lround(x)) - size / 2;
+    auto area = canvas.narrow(0, top, size).narrow(1, left, size);
+    for (int c = 0; c < 3; ++c) area.select(2, c).fill_(colour[static_cast<std::size_t>(c)]);
+  };
+  for (std::size_t v = 0; v < curve["variants"].size(); ++v) {
+    const auto colour = core::palette_colour(static_cast<std::int64_t>(v));
+    const auto& points = curve["variants"][v]["points"];
+    std::vector<double> xs, means, lows, highs;
+    for (const auto& point : points) {
+      const double mean = 100 * point["mean"].get<double>(), sd = 100 * point["sd"].get<double>();
+      xs.push_back(px(point["labelled_per_class"].get<double>()));
+      means.push_back(py(mean)), lows.push_back(py(std::max(y_low, mean - sd))), highs.push_back(py(std::min(y_high, mean + sd)));
+    }
+    // Budgets in the order given: the segments join them by labels per class.
+    std::vector<std::size_t> order(xs.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&xs](std::size_t a, std::size_t b) { return xs[a] < xs[b]; });
+    for (std::size_t k = 0; k + 1 < order.size(); ++k) {
+      const auto a = order[k], b = order[k + 1];
+      const auto first = static_cast<std::int64_t>(std::lround(xs[a])), last = static_cast<std::int64_t>(std::lround(xs[b]));
+      // A point's column belongs to the segment on its left, so no band column is blended twice.
+      for (auto column = k == 0 ? first : first + 1; column <= last; ++column) {
+        const double t = last == first ? 0 : static_cast<double>(column - first) / static_cast<double>(last - first);
+        blend(std::lround(lows[a] + t * (lows[b] - lows[a])), std::lround(highs[a] + t * (highs[b] - highs[a])), column, colour, 0.18);
+      }
+      const double length = std::hypot(xs[b] - xs[a], means[b] - means[a]);
+      for (double s = 0; s <= length; s += 0.5)
+        dot(xs[a] + (xs[b] - xs[a]) * s / length, means[a] + (means[b] - means[a]) * s / length, 3, colour);
+    }
+    if (order.size() == 1) blend(std::lround(lows[0]), std::lround(highs[0]), std::lround(xs[0]), colour, 0.5);
+    for (std::size_t k = 0; k < xs.size(); ++k) dot(xs[k], means[k], 9, colour);
+  }
+  image = canvas.round().clamp(0, 255).to(torch::kUInt8);
+  const int legend_x = kLeft + kWidth + 30;
+  for (std::size_t v = 0; v < curve["variants"].size(); ++v) {
+    const int y = kTop + 10 + static_cast<int>(v) * 28;
+    core::fill_rectangle(image, y + 6, legend_x, 4, 26, core::palette_colour(static_cast<std::int64_t>(v)));
+    core::draw_text(image, curve["variants"][v]["name"].get<std::string>(), legend_x + 34, y - 1, kText, black);
+  }
+  core::write_png(file, image);
+}
+
+}  // namespace encore::finetune
