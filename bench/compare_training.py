@@ -99,10 +99,15 @@ def main():
     # The semi-supervised step against the supervised one, encore alone: the same network, each step
     # 32 labelled rows plus 128 unlabelled ones through every layer's denoising cost.
     steps = {case: statistics.median(run_json([bench, case, "--samples", str(args.samples)], plain)[0]["samples_per_second"]
-                                     for _ in range(args.repeats)) for case in ("finetune", "semi_supervised")}
+                                     for _ in range(args.repeats))
+             for case in ("finetune", "semi_supervised", "ladder_finetune", "ladder_semi_supervised")}
     print(f"semi-supervised fine-tuning step (784-1000-1000-1000, 32 labelled + 128 unlabelled rows, every layer's "
           f"denoising cost): {steps['semi_supervised']:.0f} rows/s = {steps['semi_supervised'] / steps['finetune']:.2f}x "
-          f"the supervised step of (d) ({steps['finetune']:.0f} rows/s)\n")
+          f"the supervised step of (d) ({steps['finetune']:.0f} rows/s)")
+    print(f"ladder network 784-1000-1000-1000, semi-supervised step (32 labelled + 128 unlabelled rows, clean and noisy paths "
+          f"and the decoder): {steps['ladder_semi_supervised']:.0f} rows/s = "
+          f"{steps['ladder_semi_supervised'] / steps['ladder_finetune']:.2f}x its supervised step "
+          f"({steps['ladder_finetune']:.0f} rows/s)\n")
 
     stage_epochs = [f"/pretrain/greedy/epochs={args.memory_epochs}", f"/pretrain/end_to_end/epochs={args.memory_epochs}",
                     f"/finetune/phases/0/epochs={args.memory_epochs}", f"/finetune/phases/1/epochs={args.memory_epochs}"]

@@ -5,7 +5,8 @@
 //
 // Usage: training_bench CASE [--samples N] [--device cpu|cuda] [--batch-size B]
 //   CASE: gemm_denoising_layer | gemm_finetune | denoising_layer | greedy_stack | small_relu | finetune |
-//         semi_supervised (encore alone: its throughput against finetune's supervised step)
+//         semi_supervised (encore alone: its throughput against finetune's supervised step) |
+//         ladder_finetune | ladder_semi_supervised (encore alone: a ladder network's supervised and semi-supervised steps)
 //   --device cuda: the training jobs on the GPU (scripts/device-check); --batch-size: every job's
 //   batch size instead of its own (128, or 64 for small_relu).
 // Prints one JSON line per case.
@@ -29,6 +30,7 @@
 #include "encore/finetune/experiment.h"
 #include "encore/finetune/finetune.h"
 #include "encore/finetune/heads.h"
+#include "encore/models/ladder.h"
 #include "encore/models/model.h"
 #include "encore/models/pretrain.h"
 
@@ -131,16 +133,16 @@ Result small_relu(const Fixture& f) {
                        Json{{"mode", "end_to_end"}, {"loss", "mse"}, {"end_to_end", one_epoch(f.batch(64))}}, 1);
 }
 
-// One epoch of fine-tuning 784-1000-1000-1000 + 10 one-vs-all on the whole training set (`phase`
-// adds to the phase's settings; `noise`: the layers' masking levels). A semi-supervised phase's epoch is a pass over the training set
+// One epoch of fine-tuning `model` (784-1000-1000-1000) + 10 one-vs-all on the whole training set
+// (`phase` adds to the phase's settings). A semi-supervised phase's epoch is a pass over the training set
 // as unlabelled rows, each step with `labelled_batch` rows of its first 1,000 as labelled ones.
-Result finetune_case(const Fixture& f, Json phase, std::int64_t labelled_batch, std::vector<double> noise) {
+Result finetune_case(const Fixture& f, Json phase, std::int64_t labelled_batch, std::shared_ptr<models::AutoencoderModel> model) {
   const auto& heads = f.components.heads;
   phase.update(one_epoch(labelled_batch));
   phase["name"] = "all";
   const Json json{{"head", {{"type", "one_vs_all"}}}, {"phases", Json::array({phase})}};
   const auto config = ft::parse_finetune_config(JsonReader(json), f.optimizers, heads);
-  auto classifier = ft::build_classifier(config, stack({1000, 1000, 1000}, models::Activation::kSigmoid, std::move(noise)), heads, 10);
+  auto classifier = ft::build_classifier(config, std::move(model), heads, 10);
   const bool semi_supervised = config.phases.front().semi_supervised.has_value();
   const auto labelled = semi_supervised ? f.train_rows.narrow(0, 0, std::min<std::int64_t>(1000, f.train_rows.size(0))) : f.train_rows;
   const auto train = f.source(labelled, labelled_batch, true);
@@ -156,7 +158,8 @@ Result finetune_case(const Fixture& f, Json phase, std::int64_t labelled_batch, 
 }
 
 Result finetune(const Fixture& f) {
-  auto result = finetune_case(f, Json{{"trainable", {"encoder", "head"}}}, f.batch(128), {});
+  auto result =
+      finetune_case(f, Json{{"trainable", {"encoder", "head"}}}, f.batch(128), stack({1000, 1000, 1000}, models::Activation::kSigmoid, {}));
   // Forward and weight gradients of every layer, input gradients of all but the first.
   const double weights = 784 * 1000 + 2 * 1000 * 1000 + 1000 * 10;
   result.gemm_flops_per_sample = 2.0 * (3 * weights - 784 * 1000);
@@ -170,7 +173,24 @@ Result semi_supervised(const Fixture& f) {
       f,
       Json{{"trainable", {"encoder", "decoder", "head"}},
            {"semi_supervised", {{"unlabelled_batch_size", f.batch(128)}, {"layer_weights", {1.0, 0.1, 0.1}}, {"loss", "bce"}}}},
-      32, {0.2});
+      32, stack({1000, 1000, 1000}, models::Activation::kSigmoid, {0.2}));
+}
+
+std::shared_ptr<models::AutoencoderModel> ladder() {
+  return std::make_shared<models::LadderNetworkImpl>(models::LadderNetworkOptions(784, {1000, 1000, 1000}));
+}
+
+// A ladder network 784-1000-1000-1000 trained on labels alone: its step is a clean pass for the
+// running statistics and a noisy one for the head.
+Result ladder_finetune(const Fixture& f) { return finetune_case(f, Json{{"trainable", {"encoder", "head"}}}, f.batch(128), ladder()); }
+
+// The same ladder's semi-supervised step: 32 labelled rows, and 128 unlabelled ones through the
+// clean path, the noisy path and the decoder with every level's cost.
+Result ladder_semi_supervised(const Fixture& f) {
+  return finetune_case(f,
+                       Json{{"trainable", {"encoder", "head"}},
+                            {"semi_supervised", {{"unlabelled_batch_size", f.batch(128)}, {"layer_weights", {1000.0, 10.0, 0.1, 0.1}}}}},
+                       32, ladder());
 }
 
 // The matrix products of one training step, timed on their own, computed both ways encore could:
@@ -273,9 +293,13 @@ int main(int argc, char** argv) {
        }},
   };
   const std::map<std::string, std::function<Result()>> cases{
-      {"denoising_layer", [&] { return denoising_layer(Fixture(job)); }}, {"greedy_stack", [&] { return greedy_stack(Fixture(job)); }},
-      {"small_relu", [&] { return small_relu(Fixture(job)); }},           {"finetune", [&] { return finetune(Fixture(job)); }},
+      {"denoising_layer", [&] { return denoising_layer(Fixture(job)); }},
+      {"greedy_stack", [&] { return greedy_stack(Fixture(job)); }},
+      {"small_relu", [&] { return small_relu(Fixture(job)); }},
+      {"finetune", [&] { return finetune(Fixture(job)); }},
       {"semi_supervised", [&] { return semi_supervised(Fixture(job)); }},
+      {"ladder_finetune", [&] { return ladder_finetune(Fixture(job)); }},
+      {"ladder_semi_supervised", [&] { return ladder_semi_supervised(Fixture(job)); }},
   };
   Json out;
   if (const auto gemm = gemm_cases.find(name); gemm != gemm_cases.end()) {
