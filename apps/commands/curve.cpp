@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <vector>
+
 #include <fmt/format.h>
 
 #include "commands/commands.h"
@@ -30,14 +33,18 @@ int curve_command(const CurveArgs& args, std::ostream& out, std::ostream& err) {
     return 128 + e.signal_number();
   }
   out << fmt::format("{}: test accuracy (%), mean +- sd over seeds 1-{}\n", curve["config"].get<std::string>(), args.seeds);
+  // Each column as wide as its line's name, and at least a "99.99 +- 9.99" and a gap.
+  std::vector<std::size_t> widths;
+  for (const auto& variant : curve["variants"]) widths.push_back(std::max<std::size_t>(18, variant["name"].get<std::string>().size() + 3));
   out << fmt::format("{:<18}", "labels per class");
-  for (const auto& variant : curve["variants"]) out << fmt::format("{:>24}", variant["name"].get<std::string>());
+  for (std::size_t v = 0; v < widths.size(); ++v) out << fmt::format("{:>{}}", curve["variants"][v]["name"].get<std::string>(), widths[v]);
   out << '\n';
   for (std::size_t b = 0; b < curve["labels_per_class"].size(); ++b) {
     out << fmt::format("{:<18}", curve["labels_per_class"][b].get<std::string>());
-    for (const auto& variant : curve["variants"]) {
-      const auto& point = variant["points"][b];
-      out << fmt::format("{:>24}", fmt::format("{:.2f} +- {:.2f}", 100 * point["mean"].get<double>(), 100 * point["sd"].get<double>()));
+    for (std::size_t v = 0; v < widths.size(); ++v) {
+      const auto& point = curve["variants"][v]["points"][b];
+      out << fmt::format("{:>{}}", fmt::format("{:.2f} +- {:.2f}", 100 * point["mean"].get<double>(), 100 * point["sd"].get<double>()),
+                         widths[v]);
     }
     out << '\n';
   }

@@ -93,6 +93,13 @@ double sd_of(const std::vector<double>& xs) {
   return std::sqrt(squares / static_cast<double>(xs.size() - 1));
 }
 
+// What a cell needed: a whole run, the rest of an interrupted one, or nothing (finished before).
+enum class CellOutcome { kRan, kResumed, kReused };
+
+std::string outcome_name(CellOutcome outcome) {
+  return outcome == CellOutcome::kRan ? "ran" : outcome == CellOutcome::kResumed ? "resumed" : "reused";
+}
+
 // Time spent by the cells of one kind that ran here, for the estimate of what is left.
 struct CellTimes {
   double seconds = 0;
@@ -122,8 +129,8 @@ class CurveRunner {
     return load_experiment(config_file, overrides, components_);
   }
 
-  // Runs (or reuses) one cell; returns its summary and what was done ("ran", "resumed", "reused").
-  std::pair<Json, std::string> cell(const ExperimentConfig& config, const std::string& config_file, const fs::path& dir,
+  // Runs (or reuses) one cell; returns its summary and what that took.
+  std::pair<Json, CellOutcome> cell(const ExperimentConfig& config, const std::string& config_file, const fs::path& dir,
                                     const std::string& log_name, std::optional<fs::path> pretrained) {
     if (fs::exists(dir / RunDirectory::kSummary)) {
       if (core::load_json_file((dir / RunDirectory::kConfig).string()) != to_json(config, components_)) {
@@ -132,7 +139,7 @@ class CurveRunner {
                         "or give another --output-dir",
                         dir.string()));
       }
-      return {core::load_json_file((dir / RunDirectory::kSummary).string()), "reused"};
+      return {core::load_json_file((dir / RunDirectory::kSummary).string()), CellOutcome::kReused};
     }
     fs::create_directories(options_.output_dir / "logs");
     std::ofstream log(options_.output_dir / "logs" / (log_name + ".log"), std::ios::app);
@@ -143,7 +150,7 @@ class CurveRunner {
     run.config_source = config_file;
     run.pretrained_file = std::move(pretrained);
     const auto summary = run_experiment(config, components_, run);
-    return {summary, run.resume ? "resumed" : "ran"};
+    return {summary, run.resume ? CellOutcome::kResumed : CellOutcome::kRan};
   }
 
  private:
@@ -159,17 +166,16 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
   CurveRunner runner(overrides, components, options);
   std::vector<CurveVariant> variants;
   std::string curve_name;
-  for (const auto* file : [&] {
-         std::vector<const std::string*> files{&config_file};
-         for (const auto& more : options.more_configs) files.push_back(&more);
-         return files;
-       }()) {
-    const auto config = runner.config(*file, {});
+  std::vector<std::string> files{config_file};
+  files.insert(files.end(), options.more_configs.begin(), options.more_configs.end());
+  for (std::size_t f = 0; f < files.size(); ++f) {
+    const auto& file = files[f];
+    const auto config = runner.config(file, {});
     if (!config.finetune) {
-      throw core::ConfigError("/finetune", fmt::format("is missing from {}: the curve fine-tunes, and plots test accuracy", *file));
+      throw core::ConfigError("/finetune", fmt::format("is missing from {}: the curve fine-tunes, and plots test accuracy", file));
     }
-    auto lines = curve_variants(*file, to_json(config, components));
-    if (file == &config_file) {
+    auto lines = curve_variants(file, to_json(config, components));
+    if (f == 0) {
       curve_name = config.name;
     } else {
       // A further config adds its own line only, named as the config is.
@@ -214,13 +220,13 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
   const int total = pretrainings_left + finetunings_left;
   int done = 0;
   CellTimes pretraining_times, finetuning_times;
-  const auto report = [&](const std::string& what, const std::string& how, double seconds, const std::string& result) {
+  const auto report = [&](const std::string& what, CellOutcome how, double seconds, const std::string& result) {
     ++done;
     const double left =
         pretraining_times.estimate(pretrainings_left, finetuning_times) + finetuning_times.estimate(finetunings_left, pretraining_times);
     log << fmt::format(
                "curve [{}/{}] {}: {}{}{}\n", done, total, what, result,
-               how == "reused" ? "reused a finished run" : how + " in " + duration(seconds),
+               how == CellOutcome::kReused ? "reused a finished run" : outcome_name(how) + " in " + duration(seconds),
                done == total || pretraining_times.count + finetuning_times.count == 0 ? "" : fmt::format("; about {} left", duration(left)))
         << std::flush;
   };
@@ -239,7 +245,7 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
       const auto start = Clock::now();
       const auto how = runner.cell(cell.config, cell.config_file, dir, "pretrain-" + cell.key, std::nullopt).second;
       --pretrainings_left;
-      if (how != "reused") pretraining_times.seconds += seconds_since(start), ++pretraining_times.count;
+      if (how != CellOutcome::kReused) pretraining_times.seconds += seconds_since(start), ++pretraining_times.count;
       report(fmt::format("pretraining of {}, seed {}", cell.config_file, seed), how, seconds_since(start), "");
       pretrained.push_back(dir / RunDirectory::kPretrained);
     }
@@ -256,7 +262,7 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
         const auto [summary, how] = runner.cell(runner.config(variant.config_file, extra), variant.config_file, dir,
                                                 fmt::format("{}-labels-{}-seed-{}", variant.directory, budget_name(budget), seed), from);
         --finetunings_left;
-        if (how != "reused") finetuning_times.seconds += seconds_since(start), ++finetuning_times.count;
+        if (how != CellOutcome::kReused) finetuning_times.seconds += seconds_since(start), ++finetuning_times.count;
         if (!summary.contains("test")) {
           throw core::ConfigError("/data",
                                   fmt::format("{}: the data has no test set, and the curve plots test accuracy", variant.config_file));
@@ -296,8 +302,13 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
 }
 
 void write_curve_png(const fs::path& file, const Json& curve) {
-  constexpr int kLeft = 90, kTop = 60, kWidth = 640, kHeight = 460, kLegend = 260, kBottom = 80, kText = 17, kTitle = 20;
-  auto image = torch::full({kTop + kHeight + kBottom, kLeft + kWidth + kLegend, 3}, 255, torch::kUInt8);
+  constexpr int kLeft = 90, kTop = 60, kWidth = 640, kHeight = 460, kBottom = 80, kText = 17, kTitle = 20, kSwatch = 34;
+  // The legend is as wide as its longest name (config names can be long).
+  int legend = 260;
+  for (const auto& variant : curve["variants"]) {
+    legend = std::max(legend, 30 + kSwatch + core::text_width(variant["name"].get<std::string>(), kText) + 20);
+  }
+  auto image = torch::full({kTop + kHeight + kBottom, kLeft + kWidth + legend, 3}, 255, torch::kUInt8);
   const core::Colour black{0, 0, 0}, grey{150, 150, 150}, light{225, 225, 225};
   // The axes' ranges: log labels per class, accuracy in % rounded out to the grid step.
   double x_low = 1e300, x_high = 0, y_low = 100, y_high = 0;
@@ -340,7 +351,7 @@ void write_curve_png(const fs::path& file, const Json& curve) {
   core::draw_text(image, x_name, kLeft + (kWidth - core::text_width(x_name, kText)) / 2, kTop + kHeight + 40, kText, black);
   core::draw_text(image, y_name, 20, kTop + (kHeight - core::text_width(y_name, kText)) / 2, kText, black, /*vertical=*/true);
   core::draw_text(image,
-                  fmt::format("{}: test accuracy, mean of {} seeds, band +- one standard deviation", curve["config"].get<std::string>(),
+                  fmt::format("{}: test accuracy, mean of {} seeds, +- one standard deviation", curve["config"].get<std::string>(),
                               curve["seeds"].get<int>()),
                   kLeft, 20, kTitle, black);
 
@@ -383,7 +394,15 @@ void write_curve_png(const fs::path& file, const Json& curve) {
       for (double s = 0; s <= length; s += 0.5)
         dot(xs[a] + (xs[b] - xs[a]) * s / length, means[a] + (means[b] - means[a]) * s / length, 3, colour);
     }
-    if (order.size() == 1) blend(std::lround(lows[0]), std::lround(highs[0]), std::lround(xs[0]), colour, 0.5);
+    // A line of one point has no band to draw: its +- one sd is an error bar with caps.
+    if (order.size() == 1) {
+      for (int offset = -1; offset <= 1; ++offset)
+        blend(std::lround(lows[0]), std::lround(highs[0]), std::lround(xs[0]) + offset, colour, 1.0);
+      for (int offset = -7; offset <= 7; ++offset) {
+        blend(std::lround(lows[0]), std::lround(lows[0]), std::lround(xs[0]) + offset, colour, 1.0);
+        blend(std::lround(highs[0]), std::lround(highs[0]), std::lround(xs[0]) + offset, colour, 1.0);
+      }
+    }
     for (std::size_t k = 0; k < xs.size(); ++k) dot(xs[k], means[k], 9, colour);
   }
   image = canvas.round().clamp(0, 255).to(torch::kUInt8);
@@ -391,7 +410,7 @@ void write_curve_png(const fs::path& file, const Json& curve) {
   for (std::size_t v = 0; v < curve["variants"].size(); ++v) {
     const int y = kTop + 10 + static_cast<int>(v) * 28;
     core::fill_rectangle(image, y + 6, legend_x, 4, 26, core::palette_colour(static_cast<std::int64_t>(v)));
-    core::draw_text(image, curve["variants"][v]["name"].get<std::string>(), legend_x + 34, y - 1, kText, black);
+    core::draw_text(image, curve["variants"][v]["name"].get<std::string>(), legend_x + kSwatch, y - 1, kText, black);
   }
   core::write_png(file, image);
 }

@@ -95,7 +95,10 @@ TEST(Curve, EveryCellRunsOnceAndARerunReusesThemAll) {
   const auto csv = core::read_file(options.output_dir / "curve.csv");
   EXPECT_EQ(csv.rfind("variant,labels_per_class,labelled_per_class,seed,test_accuracy\nfine-tuned,2,2,1,", 0), 0u) << csv;
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 16);
-  EXPECT_EQ(encore::testing::png_size(options.output_dir / "curve.png"), std::make_pair(990, 600));
+  // The plot and at least 260 pixels of legend, wider for long names.
+  const auto [width, height] = encore::testing::png_size(options.output_dir / "curve.png");
+  EXPECT_GE(width, 990);
+  EXPECT_EQ(height, 600);
 
   std::ostringstream again;
   options.log = &again;

@@ -66,7 +66,8 @@ core::Json run_curve(const std::string& config_file, const std::vector<std::stri
                      const CurveOptions& options);
 
 /// Draws curve.json's contents: accuracy (%) against labels per class on a log axis, one line per
-/// variant with a band of +- one standard deviation, labelled axes and a legend.
+/// variant with a band of +- one standard deviation (an error bar for a line of one budget),
+/// labelled axes and a legend.
 void write_curve_png(const std::filesystem::path& file, const core::Json& curve);
 
 }  // namespace encore::finetune
