@@ -79,7 +79,7 @@ struct CurveArgs {
   std::string labels = "1,5,10,50,100,all";
   /// `--seeds N`: seeds 1..N.
   int seeds = 3;
-  /// `--output-dir` (default runs/<name>/curve, where a rerun finds its finished cells).
+  /// `--output-dir` (default runs/NAME/curve, where a rerun finds its finished cells).
   std::string output_dir;
 };
 /// `encore curve`: the label-budget curve of a config (finetune::run_curve); the table of means on stdout.

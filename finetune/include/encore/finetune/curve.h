@@ -49,7 +49,7 @@ struct CurveOptions {
   std::vector<LabelBudget> budgets;
   /// Seeds 1..seeds.
   int seeds = 3;
-  /// Holds pretrain/seed-S/, <variant>/labels-N/seed-S/, logs/, curve.json, curve.csv, curve.png.
+  /// Holds pretrain/HASH/, LINE/labels-N/seed-S/, logs/, curve.json, curve.csv and curve.png.
   std::filesystem::path output_dir;
   /// Progress: a line per cell with the time left.
   std::ostream* log = nullptr;
