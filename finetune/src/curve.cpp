@@ -159,11 +159,10 @@ class CurveRunner {
   const CurveOptions& options_;
 };
 
-}  // namespace
-
-Json run_curve(const std::string& config_file, const std::vector<std::string>& overrides, const Components& components,
-               const CurveOptions& options) {
-  CurveRunner runner(overrides, components, options);
+// The curve's lines: the first config's variants, then one line per further config, named as it
+// is; returns them and the first config's name.
+std::pair<std::vector<CurveVariant>, std::string> curve_lines(const std::string& config_file, const CurveRunner& runner,
+                                                              const Components& components, const CurveOptions& options) {
   std::vector<CurveVariant> variants;
   std::string curve_name;
   std::vector<std::string> files{config_file};
@@ -178,7 +177,6 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
     if (f == 0) {
       curve_name = config.name;
     } else {
-      // A further config adds its own line only, named as the config is.
       lines.resize(1);
       lines[0].name = lines[0].directory = config.name;
     }
@@ -192,6 +190,45 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
       variants.push_back(std::move(line));
     }
   }
+  return {variants, curve_name};
+}
+
+// curve.json's contents from every cell's accuracy and labelled rows per class
+// ([line][budget][seed]); writes curve.json, curve.csv and curve.png.
+Json write_curve_files(const std::string& curve_name, const std::vector<CurveVariant>& variants, const CurveOptions& options,
+                       const std::vector<std::vector<std::vector<double>>>& accuracies,
+                       const std::vector<std::vector<std::vector<double>>>& per_class) {
+  Json curve{{"config", curve_name}, {"seeds", options.seeds}, {"labels_per_class", Json::array()}, {"variants", Json::array()}};
+  for (const auto& budget : options.budgets) curve["labels_per_class"].push_back(budget_name(budget));
+  std::string csv = "variant,labels_per_class,labelled_per_class,seed,test_accuracy\n";
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    Json points = Json::array();
+    for (std::size_t b = 0; b < options.budgets.size(); ++b) {
+      const auto& xs = accuracies[v][b];
+      points.push_back({{"labels_per_class", budget_name(options.budgets[b])},
+                        {"labelled_per_class", mean_of(per_class[v][b])},
+                        {"accuracies", xs},
+                        {"mean", mean_of(xs)},
+                        {"sd", sd_of(xs)}});
+      for (std::size_t s = 0; s < xs.size(); ++s) {
+        csv += fmt::format("{},{},{},{},{}\n", variants[v].name, budget_name(options.budgets[b]), per_class[v][b][s], s + 1, xs[s]);
+      }
+    }
+    curve["variants"].push_back({{"name", variants[v].name}, {"directory", variants[v].directory}, {"points", points}});
+  }
+  core::write_file_atomically(options.output_dir / "curve.json", curve.dump(2) + "\n");
+  core::write_file_atomically(options.output_dir / "curve.csv", csv);
+  write_curve_png(options.output_dir / "curve.png", curve);
+  return curve;
+}
+
+}  // namespace
+
+Json run_curve(const std::string& config_file, const std::vector<std::string>& overrides, const Components& components,
+               const CurveOptions& options) {
+  CurveRunner runner(overrides, components, options);
+  const auto lines = curve_lines(config_file, runner, components, options);
+  const auto& variants = lines.first;
 
   // Each seed's pretraining cells: one per distinct pretraining config among the lines that fine-tune one.
   struct Pretraining {
@@ -277,28 +314,7 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
     }
   }
 
-  Json curve{{"config", curve_name}, {"seeds", options.seeds}, {"labels_per_class", Json::array()}, {"variants", Json::array()}};
-  for (const auto& budget : options.budgets) curve["labels_per_class"].push_back(budget_name(budget));
-  std::string csv = "variant,labels_per_class,labelled_per_class,seed,test_accuracy\n";
-  for (std::size_t v = 0; v < variants.size(); ++v) {
-    Json points = Json::array();
-    for (std::size_t b = 0; b < n_budgets; ++b) {
-      const auto& xs = accuracies[v][b];
-      points.push_back({{"labels_per_class", budget_name(options.budgets[b])},
-                        {"labelled_per_class", mean_of(per_class[v][b])},
-                        {"accuracies", xs},
-                        {"mean", mean_of(xs)},
-                        {"sd", sd_of(xs)}});
-      for (std::size_t s = 0; s < xs.size(); ++s) {
-        csv += fmt::format("{},{},{},{},{}\n", variants[v].name, budget_name(options.budgets[b]), per_class[v][b][s], s + 1, xs[s]);
-      }
-    }
-    curve["variants"].push_back({{"name", variants[v].name}, {"directory", variants[v].directory}, {"points", points}});
-  }
-  core::write_file_atomically(options.output_dir / "curve.json", curve.dump(2) + "\n");
-  core::write_file_atomically(options.output_dir / "curve.csv", csv);
-  write_curve_png(options.output_dir / "curve.png", curve);
-  return curve;
+  return write_curve_files(lines.second, variants, options, accuracies, per_class);
 }
 
 void write_curve_png(const fs::path& file, const Json& curve) {
