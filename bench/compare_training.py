@@ -22,6 +22,7 @@ CASES = [
     ("greedy_stack", "(b) greedy 784-1000-1000-1000, 1 epoch/layer"),
     ("small_relu", "(c) ReLU autoencoder 784-256-64, batch 64"),
     ("finetune", "(d) fine-tune 784-1000-1000-1000 + 10 one-vs-all"),
+    ("conv_autoencoder", "(e) conv autoencoder 32-64 maps, pool 2, batch 128"),
 ]
 GEMM_OF_CASE = {"denoising_layer": "gemm_denoising_layer", "finetune": "gemm_finetune"}
 

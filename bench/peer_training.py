@@ -1,9 +1,9 @@
-"""The PyTorch peer for bench/training_bench: the same four training jobs, written the way a competent
+"""The PyTorch peer for bench/training_bench: the same five training jobs, written the way a competent
 PyTorch user would write them (whole data set as one float tensor, batches cut from a shuffled index,
-nn.Linear layers, torch.optim.Adam, BCE-with-logits where the output is a sigmoid).
+nn.Linear and nn.Conv2d layers, torch.optim.Adam, BCE-with-logits where the output is a sigmoid).
 
 Usage: peer_training.py CASE [--samples N] [--tuned] [--device cpu|cuda] [--batch-size B]
-  CASE: denoising_layer | greedy_stack | small_relu | finetune
+  CASE: denoising_layer | greedy_stack | small_relu | finetune | conv_autoencoder
   --tuned: every intra-op thread of the machine and denormals flushed; the driver (bench/run) also
            sets the OpenBLAS kernel and glibc allocator thresholds in the environment for this run.
   --device cuda: data set and model on the GPU (scripts/device-check); --batch-size: every job's
@@ -124,7 +124,20 @@ def finetune(samples):
     return finished(start), samples
 
 
-CASES = {"denoising_layer": denoising_layer, "greedy_stack": greedy_stack, "small_relu": small_relu, "finetune": finetune}
+def conv_autoencoder(samples):
+    x = load_images(samples).reshape(-1, 1, 28, 28)
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Upsample(scale_factor=2), nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(),
+        nn.Upsample(scale_factor=2), nn.Conv2d(32, 1, 3, padding=1), nn.Sigmoid()).to(DEVICE)
+    start = time.perf_counter()
+    train_epoch(lambda batch: F.mse_loss(model(batch), batch), model.parameters(), x, 128)
+    return finished(start), samples
+
+
+CASES = {"denoising_layer": denoising_layer, "greedy_stack": greedy_stack, "small_relu": small_relu, "finetune": finetune,
+         "conv_autoencoder": conv_autoencoder}
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()

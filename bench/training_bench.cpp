@@ -1,10 +1,10 @@
-// Training throughput of encore on the four jobs of bench/peer_training.py (and a semi-supervised
+// Training throughput of encore on the five jobs of bench/peer_training.py (and a semi-supervised
 // fine-tuning step), through the same library
 // calls `encore run` makes (pretrain(), finetune(), Trainer), and the matrix-multiply rate of the
 // shapes those jobs use: the limit a GEMM-bound step can reach on this machine.
 //
 // Usage: training_bench CASE [--samples N] [--device cpu|cuda] [--batch-size B]
-//   CASE: gemm_denoising_layer | gemm_finetune | denoising_layer | greedy_stack | small_relu | finetune |
+//   CASE: gemm_denoising_layer | gemm_finetune | denoising_layer | greedy_stack | small_relu | finetune | conv_autoencoder |
 //         semi_supervised (encore alone: its throughput against finetune's supervised step) |
 //         ladder_finetune | ladder_semi_supervised (encore alone: a ladder network's supervised and semi-supervised steps)
 //   --device cuda: the training jobs on the GPU (scripts/device-check); --batch-size: every job's
@@ -30,6 +30,7 @@
 #include "encore/finetune/experiment.h"
 #include "encore/finetune/finetune.h"
 #include "encore/finetune/heads.h"
+#include "encore/models/convolutional.h"
 #include "encore/models/ladder.h"
 #include "encore/models/model.h"
 #include "encore/models/pretrain.h"
@@ -100,13 +101,13 @@ std::shared_ptr<models::StackedAutoencoder::Impl> stack(std::vector<std::int64_t
   return std::make_shared<models::StackedAutoencoderImpl>(options);
 }
 
-Result pretrain_case(const Fixture& f, const std::shared_ptr<models::StackedAutoencoderImpl>& model, const Json& pretrain_json,
+Result pretrain_case(const Fixture& f, const std::shared_ptr<models::AutoencoderModel>& model, const Json& pretrain_json,
                      std::int64_t stages) {
   const auto config = models::parse_pretrain_config(JsonReader(pretrain_json), f.optimizers);
   const auto batch = config.runs_greedy() ? config.greedy.batch_size : config.end_to_end.batch_size;
   const auto train = f.source(f.train_rows, batch, true);
   const auto validation = f.source(f.validation_rows, 256, false);
-  model->to(f.settings.device);
+  model->module().to(f.settings.device);
   const auto start = std::chrono::steady_clock::now();
   models::pretrain(model, config, train, &validation, f.context());
   return {train.size() * stages, seconds_since(start)};
@@ -131,6 +132,15 @@ Result greedy_stack(const Fixture& f) {
 Result small_relu(const Fixture& f) {
   return pretrain_case(f, stack({256, 64}, models::Activation::kRelu, {}),
                        Json{{"mode", "end_to_end"}, {"loss", "mse"}, {"end_to_end", one_epoch(f.batch(64))}}, 1);
+}
+
+// A convolutional autoencoder over the 28x28 images: 32 maps of 3x3 kernels, ReLU, max pooling 2,
+// then 64 maps the same way, and the mirrored decoder (upsampling, transposed convolutions, a
+// sigmoid reconstruction), trained end to end with MSE in batches of 128.
+Result conv_autoencoder(const Fixture& f) {
+  const auto options = models::ConvolutionalAutoencoderOptions(784, {32, 64}).pooling({2});
+  return pretrain_case(f, std::make_shared<models::ConvolutionalAutoencoderImpl>(options),
+                       Json{{"mode", "end_to_end"}, {"loss", "mse"}, {"end_to_end", one_epoch(f.batch(128))}}, 1);
 }
 
 // One epoch of fine-tuning `model` (784-1000-1000-1000) + 10 one-vs-all on the whole training set
@@ -297,6 +307,7 @@ int main(int argc, char** argv) {
       {"greedy_stack", [&] { return greedy_stack(Fixture(job)); }},
       {"small_relu", [&] { return small_relu(Fixture(job)); }},
       {"finetune", [&] { return finetune(Fixture(job)); }},
+      {"conv_autoencoder", [&] { return conv_autoencoder(Fixture(job)); }},
       {"semi_supervised", [&] { return semi_supervised(Fixture(job)); }},
       {"ladder_finetune", [&] { return ladder_finetune(Fixture(job)); }},
       {"ladder_semi_supervised", [&] { return ladder_semi_supervised(Fixture(job)); }},

@@ -20,6 +20,10 @@ ClassifierImpl::ClassifierImpl(std::shared_ptr<models::AutoencoderModel> autoenc
   if (all_layers.empty()) {
     if (encoder_depth) throw std::invalid_argument("Classifier: encoder_depth needs a model with layers; this model encodes in one piece");
     encoder.parameters = autoencoder_->module().parameters();
+    int index = 0;
+    for (auto& part : autoencoder_->encoder_parts()) {
+      blocks_.push_back(Block{"encoder." + part.name, std::move(part.parameters), {std::move(part.module)}, index++});
+    }
   } else {
     const int depth = encoder_depth.value_or(static_cast<int>(all_layers.size()));
     if (depth < 1 || depth > static_cast<int>(all_layers.size())) {

@@ -290,7 +290,7 @@ class ExperimentRun {
     }
     const auto* held_out = validation_ ? &*validation_ : test_ ? &*test_ : nullptr;
     if (held_out) models::write_reconstructions_png(run_.file(RunDirectory::kReconstructions), *model_, *held_out, image_shape);
-    if (!model_->greedy_layers().empty()) models::write_filters_png(run_.file(RunDirectory::kFilters), *model_, image_shape);
+    models::write_filters_png(run_.file(RunDirectory::kFilters), *model_, image_shape);
   }
 
   // Every fine-tuned encoder comes through the same checked load by name, also right after

@@ -162,11 +162,13 @@ ClassificationTask::ClassificationTask(Classifier classifier, const PhaseConfig&
 }
 
 std::vector<core::ParameterGroup> ClassificationTask::groups_of(const std::set<std::string>& blocks) const {
-  // Encoder layers get their own groups so that each can have its depth's learning rate.
+  // Encoder layers (or parts) get their own groups so that each can have its depth's learning rate.
+  const auto depth = static_cast<int>(std::count_if(classifier_->blocks().begin(), classifier_->blocks().end(),
+                                                    [](const Block& b) { return b.encoder_layer.has_value(); }));
   std::set<std::string> expanded;
   for (const auto& name : blocks) {
     const auto& block = classifier_->block(name);
-    if (name == "encoder" && classifier_->encoder_layer_count() > 0) {
+    if (name == "encoder" && depth > 0) {
       for (const auto& b : classifier_->blocks()) {
         if (b.encoder_layer) expanded.insert(b.name);
       }
@@ -175,7 +177,6 @@ std::vector<core::ParameterGroup> ClassificationTask::groups_of(const std::set<s
     }
   }
   std::vector<core::ParameterGroup> groups;
-  const int depth = classifier_->encoder_layer_count();
   for (const auto& name : expanded) {
     const auto& block = classifier_->block(name);
     const double scale = block.encoder_layer ? std::pow(lr_decay_per_depth_, depth - 1 - *block.encoder_layer) : 1.0;

@@ -66,6 +66,14 @@ torch::Tensor logistic_reconstruction_loss(const torch::Tensor& logits, const to
   return core::logistic_loss_sum(logits, target) / logits.size(0);
 }
 
+void check_corruption_level(const char* option, Corruption corruption, double level) {
+  const bool fraction = corruption != Corruption::kGaussian;
+  if (level < 0 || (fraction && level >= 1)) {
+    throw core::OptionError(
+        option, fmt::format("{} levels must be {}, got {}", corruption_name(corruption), fraction ? "in [0, 1)" : ">= 0", level));
+  }
+}
+
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {
   if (kind == Corruption::kNone || level <= 0) return x;
   switch (kind) {
@@ -85,15 +93,6 @@ torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {
 }
 
 namespace {
-
-// The settings a layer and a stack share are checked the same way for both.
-void check_corruption_level(const char* option, Corruption corruption, double level) {
-  const bool fraction = corruption != Corruption::kGaussian;
-  if (level < 0 || (fraction && level >= 1)) {
-    throw core::OptionError(
-        option, fmt::format("{} levels must be {}, got {}", corruption_name(corruption), fraction ? "in [0, 1)" : ">= 0", level));
-  }
-}
 
 void check_sparsity(Activation activation, Sparsity sparsity, double sparsity_target) {
   if (sparsity == Sparsity::kKl && activation != Activation::kSigmoid) {
@@ -259,6 +258,12 @@ torch::Tensor StackedAutoencoderImpl::decode(const torch::Tensor& code, int dept
   auto h = code;
   for (int k = depth - 1; k >= 0; --k) h = layers_[k]->decode(h);
   return h;
+}
+
+torch::Tensor StackedAutoencoderImpl::input_filters(const std::vector<std::int64_t>& example_shape) {
+  const auto& weight = layers_.front()->encoder_weight;
+  if (example_shape.size() != 2 || example_shape[0] * example_shape[1] != weight.size(1)) return {};
+  return weight.detach().reshape({weight.size(0), 1, example_shape[0], example_shape[1]});
 }
 
 std::string StackedAutoencoderImpl::torchscript() const {

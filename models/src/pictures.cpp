@@ -30,16 +30,17 @@ void write_reconstructions_png(const std::filesystem::path& file, AutoencoderMod
   core::write_png(file, core::image_grid(tiles, n, 1, !unit_range), kReconstructionScale);
 }
 
-void write_filters_png(const std::filesystem::path& file, AutoencoderModel& model, const std::vector<std::int64_t>& image_shape) {
-  TORCH_CHECK(image_shape.size() == 2, "filters need [H, W] images");
-  const auto layers = model.greedy_layers();
-  TORCH_CHECK(!layers.empty(), "filters need a model with greedy layers");
-  const auto weight = layers.front()->encoder_weight.detach().to(torch::kCPU);
-  TORCH_CHECK(weight.size(1) == image_shape[0] * image_shape[1], "first-layer inputs (", weight.size(1), ") are not ", image_shape[0], "x",
-              image_shape[1], " images");
-  const auto units = weight.size(0);
+bool write_filters_png(const std::filesystem::path& file, AutoencoderModel& model, const std::vector<std::int64_t>& example_shape) {
+  const auto filters = model.input_filters(example_shape);
+  if (!filters.defined()) return false;
+  const auto units = filters.size(0);
   const auto columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(units))));
-  core::write_png(file, core::image_grid(weight.reshape({units, image_shape[0], image_shape[1]}), columns, 1, true));
+  // Colour filters are drawn in colour, each scaled as a whole so that its hues stay as learned.
+  const auto tiles = filters.size(1) == 3 ? filters.permute({0, 2, 3, 1}) : filters.select(1, 0);
+  // Filters of a few pixels (convolution kernels, tiny images) are drawn larger to be seen.
+  const std::int64_t scale = filters.size(2) < 10 ? 8 : 1;
+  core::write_png(file, core::image_grid(tiles, columns, 1, true), scale);
+  return true;
 }
 
 }  // namespace encore::models

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "encore/models/convolutional.h"
 #include "encore/models/ladder.h"
 
 namespace encore::models {
@@ -20,6 +21,13 @@ void register_builtin_models(ModelRegistry& registry) {
                                     options.input_dim(input_dim);
                                     return LadderNetwork(options).ptr();
                                   });
+  add_model<ConvolutionalAutoencoderOptions>(
+      registry, "convolutional_autoencoder",
+      "convolutional autoencoder over images: convolution blocks (stride, pooling, batch norm), an optional dense code, a mirrored decoder",
+      [](ConvolutionalAutoencoderOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
+        options.input_dim(input_dim);
+        return ConvolutionalAutoencoder(options).ptr();
+      });
 }
 
 ModelConfig parse_model_config(core::JsonReader reader, const ModelRegistry& registry) {

@@ -26,8 +26,8 @@ TEST(Experiment, RunLeavesTheRunDirectory) {
   }
   // 10 validation inputs above their reconstructions: 8x8 tiles, 1 px gaps, drawn 3x.
   EXPECT_EQ(encore::testing::png_size(options.run_dir / "reconstructions.png"), std::make_pair(3 * (10 * 9 + 1), 3 * (2 * 9 + 1)));
-  // 16 first-layer units as a 4x4 grid of 8x8 tiles.
-  EXPECT_EQ(encore::testing::png_size(options.run_dir / "filters.png"), std::make_pair(4 * 9 + 1, 4 * 9 + 1));
+  // 16 first-layer units as a 4x4 grid of 8x8 tiles, drawn 8x (tiles under 10 pixels are enlarged).
+  EXPECT_EQ(encore::testing::png_size(options.run_dir / "filters.png"), std::make_pair(8 * (4 * 9 + 1), 8 * (4 * 9 + 1)));
   const auto written = core::load_json_file((options.run_dir / "config.json").string());
   EXPECT_EQ(finetune::to_json(finetune::parse_experiment(written, components), components), written);
   EXPECT_TRUE(summary["pretrain"]["test"]["reconstruction_mse"].is_number());
@@ -58,6 +58,56 @@ TEST(Experiment, AnInMemoryRunWritesNothingAndReturnsTheResultsOfTheRunThatWrite
   EXPECT_EQ(in_memory["pretrain"], written["pretrain"]);
   options.resume = true;
   EXPECT_THROW_WITH(finetune::run_experiment(config, components, options), core::UsageError, "cannot be an in-memory run");
+}
+
+TEST(Experiment, AConvolutionalAutoencoderPretrainsEndToEndFineTunesBlockByBlockAndIsSavedAndPredicted) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  auto json = toy_experiment_config(dir);
+  json["model"] = {{"type", "convolutional_autoencoder"}, {"channels", {4, 6}}, {"pooling", {2}}, {"batch_norm", true}};
+  json["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 8}}}};
+  json["finetune"] = {{"head", {{"type", "softmax"}}},
+                      {"phases",
+                       {{{"name", "top"}, {"trainable", {"encoder.block1", "head"}}, {"epochs", 2}, {"batch_size", 8}},
+                        {{"name", "all"}, {"trainable", {"encoder", "head"}}, {"epochs", 1}, {"batch_size", 8}}}}};
+  auto config = finetune::parse_experiment(json, components);
+  std::ostringstream log;
+  finetune::RunOptions options;
+  options.run_dir = dir / "run";
+  options.log = &log;
+  auto summary = finetune::run_experiment(config, components, options);
+  EXPECT_TRUE(summary["pretrain"]["test"]["reconstruction_mse"].is_number());
+  // 10 validation images above their reconstructions (8x8 tiles drawn 3x); 4 filters of 3x3 drawn 8x.
+  EXPECT_EQ(encore::testing::png_size(options.run_dir / "reconstructions.png"), std::make_pair(3 * (10 * 9 + 1), 3 * (2 * 9 + 1)));
+  EXPECT_EQ(encore::testing::png_size(options.run_dir / "filters.png"), std::make_pair(8 * (2 * 4 + 1), 8 * (2 * 4 + 1)));
+  auto loaded = finetune::load_trained_model(options.run_dir / finetune::RunDirectory::kModel, components);
+  const auto test = core::load_data(config.data).test;
+  const auto [scores, predictions] = finetune::predict(loaded, test->features.reshape({test->size(), -1}));
+  EXPECT_DOUBLE_EQ(predictions.eq(test->labels).to(torch::kFloat64).mean().item<double>(), summary["test"]["accuracy"].get<double>());
+
+  // A phase that trains block 1 alone leaves block 0 (weights and batch statistics) as pretrained.
+  json["finetune"]["phases"].erase(1);
+  config = finetune::parse_experiment(json, components);
+  options.run_dir = dir / "top_only";
+  finetune::run_experiment(config, components, options);
+  auto pretrained = finetune::load_trained_model(options.run_dir / finetune::RunDirectory::kPretrained, components);
+  auto tuned = finetune::load_trained_model(options.run_dir / finetune::RunDirectory::kModel, components);
+  const auto before = pretrained.autoencoder->module().named_parameters(), after = tuned.autoencoder->module().named_parameters();
+  const auto before_buffers = pretrained.autoencoder->module().named_buffers(), after_buffers = tuned.autoencoder->module().named_buffers();
+  EXPECT_TRUE(torch::equal(before["encoder0.conv.weight"], after["encoder0.conv.weight"]));
+  EXPECT_TRUE(torch::equal(before_buffers["encoder0.norm.running_mean"], after_buffers["encoder0.norm.running_mean"]));
+  EXPECT_FALSE(torch::equal(before["encoder1.conv.weight"], after["encoder1.conv.weight"]));
+
+  // Greedy pretraining needs layers; a block name that does not exist lists those that do.
+  json["pretrain"]["mode"] = "greedy";
+  options.run_dir = dir / "greedy";
+  EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
+                    "config error at /pretrain/mode: \"greedy\" needs a model with greedy layers");
+  json["pretrain"]["mode"] = "end_to_end";
+  json["finetune"]["phases"][0]["trainable"] = {"encoder.block2", "head"};
+  options.run_dir = dir / "no_block2";
+  EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
+                    "encoder.block0, encoder.block1, head");
 }
 
 TEST(Experiment, ALadderNetworkTrainsInASemiSupervisedPhaseAndIsSavedAndPredictedLikeTheOthers) {

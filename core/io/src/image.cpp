@@ -16,18 +16,21 @@
 namespace encore::core {
 
 torch::Tensor image_grid(const torch::Tensor& images, std::int64_t columns, std::int64_t padding, bool normalize_each) {
-  TORCH_CHECK(images.dim() == 3, "image_grid takes [N, H, W] images, got ", images.sizes());
+  const bool colour = images.dim() == 4 && images.size(3) == 3;
+  TORCH_CHECK(images.dim() == 3 || colour, "image_grid takes [N, H, W] or [N, H, W, 3] images, got ", images.sizes());
   TORCH_CHECK(columns > 0 && padding >= 0, "image_grid needs columns > 0 and padding >= 0");
   auto x = images.detach().to(torch::kCPU, torch::kFloat32);
   if (normalize_each) {
     const auto flat = x.reshape({x.size(0), -1});
     const auto low = std::get<0>(flat.min(1)).view({-1, 1, 1});
     const auto high = std::get<0>(flat.max(1)).view({-1, 1, 1});
-    x = (x - low) / (high - low).clamp_min(1e-12);
+    x = ((x.reshape({x.size(0), x.size(1), -1}) - low) / (high - low).clamp_min(1e-12)).view_as(x);
   }
   const auto n = x.size(0), h = x.size(1), w = x.size(2);
   const auto rows = (n + columns - 1) / columns;
-  auto grid = torch::full({rows * (h + padding) + padding, columns * (w + padding) + padding}, 0.5f);
+  std::vector<std::int64_t> grid_shape{rows * (h + padding) + padding, columns * (w + padding) + padding};
+  if (colour) grid_shape.push_back(3);
+  auto grid = torch::full(grid_shape, 0.5f);
   for (std::int64_t i = 0; i < n; ++i) {
     const auto top = padding + (i / columns) * (h + padding);
     const auto left = padding + (i % columns) * (w + padding);

@@ -43,8 +43,9 @@ struct HiddenLayerConfig {
 /// "encoder.layer0", ..., "decoder", "hidden", "head". For a model with greedy layers, "encoder" is
 /// the encoder halves of the layers used and "decoder" their decoder halves (which only a
 /// semi-supervised phase's reconstruction costs train); for a model without them (one that encodes
-/// in one piece), "encoder" is every parameter of the model, its decoder's included, and there are
-/// no "encoder.layerK" or "decoder" blocks.
+/// in one piece), "encoder" is every parameter of the model, its decoder's included, there is no
+/// "decoder" block, and the model's encoder parts (AutoencoderModel::encoder_parts) are the blocks
+/// "encoder.<part>" ("encoder.block0", ..., "encoder.code" for a convolutional autoencoder).
 struct Block {
   /// The name phases use.
   std::string name;
@@ -52,7 +53,7 @@ struct Block {
   std::vector<torch::Tensor> parameters;
   /// Modules put in eval mode while the block is frozen (dropout, batch norm).
   std::vector<std::shared_ptr<torch::nn::Module>> modules;
-  /// For encoder layers: 0 for the bottom layer; used by per-depth learning-rate decay.
+  /// For encoder layers and encoder parts: 0 for the bottom one; used by per-depth learning-rate decay.
   std::optional<int> encoder_layer;
 };
 

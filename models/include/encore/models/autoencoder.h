@@ -60,6 +60,9 @@ torch::Tensor activation_derivative(Activation a, const torch::Tensor& h);
 torch::Tensor reconstruction_loss(ReconstructionLoss kind, const torch::Tensor& reconstruction, const torch::Tensor& target);
 /// The BCE reconstruction loss of sigmoid(logits), computed from the logits.
 torch::Tensor logistic_reconstruction_loss(const torch::Tensor& logits, const torch::Tensor& target);
+/// Checks a corruption level: a fraction in [0, 1), or for Gaussian noise a deviation >= 0. Throws
+/// core::OptionError naming `option`.
+void check_corruption_level(const char* option, Corruption corruption, double level);
 /// Applies corruption (callers decide whether they are in training mode).
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x);
 

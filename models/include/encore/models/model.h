@@ -13,6 +13,17 @@
 
 namespace encore::models {
 
+/// A part of an encoder that encodes in one piece (a convolution block, a dense code layer), which
+/// fine-tuning freezes and unfreezes by name as "encoder.<name>".
+struct EncoderPart {
+  /// Its name, unique in the model ("block0", "code").
+  std::string name;
+  /// Its parameters.
+  std::vector<torch::Tensor> parameters;
+  /// Its module, put in eval mode while it is frozen (batch normalisation).
+  std::shared_ptr<torch::nn::Module> module;
+};
+
 /// An autoencoder usable by encore. Implement it beside torch::nn::Module (or Cloneable):
 ///
 ///   class MyAutoencoderImpl : public torch::nn::Cloneable<MyAutoencoderImpl>, public AutoencoderModel {
@@ -44,6 +55,15 @@ class AutoencoderModel {
     (void)weights;
     throw std::logic_error("denoising_cost: this model scores no denoising of its own (denoising_levels() is 0)");
   }
+  /// The parts of an encoder that encodes in one piece, from the input up, for freezing by name;
+  /// empty, the default, where the encoder is one block (or the model has greedy layers).
+  virtual std::vector<EncoderPart> encoder_parts() { return {}; }
+  /// The first layer's filters as images [units, channels, height, width], for examples of
+  /// `example_shape`; undefined, the default, where they are not images of their own.
+  virtual torch::Tensor input_filters(const std::vector<std::int64_t>& example_shape) {
+    (void)example_shape;
+    return {};
+  }
   /// TorchScript source of the methods that pretrained.pt and model.pt offer outside encore,
   /// compiled on a TorchScript copy of module() (same parameter, buffer and child names, so `self.`
   /// reaches them as in C++): `code_of(self, x: Tensor, depth: int) -> Tensor`, the code of scaled
@@ -74,6 +94,8 @@ class StackedAutoencoderImpl : public torch::nn::Cloneable<StackedAutoencoderImp
   torch::Tensor forward(const torch::Tensor& x) override;
   std::int64_t code_dim() const override { return options.hidden_dims().back(); }
   std::vector<AutoencoderLayer> greedy_layers() override { return layers_; }
+  /// The first layer's input weights as one grey image per unit, where examples are [H, W] images.
+  torch::Tensor input_filters(const std::vector<std::int64_t>& example_shape) override;
   std::string torchscript() const override;
 
   /// Layers in the stack.

@@ -15,8 +15,9 @@ namespace encore::models {
 void write_reconstructions_png(const std::filesystem::path& file, AutoencoderModel& model, const core::BatchSource& source,
                                const std::vector<std::int64_t>& image_shape, std::int64_t count = 10);
 
-/// Writes each first-layer unit's input weights as an [H, W] tile, each scaled to its own range.
-/// Needs a model with greedy layers.
-void write_filters_png(const std::filesystem::path& file, AutoencoderModel& model, const std::vector<std::int64_t>& image_shape);
+/// Writes each first-layer filter (AutoencoderModel::input_filters) as a tile, each scaled to its
+/// own range, grey or colour as the input images are. Returns false, writing nothing, where the
+/// model's first-layer filters are not images.
+bool write_filters_png(const std::filesystem::path& file, AutoencoderModel& model, const std::vector<std::int64_t>& example_shape);
 
 }  // namespace encore::models

@@ -10,9 +10,10 @@
 
 namespace encore::core {
 
-/// Lays out images [N, H, W] in a grid of `columns` columns with `padding` pixels of gap.
-/// Each image is scaled to [0, 255] by its own minimum and maximum when `normalize_each`, else
-/// clamped from [0, 1]. Returns uint8 [rows*(H+padding)+padding, columns*(W+padding)+padding].
+/// Lays out grey images [N, H, W] or colour ones [N, H, W, 3] in a grid of `columns` columns with
+/// `padding` pixels of gap. Each image is scaled to [0, 255] by its own minimum and maximum (over
+/// all its colours) when `normalize_each`, else clamped from [0, 1]. Returns uint8
+/// [rows*(H+padding)+padding, columns*(W+padding)+padding] (and 3 colours for colour images).
 torch::Tensor image_grid(const torch::Tensor& images, std::int64_t columns, std::int64_t padding, bool normalize_each);
 
 /// Width in pixels of `text` (UTF-8) drawn by draw_text with lines `pixel_height` pixels high.

@@ -1,0 +1,110 @@
+#include "encore/models/convolutional.h"
+
+#include <torch/torch.h>
+
+#include "encore/core/image.h"
+#include "encore/models/pictures.h"
+#include "support/support.h"
+
+using namespace encore;
+using models::ConvolutionalAutoencoderOptions;
+
+namespace {
+
+// Grey 8x8 images of a bright square at one of four places, with a little noise: structure that
+// a convolutional decoder learns quickly.
+torch::Tensor square_images(std::int64_t n) {
+  torch::manual_seed(4);
+  auto images = 0.05 * torch::rand({n, 1, 8, 8});
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto corner = i % 4;
+    images[i].narrow(1, 4 * (corner / 2), 4).narrow(2, 4 * (corner % 2), 4).add_(0.9);
+  }
+  return images.flatten(1);
+}
+
+}  // namespace
+
+TEST(ConvolutionalAutoencoder, ReconstructsTheInputsExactShapeWhateverTheStridesPoolingAndDecoder) {
+  // 9 x 7 images: odd sides, which strides and pooling round down, and the decoder must restore.
+  for (const auto decoder : {models::ConvolutionalDecoder::kTransposed, models::ConvolutionalDecoder::kUpsample}) {
+    for (const std::int64_t image_channels : {1, 3}) {
+      const auto options = ConvolutionalAutoencoderOptions(image_channels * 9 * 7, {4, 6})
+                               .image_channels(image_channels)
+                               .height(9)
+                               .width(7)
+                               .strides({2, 1})
+                               .pooling({1, 2})
+                               .batch_norm(true)
+                               .decoder(decoder);
+      models::ConvolutionalAutoencoder model(options);
+      const auto x = torch::rand({5, image_channels * 63});
+      // Block 0: 9x7 -> stride 2 -> 5x4; block 1: stride 1, pooling 2 -> 2x2 maps of 6 channels.
+      EXPECT_EQ(model->feature_maps(x).sizes(), (std::vector<std::int64_t>{5, 6, 2, 2}));
+      EXPECT_EQ(model->forward(x).sizes(), x.sizes());
+      EXPECT_EQ(model->encode(x).sizes(), (std::vector<std::int64_t>{5, 24}));
+      EXPECT_EQ(model->code_dim(), 24);
+      models::ConvolutionalAutoencoder pooled(ConvolutionalAutoencoderOptions(options).code_pooling(models::CodePooling::kGlobalAverage));
+      EXPECT_EQ(pooled->encode(x).sizes(), (std::vector<std::int64_t>{5, 6}));
+      EXPECT_EQ(pooled->forward(x).sizes(), x.sizes());
+      models::ConvolutionalAutoencoder coded(ConvolutionalAutoencoderOptions(options).code_dim(3));
+      EXPECT_EQ(coded->encode(x).sizes(), (std::vector<std::int64_t>{5, 3}));
+      EXPECT_EQ(coded->forward(x).sizes(), x.sizes());
+    }
+  }
+  // Square grey images need no shape: 784 numbers are 28 x 28.
+  models::ConvolutionalAutoencoder square(ConvolutionalAutoencoderOptions(784, {2}).pooling({2}));
+  EXPECT_EQ(square->feature_maps(torch::rand({1, 784})).sizes(), (std::vector<std::int64_t>{1, 2, 14, 14}));
+}
+
+TEST(ConvolutionalAutoencoder, OptionsThatDoNotFitTheImagesAreErrorsNamingTheOption) {
+  using models::ConvolutionalAutoencoder;
+  EXPECT_THROW_WITH(ConvolutionalAutoencoder(ConvolutionalAutoencoderOptions(784, {4}).image_channels(3)), core::OptionError,
+                    "784 numbers per row are not 3 channel(s) of a square image, but the data's rows have 784");
+  EXPECT_THROW_WITH(ConvolutionalAutoencoder(ConvolutionalAutoencoderOptions(784, {4}).height(28).width(27)), core::OptionError,
+                    "1 x 28 x 27 images have 756 numbers, but the data's rows have 784");
+  EXPECT_THROW_WITH(ConvolutionalAutoencoder(ConvolutionalAutoencoderOptions(784, {4}).height(28)), core::OptionError,
+                    "give both height and width, or neither");
+  EXPECT_THROW_WITH(ConvolutionalAutoencoder(ConvolutionalAutoencoderOptions(784, {4}).kernel_sizes({4})), core::OptionError,
+                    "must be odd");
+  EXPECT_THROW_WITH(ConvolutionalAutoencoder(ConvolutionalAutoencoderOptions(784, {4, 8, 8}).strides({1, 2})), core::OptionError,
+                    "needs one value per block (3) or one for all, got 2");
+  EXPECT_THROW_WITH(ConvolutionalAutoencoder(ConvolutionalAutoencoderOptions(784, {4, 4, 4, 4, 4}).pooling({2})), core::OptionError,
+                    "block 4 shrinks the 28 x 28 images to nothing");
+}
+
+TEST(ConvolutionalAutoencoder, TrainingEndToEndLowersTheReconstructionErrorAndCorruptsOnlyInTraining) {
+  torch::manual_seed(2);
+  models::ConvolutionalAutoencoder model(
+      ConvolutionalAutoencoderOptions(64, {8, 8}).pooling({2}).code_dim(4).corruption(models::Corruption::kMasking).corruption_level(0.2));
+  const auto x = square_images(32);
+  model->eval();
+  const double before = torch::mse_loss(model->forward(x), x).item<double>();
+  EXPECT_TRUE(torch::equal(model->forward(x), model->forward(x))) << "no corruption in eval mode";
+  model->train();
+  EXPECT_FALSE(torch::equal(model->forward(x), model->forward(x))) << "masking noise in training mode";
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(0.01));
+  for (int step = 0; step < 150; ++step) {
+    optimizer.zero_grad();
+    torch::mse_loss(model->forward(x), x).backward();
+    optimizer.step();
+  }
+  model->eval();
+  const double after = torch::mse_loss(model->forward(x), x).item<double>();
+  EXPECT_LT(after, before / 4) << before << " -> " << after;
+}
+
+TEST(ConvolutionalAutoencoder, EncoderPartsAreTheBlocksAndTheCodeAndFiltersAreDrawnInTheImagesColours) {
+  models::ConvolutionalAutoencoder model(ConvolutionalAutoencoderOptions(3 * 8 * 8, {5, 6}).image_channels(3).code_dim(2));
+  const auto parts = model->encoder_parts();
+  ASSERT_EQ(parts.size(), 3u);
+  EXPECT_EQ(parts[0].name, "block0");
+  EXPECT_EQ(parts[2].name, "code");
+  EXPECT_TRUE(parts[0].parameters[0].is_same(model->named_parameters()["encoder0.conv.weight"]));
+  EXPECT_EQ(model->input_filters({3, 8, 8}).sizes(), (std::vector<std::int64_t>{5, 3, 3, 3}));
+  encore::testing::TempDir dir;
+  ASSERT_TRUE(models::write_filters_png(dir / "filters.png", *model, {3, 8, 8}));
+  // 5 filters in 3 columns and 2 rows of 3x3 tiles with 1 px gaps, drawn 8x.
+  EXPECT_EQ(encore::testing::png_size(dir / "filters.png"), std::make_pair(8 * (3 * 4 + 1), 8 * (2 * 4 + 1)));
+  EXPECT_EQ(core::image_grid(torch::rand({5, 3, 3, 3}), 3, 1, true).sizes(), (std::vector<std::int64_t>{9, 13, 3}));
+}
