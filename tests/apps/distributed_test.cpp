@@ -119,6 +119,22 @@ TEST(DataParallel, ARankWithoutARowOfTheLastBatchStillTakesPart) {
   expect_same_model_as_one_process(parallel_config(dir, 53, 3), 3);
 }
 
+TEST(DataParallel, AConvolutionalModelTrainsWithTwoProcessesAsWithOne) {
+  TempDir dir;
+  auto config = parallel_config(dir, 7, 3);
+  // Without batch normalisation: its batch statistics are each rank's own.
+  config["model"] = {{"type", "convolutional_autoencoder"},
+                     {"channels", {4, 6}},
+                     {"strides", {2, 1}},
+                     {"pooling", {1, 2}},
+                     {"corruption", "masking"},
+                     {"corruption_level", 0.2}};
+  config["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 7}}}};
+  config["finetune"]["phases"].erase(2);
+  config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "head"};
+  expect_same_model_as_one_process(config, 2);
+}
+
 std::vector<Json> metrics_lines(const fs::path& run) {
   std::vector<Json> out;
   std::ifstream in(run / "metrics.jsonl");

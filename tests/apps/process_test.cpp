@@ -123,10 +123,11 @@ std::string kill_and_resume(const std::string& config, const fs::path& run, std:
   return line == std::string::npos ? "no checkpoint yet" : resumed.err.substr(line, resumed.err.find('\n', line) - line);
 }
 
-TEST(Process, RunKilledAtTwentyRandomMomentsResumesToTheUninterruptedResultBitwise) {
-  TempDir dir;
+/// Runs `config` to the end, then `kills` times kills a run of it at a random moment of its training
+/// and resumes it: every resumed run must end bitwise where the uninterrupted one ended.
+void expect_killed_runs_resume_bitwise(const TempDir& dir, const Json& config_json, int kills) {
   const auto config = (dir / "resume.json").string();
-  encore::testing::write_text(config, resumable_config(dir).dump());
+  encore::testing::write_text(config, config_json.dump());
   // Training time: from the run directory's config.json to the end.
   const auto reference_dir = dir / "reference";
   std::chrono::microseconds duration{0};
@@ -141,7 +142,7 @@ TEST(Process, RunKilledAtTwentyRandomMomentsResumesToTheUninterruptedResultBitwi
   std::mt19937 random(2026);
   std::uniform_int_distribution<std::int64_t> moment(0, duration.count());
   int mid_write = 0;
-  for (int kill = 0; kill < 20; ++kill) {
+  for (int kill = 0; kill < kills; ++kill) {
     const auto run = dir / ("run" + std::to_string(kill));
     const auto delay = std::chrono::microseconds(moment(random));
     const auto resumed_from = kill_and_resume(config, run, delay, dir);
@@ -154,6 +155,27 @@ TEST(Process, RunKilledAtTwentyRandomMomentsResumesToTheUninterruptedResultBitwi
       mid_write += entry.path().filename().string().find(".tmp") != std::string::npos;
   }
   std::cout << "kills that left a partly written checkpoint behind: " << mid_write << "\n";
+}
+
+TEST(Process, RunKilledAtTwentyRandomMomentsResumesToTheUninterruptedResultBitwise) {
+  TempDir dir;
+  expect_killed_runs_resume_bitwise(dir, resumable_config(dir), 20);
+}
+
+TEST(Process, AConvolutionalRunKilledAtRandomMomentsResumesToTheUninterruptedResultBitwise) {
+  TempDir dir;
+  auto config = resumable_config(dir);
+  // Batch statistics (running means in buffers), masking noise, pooling, and blocks unfrozen one by one.
+  config["model"] = {{"type", "convolutional_autoencoder"},
+                     {"channels", {4, 6}},
+                     {"pooling", {2}},
+                     {"batch_norm", true},
+                     {"corruption", "masking"},
+                     {"corruption_level", 0.2}};
+  config["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 3}, {"batch_size", 8}}}};
+  config["finetune"]["phases"].erase(2);
+  config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "hidden", "head"};
+  expect_killed_runs_resume_bitwise(dir, config, 8);
 }
 
 /// Writes `config` into `dir` as resume.json and runs it to the end in dir/run; returns the config file.
