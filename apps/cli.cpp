@@ -149,6 +149,19 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   curve->add_option("--output-dir", curve_args.output_dir,
                     "where the cells, curve.json, curve.csv and curve.png go (default runs/<name>/curve; finished cells are reused)");
 
+  SampleArgs sample_args;
+  auto* sample =
+      app.add_subcommand("sample", "draw new examples from a variational model's prior (or interpolate between two), as a PNG grid");
+  sample->add_option("run_or_model", sample_args.run_or_model, "run directory (its pretrained.pt) or a model file of a variational model")
+      ->required();
+  sample->add_option("--output", sample_args.output_file, "the PNG grid to write")->required();
+  sample->add_option("--count", sample_args.count, "examples to draw (default 64)")->check(CLI::Range(1, 10000));
+  sample->add_option("--seed", sample_args.seed, "seed of the draw (default 1)");
+  sample->add_option("--between", sample_args.between, "I,J: interpolate between examples I and J of --input instead of drawing");
+  sample->add_option("--input", sample_args.input_file, "with --between: examples in the format the model was trained on");
+  sample->add_option("--steps", sample_args.steps, "with --between: images from example I to example J (default 10)")
+      ->check(CLI::Range(2, 1000));
+
   std::string report_dir;
   auto* report = app.add_subcommand("report", "write report.html of a run directory again from its files");
   report->add_option("run_dir", report_dir, "the run directory")->required();
@@ -176,6 +189,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (model_commands.predict->parsed()) return predict_command(predict_args, out, err);
     if (model_commands.embed->parsed()) return embed_command(embed_args, out, err);
     if (report->parsed()) return report_command(report_dir, err);
+    if (sample->parsed()) return sample_command(sample_args, err);
     if (curve->parsed()) return curve_command(curve_args, out, err);
     return kUsageError;
   };

@@ -2,6 +2,7 @@
 /// One function per subcommand; cli.cpp parses arguments and calls them.
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -71,6 +72,21 @@ struct EmbedArgs {
 };
 /// `encore embed`: the codes of every input row (CSV or .npy) and a map of them (embedding.png).
 int embed_command(const EmbedArgs& args, std::ostream& out, std::ostream& err);
+struct SampleArgs {
+  /// A run directory (its pretrained.pt) or a model file.
+  std::string run_or_model;
+  std::string output_file;
+  /// `--count N` samples from the prior, `--seed S` of their draw.
+  std::int64_t count = 64;
+  std::uint64_t seed = 1;
+  /// `--between I,J --input FILE`: an interpolation between examples I and J of FILE instead.
+  std::string between, input_file;
+  /// `--steps N` of the interpolation.
+  std::int64_t steps = 10;
+};
+/// `encore sample`: new examples drawn from a variational model's prior, or an interpolation
+/// between two encoded examples, as a PNG grid.
+int sample_command(const SampleArgs& args, std::ostream& err);
 struct CurveArgs {
   ConfigArgs config;
   /// `--with CONFIG` (repeatable): further configs, one line each.

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "commands/commands.h"
 #include "encore/core/csv.h"
 #include "encore/core/errors.h"
@@ -12,6 +14,7 @@
 #include "encore/finetune/report.h"
 #include "encore/finetune/run_directory.h"
 #include "encore/finetune/trained_model.h"
+#include "encore/models/pictures.h"
 
 namespace encore::apps {
 
@@ -142,6 +145,68 @@ int embed_command(const EmbedArgs& args, std::ostream& out, std::ostream& err) {
       fmt::format("{} codes of {} ({} examples)", codes.size(1), fs::path(args.input_file).filename().string(), codes.size(0));
   finetune::write_embedding_png(picture, finetune::principal_components_2d(codes), inputs.labels, model.class_names, title);
   err << fmt::format("drew their first two principal components in {}\n", picture.string());
+  return 0;
+}
+
+namespace {
+
+// sample reads a run's pretrained.pt (the generative model itself), else the file given.
+fs::path generative_model_file_of(const fs::path& run_or_model) {
+  if (!fs::is_directory(run_or_model)) return run_or_model;
+  const auto pretrained = run_or_model / finetune::RunDirectory::kPretrained;
+  if (fs::exists(pretrained)) return pretrained;
+  throw core::UsageError(
+      fmt::format("{} has no {}: it is not an encore run that pretrained", run_or_model.string(), finetune::RunDirectory::kPretrained));
+}
+
+std::pair<std::int64_t, std::int64_t> parse_example_pair(const std::string& text) {
+  const auto comma = text.find(',');
+  try {
+    std::size_t used_first = 0, used_second = 0;
+    if (comma == std::string::npos) throw std::invalid_argument("no comma");
+    const auto first = std::stoll(text.substr(0, comma), &used_first);
+    const auto second = std::stoll(text.substr(comma + 1), &used_second);
+    if (used_first != comma || used_second != text.size() - comma - 1 || first < 0 || second < 0) throw std::invalid_argument("not two");
+    return {first, second};
+  } catch (const std::logic_error&) {
+    throw core::UsageError(fmt::format("--between takes two example numbers I,J (from 0), got \"{}\"", text));
+  }
+}
+
+}  // namespace
+
+int sample_command(const SampleArgs& args, std::ostream& err) {
+  const auto components = finetune::builtin_components();
+  const auto file = generative_model_file_of(args.run_or_model);
+  auto model = finetune::load_trained_model(file, components);
+  if (model.autoencoder->latent_dim() == 0) {
+    throw core::UsageError(
+        fmt::format("{}: its model ({}) is not variational; sample needs a variational_autoencoder, or a "
+                    "convolutional_autoencoder with \"variational\": true",
+                    file.string(), model.config.model.type));
+  }
+  std::int64_t columns = 0;
+  torch::Tensor images;
+  if (args.between.empty()) {
+    if (!args.input_file.empty()) throw core::UsageError("--input goes with --between");
+    images = finetune::sample_prior(model, args.count, args.seed);
+    columns = static_cast<std::int64_t>(std::ceil(std::sqrt(static_cast<double>(args.count))));
+  } else {
+    if (args.input_file.empty()) throw core::UsageError("--between needs --input, the file its examples come from");
+    const auto [first, second] = parse_example_pair(args.between);
+    std::vector<std::string> notes;
+    const auto inputs = finetune::read_model_inputs(model, args.input_file, "", notes);
+    for (const auto& note : notes) err << note << '\n';
+    const auto examples = inputs.raw_features.size(0);
+    if (first >= examples || second >= examples) {
+      throw core::UsageError(
+          fmt::format("--between {}: {} has {} examples (0 to {})", args.between, args.input_file, examples, examples - 1));
+    }
+    images = finetune::interpolate_latent(model, inputs.raw_features[first], inputs.raw_features[second], args.steps);
+    columns = args.steps;
+  }
+  models::write_examples_png(args.output_file, images, model.example_shape, columns);
+  err << fmt::format("wrote {} examples to {}\n", images.size(0), args.output_file);
   return 0;
 }
 

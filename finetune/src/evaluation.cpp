@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "encore/core/dataset.h"
+#include "encore/core/random.h"
 #include "encore/finetune/classifier.h"
 #include "encore/models/model.h"
 
@@ -105,6 +107,27 @@ double mean_reconstruction_mse(models::AutoencoderModel& model, const core::Batc
     total += torch::mse_loss(model.forward(inputs), inputs, at::Reduction::Sum).item<double>();
   }
   return total / static_cast<double>(source.size() * source.data().feature_dim());
+}
+
+core::Json variational_bound(models::AutoencoderModel& model, const core::BatchSource& source, models::ReconstructionLoss loss,
+                             std::uint64_t seed, torch::Device device) {
+  TORCH_CHECK(model.latent_dim() > 0, "variational_bound needs a variational model");
+  torch::NoGradGuard no_grad;
+  model.module().eval();
+  const auto saved = core::default_generator_state();
+  torch::manual_seed(seed);
+  std::map<std::string, double> sums;
+  const auto order = source.epoch_order(0);
+  for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
+    const auto inputs = core::to_device(source.batch(order, b), device).inputs;
+    for (const auto& [name, value] : model.end_to_end_objective(inputs, loss).parts) {
+      sums[name] += value.item<double>() * static_cast<double>(inputs.size(0));
+    }
+  }
+  core::set_default_generator_state(saved);
+  const auto n = static_cast<double>(source.size());
+  const double reconstruction = sums["reconstruction"] / n, kl = sums["kl"] / n;
+  return {{"reconstruction", reconstruction}, {"kl", kl}, {"elbo", -(reconstruction + kl)}};
 }
 
 Evaluation evaluate_classifier(ClassifierImpl& classifier, const core::BatchSource& source, torch::Device device) {

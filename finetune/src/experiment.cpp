@@ -13,6 +13,7 @@
 #include "encore/core/errors.h"
 #include "encore/core/image.h"
 #include "encore/core/ops.h"
+#include "encore/core/random.h"
 #include "encore/core/resume.h"
 #include "encore/core/stage.h"
 #include "encore/finetune/evaluation.h"
@@ -280,6 +281,10 @@ class ExperimentRun {
     summary_["pretrain"] = core::Json::object();
     if (validation_) summary_["pretrain"]["validation"] = {{"reconstruction_mse", mean_reconstruction_mse(*model_, *validation_, device_)}};
     if (test_) summary_["pretrain"]["test"] = {{"reconstruction_mse", mean_reconstruction_mse(*model_, *test_, device_)}};
+    if (test_ && model_->latent_dim() > 0) {
+      summary_["pretrain"]["test"]["variational_bound"] = variational_bound(
+          *model_, *test_, config_.pretrain.loss, core::stream_seed(config_.runtime.seed, core::RandomStream::kVariationalBound), device_);
+    }
   }
 
   void draw_pretraining() {

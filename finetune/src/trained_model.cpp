@@ -1,5 +1,7 @@
 #include "encore/finetune/trained_model.h"
 
+#include "encore/core/random.h"
+
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -314,6 +316,26 @@ torch::Tensor encode(TrainedModel& model, const torch::Tensor& raw_features, std
     codes.push_back(h.cpu());
   }
   return torch::cat(codes);
+}
+
+}  // namespace encore::finetune
+
+namespace encore::finetune {
+
+torch::Tensor sample_prior(TrainedModel& model, std::int64_t count, std::uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  model.autoencoder->module().eval();
+  auto generator = core::seeded_generator(seed);
+  const auto z = torch::randn({count, model.autoencoder->latent_dim()}, generator);
+  return model.autoencoder->decode_latent(z).cpu();
+}
+
+torch::Tensor interpolate_latent(TrainedModel& model, const torch::Tensor& raw_first, const torch::Tensor& raw_second, std::int64_t steps) {
+  torch::NoGradGuard no_grad;
+  model.autoencoder->module().eval();
+  const auto ends = model.autoencoder->encode(model.scaler.apply(torch::stack({raw_first, raw_second})));
+  const auto t = torch::linspace(0, 1, steps).unsqueeze(1);
+  return model.autoencoder->decode_latent((1 - t) * ends[0] + t * ends[1]).cpu();
 }
 
 }  // namespace encore::finetune

@@ -57,6 +57,7 @@ void ConvolutionalAutoencoderOptions::check() const {
     if (kernel % 2 == 0) throw core::OptionError("kernel_sizes", fmt::format("must be odd (centred \"same\" padding), got {}", kernel));
   }
   check_corruption_level("corruption_level", corruption_, corruption_level_);
+  if (variational_ && code_dim_ == 0) throw core::OptionError("variational", "needs code_dim > 0: the number of latent units");
   if ((height_ > 0) != (width_ > 0)) throw core::OptionError(height_ > 0 ? "width" : "height", "give both height and width, or neither");
   // Options read from a config have no input width yet: the image checks wait for the data.
   if (input_dim_ == 0) return;
@@ -132,13 +133,16 @@ void ConvolutionalAutoencoderImpl::reset() {
   }
   top_shape_ = {channels.back(), size[0], size[1]};
   const auto flat = top_shape_[0] * top_shape_[1] * top_shape_[2];
-  if (options.code_dim() > 0) {
+  code_ = nullptr;
+  latent_ = nullptr;
+  uncode_ = nullptr;
+  if (options.variational()) {
+    latent_ = register_module("code", GaussianLatent(flat, options.code_dim()));
+    training_steps_ = register_buffer("training_steps", torch::zeros({}, torch::kInt64));
+  } else if (options.code_dim() > 0) {
     code_ = register_module("code", torch::nn::Linear(flat, options.code_dim()));
-    uncode_ = register_module("uncode", torch::nn::Linear(options.code_dim(), flat));
-  } else {
-    code_ = nullptr;
-    uncode_ = nullptr;
   }
+  if (options.code_dim() > 0) uncode_ = register_module("uncode", torch::nn::Linear(options.code_dim(), flat));
   // Registered after the encoder, bottom first, so that parameter order follows the data's path.
   for (std::size_t k = 0; k < channels.size(); ++k) {
     const auto kernel = per_block(options.kernel_sizes(), k), stride = per_block(options.strides(), k);
@@ -175,6 +179,7 @@ torch::Tensor ConvolutionalAutoencoderImpl::feature_maps(const torch::Tensor& x)
 }
 
 torch::Tensor ConvolutionalAutoencoderImpl::code_of_maps(const torch::Tensor& maps) {
+  if (latent_) return latent_->forward(maps.flatten(1)).first;
   if (code_) return core::activate(options.code_activation(), code_->forward(maps.flatten(1)));
   return options.code_pooling() == CodePooling::kFlatten ? maps.flatten(1) : maps.mean({2, 3});
 }
@@ -192,15 +197,26 @@ torch::Tensor ConvolutionalAutoencoderImpl::decode_maps(torch::Tensor h) {
   return h;
 }
 
+torch::Tensor ConvolutionalAutoencoderImpl::decode_latent(const torch::Tensor& z) {
+  TORCH_CHECK(uncode_, "decode_latent: this convolutional autoencoder has no dense code (code_dim 0)");
+  const auto maps =
+      core::activate(options.activation(), uncode_->forward(z)).view({z.size(0), top_shape_[0], top_shape_[1], top_shape_[2]});
+  return decode_maps(maps).flatten(1);
+}
+
 torch::Tensor ConvolutionalAutoencoderImpl::forward(const torch::Tensor& x) {
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
-  auto maps = feature_maps(input);
+  const auto maps = feature_maps(input);
   // Without a dense code layer the maps are the bottleneck, whatever code_pooling gives the head.
-  if (code_) {
-    maps = core::activate(options.activation(), uncode_->forward(code_of_maps(maps)))
-               .view({x.size(0), top_shape_[0], top_shape_[1], top_shape_[2]});
-  }
-  return decode_maps(maps).flatten(1);
+  return uncode_ ? decode_latent(code_of_maps(maps)) : decode_maps(maps).flatten(1);
+}
+
+EndToEndObjective ConvolutionalAutoencoderImpl::end_to_end_objective(const torch::Tensor& x, ReconstructionLoss loss) {
+  if (!latent_) return AutoencoderModel::end_to_end_objective(x, loss);
+  const double kl_weight = KlSchedule{options.kl_weight(), options.kl_warmup_steps()}.next(training_steps_, is_training());
+  const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
+  return variational_objective(
+      latent_->forward(feature_maps(input).flatten(1)), x, loss, [this](const torch::Tensor& z) { return decode_latent(z); }, kl_weight);
 }
 
 std::int64_t ConvolutionalAutoencoderImpl::code_dim() const {
@@ -213,6 +229,7 @@ std::vector<EncoderPart> ConvolutionalAutoencoderImpl::encoder_parts() {
   for (std::size_t k = 0; k < encoder_.size(); ++k)
     parts.push_back({fmt::format("block{}", k), encoder_[k]->parameters(), encoder_[k].ptr()});
   if (code_) parts.push_back({"code", code_->parameters(), code_.ptr()});
+  if (latent_) parts.push_back({"code", latent_->parameters(), latent_.ptr()});
   return parts;
 }
 
@@ -249,7 +266,10 @@ std::string ConvolutionalAutoencoderImpl::torchscript() const {
     if (pool > 1) code += fmt::format("    h = torch.max_pool2d(h, [{}, {}])\n", pool, pool);
   }
   code += "    return h\n\ndef code_of_maps(self, h: Tensor) -> Tensor:\n";
-  if (code_) {
+  if (latent_) {
+    code += fmt::format("    return {}\n",
+                        core::linear_script("h.flatten(1)", "self.code.mean.weight", "self.code.mean.bias", Activation::kLinear));
+  } else if (code_) {
     code += fmt::format("    return {}\n",
                         core::linear_script("h.flatten(1)", "self.code.weight", "self.code.bias", options.code_activation()));
   } else {
@@ -258,7 +278,7 @@ std::string ConvolutionalAutoencoderImpl::torchscript() const {
   // depth: the code has one depth, all of the encoder.
   code += "\ndef code_of(self, x: Tensor, depth: int) -> Tensor:\n    return self.code_of_maps(self.maps_of(x))\n";
   code += "\ndef reconstruction_of(self, x: Tensor) -> Tensor:\n    h = self.maps_of(x)\n";
-  if (code_) {
+  if (uncode_) {
     code += fmt::format("    h = {}.reshape([x.size(0), {}, {}, {}])\n",
                         core::linear_script("self.code_of_maps(h)", "self.uncode.weight", "self.uncode.bias", options.activation()),
                         top_shape_[0], top_shape_[1], top_shape_[2]);

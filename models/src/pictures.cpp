@@ -15,19 +15,27 @@ constexpr std::int64_t kReconstructionScale = 3;
 
 }  // namespace
 
+void write_examples_png(const std::filesystem::path& file, const torch::Tensor& examples, const std::vector<std::int64_t>& example_shape,
+                        std::int64_t columns, std::int64_t scale) {
+  const bool grey = example_shape.size() == 2 || (example_shape.size() == 3 && example_shape[0] == 1);
+  const bool colour = example_shape.size() == 3 && example_shape[0] == 3;
+  if (!grey && !colour) throw std::invalid_argument("the examples are not grey or colour images");
+  const auto n = examples.size(0);
+  const auto height = example_shape[example_shape.size() - 2], width = example_shape.back();
+  auto tiles = colour ? examples.reshape({n, 3, height, width}).permute({0, 2, 3, 1}) : examples.reshape({n, height, width});
+  const bool unit_range = examples.min().item<float>() >= 0 && examples.max().item<float>() <= 1;
+  core::write_png(file, core::image_grid(tiles, columns, 1, !unit_range), scale);
+}
+
 void write_reconstructions_png(const std::filesystem::path& file, AutoencoderModel& model, const core::BatchSource& source,
                                const std::vector<std::int64_t>& image_shape, std::int64_t count) {
-  TORCH_CHECK(image_shape.size() == 2, "reconstructions need [H, W] images");
   torch::NoGradGuard no_grad;
   model.module().eval();
   const auto inputs = source.rows(source.indices().narrow(0, 0, std::min(count, source.size()))).inputs;
   const auto device = model.module().parameters().empty() ? torch::Device(torch::kCPU) : model.module().parameters().front().device();
   const auto reconstructions = model.forward(inputs.to(device)).to(torch::kCPU);
-  const auto n = inputs.size(0);
-  const auto tiles = torch::cat({inputs, reconstructions}).reshape({2 * n, image_shape[0], image_shape[1]});
-  // Inputs scaled to [0, 1] are shown as they are; other scalings are stretched tile by tile.
-  const bool unit_range = inputs.min().item<float>() >= 0 && inputs.max().item<float>() <= 1;
-  core::write_png(file, core::image_grid(tiles, n, 1, !unit_range), kReconstructionScale);
+  // Inputs in one row, their reconstructions in the row below.
+  write_examples_png(file, torch::cat({inputs, reconstructions}), image_shape, inputs.size(0), kReconstructionScale);
 }
 
 bool write_filters_png(const std::filesystem::path& file, AutoencoderModel& model, const std::vector<std::int64_t>& example_shape) {

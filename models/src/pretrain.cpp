@@ -132,10 +132,17 @@ torch::Tensor GreedyLayerTask::validation_loss(const core::Batch& batch, core::M
 
 EndToEndTask::EndToEndTask(std::shared_ptr<AutoencoderModel> model, ReconstructionLoss loss) : model_(std::move(model)), loss_(loss) {}
 
+EndToEndObjective AutoencoderModel::end_to_end_objective(const torch::Tensor& x, ReconstructionLoss loss) {
+  const auto reconstruction = reconstruction_loss(loss, forward(x), x);
+  return {reconstruction, {{"reconstruction", reconstruction}}};
+}
+
 torch::Tensor EndToEndTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
-  const auto loss = reconstruction_loss(loss_, model_->forward(batch.inputs), batch.inputs);
-  if (!torch::GradMode::is_enabled()) metrics.add("reconstruction", loss.item<double>(), static_cast<double>(batch.size()));
-  return loss;
+  auto objective = model_->end_to_end_objective(batch.inputs, loss_);
+  if (!torch::GradMode::is_enabled()) {
+    for (const auto& [name, value] : objective.parts) metrics.add(name, value.item<double>(), static_cast<double>(batch.size()));
+  }
+  return objective.total;
 }
 
 core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& source, torch::Device device) {

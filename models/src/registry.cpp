@@ -4,6 +4,7 @@
 
 #include "encore/models/convolutional.h"
 #include "encore/models/ladder.h"
+#include "encore/models/variational.h"
 
 namespace encore::models {
 
@@ -27,6 +28,14 @@ void register_builtin_models(ModelRegistry& registry) {
       [](ConvolutionalAutoencoderOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
         options.input_dim(input_dim);
         return ConvolutionalAutoencoder(options).ptr();
+      });
+  add_model<VariationalAutoencoderOptions>(
+      registry, "variational_autoencoder",
+      "dense variational autoencoder: a Gaussian latent, reparameterised samples, a KL term with a weight and a warm-up (generative: "
+      "encore sample)",
+      [](VariationalAutoencoderOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
+        options.input_dim(input_dim);
+        return VariationalAutoencoder(options).ptr();
       });
 }
 

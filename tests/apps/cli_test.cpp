@@ -161,6 +161,44 @@ TEST(Cli, RunWritesEveryRunDirectoryFileAndItsConfigChecksBackToItself) {
   EXPECT_TRUE(std::filesystem::exists(dir / "again" / "model.pt"));
 }
 
+TEST(Cli, AVariationalRunReportsItsTestElboAndSampleDrawsFromItsPriorOrBetweenTwoExamples) {
+  encore::testing::TempDir dir;
+  auto config = toy_config(dir);
+  auto [test_images, test_labels] = encore::testing::write_toy_idx(dir.path(), "test", 3, 5, 6, false);
+  config["data"]["test_images"] = test_images.string();
+  config["data"]["test_labels"] = test_labels.string();
+  config["model"] = {{"type", "variational_autoencoder"}, {"hidden_dims", {8}}, {"latent_dim", 2}, {"kl_warmup_steps", 4}};
+  config["pretrain"]["loss"] = "bce";
+  const auto file = write_config(dir, "vae.json", config.dump());
+  const auto run = (dir / "run").string();
+  ASSERT_EQ(cli({"pretrain", file, "--output-dir", run}).code, 0);
+  const auto bound = encore::core::load_json_file((dir / "run" / "summary.json").string())["pretrain"]["test"]["variational_bound"];
+  EXPECT_GT(bound["kl"].get<double>(), 0);
+  EXPECT_NEAR(bound["elbo"].get<double>(), -(bound["reconstruction"].get<double>() + bound["kl"].get<double>()), 1e-9);
+
+  // 6 samples of 6x6 images: 3 columns, 2 rows, 1 px gaps, drawn 3x.
+  const auto samples = cli({"sample", run, "--output", (dir / "samples.png").string(), "--count", "6", "--seed", "4"});
+  ASSERT_EQ(samples.code, 0) << samples.err;
+  EXPECT_EQ(encore::testing::png_size(dir / "samples.png"), std::make_pair(3 * (3 * 7 + 1), 3 * (2 * 7 + 1)));
+  const auto between =
+      cli({"sample", run, "--output", (dir / "between.png").string(), "--between", "0,2", "--input", test_images.string(), "--steps", "4"});
+  ASSERT_EQ(between.code, 0) << between.err;
+  EXPECT_EQ(encore::testing::png_size(dir / "between.png"), std::make_pair(3 * (4 * 7 + 1), 3 * (1 * 7 + 1)));
+
+  const auto out_of_range =
+      cli({"sample", run, "--output", (dir / "x.png").string(), "--between", "0,15", "--input", test_images.string()});
+  EXPECT_EQ(out_of_range.code, 2);
+  EXPECT_NE(out_of_range.err.find("has 15 examples (0 to 14)"), std::string::npos) << out_of_range.err;
+  EXPECT_EQ(cli({"sample", run, "--output", (dir / "x.png").string(), "--between", "3"}).code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir / "x.png"));
+  // A model that is not generative is told apart.
+  const auto plain_run = (dir / "plain").string();
+  ASSERT_EQ(cli({"pretrain", write_config(dir, "plain.json", toy_config(dir).dump()), "--output-dir", plain_run}).code, 0);
+  const auto plain = cli({"sample", plain_run, "--output", (dir / "x.png").string()});
+  EXPECT_EQ(plain.code, 2);
+  EXPECT_NE(plain.err.find("its model (stacked_autoencoder) is not variational"), std::string::npos) << plain.err;
+}
+
 TEST(Cli, FinetuneFromAMismatchedEncoderFailsNamingTheTensorAndShapes) {
   encore::testing::TempDir dir;
   Json j = toy_config(dir);

@@ -119,7 +119,7 @@ TEST(DataParallel, ARankWithoutARowOfTheLastBatchStillTakesPart) {
   expect_same_model_as_one_process(parallel_config(dir, 53, 3), 3);
 }
 
-TEST(DataParallel, AConvolutionalModelTrainsWithTwoProcessesAsWithOne) {
+TEST(DataParallel, ConvolutionalAndVariationalModelsTrainWithTwoProcessesAsWithOne) {
   TempDir dir;
   auto config = parallel_config(dir, 7, 3);
   // Without batch normalisation: its batch statistics are each rank's own.
@@ -132,6 +132,11 @@ TEST(DataParallel, AConvolutionalModelTrainsWithTwoProcessesAsWithOne) {
   config["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 7}}}};
   config["finetune"]["phases"].erase(2);
   config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "head"};
+  expect_same_model_as_one_process(config, 2);
+  // Variational: latent samples drawn as the noise is, and the KL warm-up counted alike.
+  config["model"]["code_dim"] = 3;
+  config["model"]["variational"] = true;
+  config["model"]["kl_warmup_steps"] = 10;
   expect_same_model_as_one_process(config, 2);
 }
 

@@ -162,16 +162,20 @@ TEST(Process, RunKilledAtTwentyRandomMomentsResumesToTheUninterruptedResultBitwi
   expect_killed_runs_resume_bitwise(dir, resumable_config(dir), 20);
 }
 
-TEST(Process, AConvolutionalRunKilledAtRandomMomentsResumesToTheUninterruptedResultBitwise) {
+TEST(Process, AConvolutionalVariationalRunKilledAtRandomMomentsResumesToTheUninterruptedResultBitwise) {
   TempDir dir;
   auto config = resumable_config(dir);
-  // Batch statistics (running means in buffers), masking noise, pooling, and blocks unfrozen one by one.
+  // Batch statistics (running means in buffers), masking noise, pooling, a variational code (latent
+  // samples, the KL warm-up's step count in a buffer), and blocks unfrozen one by one.
   config["model"] = {{"type", "convolutional_autoencoder"},
                      {"channels", {4, 6}},
                      {"pooling", {2}},
                      {"batch_norm", true},
                      {"corruption", "masking"},
-                     {"corruption_level", 0.2}};
+                     {"corruption_level", 0.2},
+                     {"code_dim", 3},
+                     {"variational", true},
+                     {"kl_warmup_steps", 20}};
   config["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 3}, {"batch_size", 8}}}};
   config["finetune"]["phases"].erase(2);
   config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "hidden", "head"};

@@ -9,22 +9,6 @@
 using namespace encore;
 using models::ConvolutionalAutoencoderOptions;
 
-namespace {
-
-// Grey 8x8 images of a bright square at one of four places, with a little noise: structure that
-// a convolutional decoder learns quickly.
-torch::Tensor square_images(std::int64_t n) {
-  torch::manual_seed(4);
-  auto images = 0.05 * torch::rand({n, 1, 8, 8});
-  for (std::int64_t i = 0; i < n; ++i) {
-    const auto corner = i % 4;
-    images[i].narrow(1, 4 * (corner / 2), 4).narrow(2, 4 * (corner % 2), 4).add_(0.9);
-  }
-  return images.flatten(1);
-}
-
-}  // namespace
-
 TEST(ConvolutionalAutoencoder, ReconstructsTheInputsExactShapeWhateverTheStridesPoolingAndDecoder) {
   // 9 x 7 images: odd sides, which strides and pooling round down, and the decoder must restore.
   for (const auto decoder : {models::ConvolutionalDecoder::kTransposed, models::ConvolutionalDecoder::kUpsample}) {
@@ -77,7 +61,7 @@ TEST(ConvolutionalAutoencoder, TrainingEndToEndLowersTheReconstructionErrorAndCo
   torch::manual_seed(2);
   models::ConvolutionalAutoencoder model(
       ConvolutionalAutoencoderOptions(64, {8, 8}).pooling({2}).code_dim(4).corruption(models::Corruption::kMasking).corruption_level(0.2));
-  const auto x = square_images(32);
+  const auto x = encore::testing::square_images(32);
   model->eval();
   const double before = torch::mse_loss(model->forward(x), x).item<double>();
   EXPECT_TRUE(torch::equal(model->forward(x), model->forward(x))) << "no corruption in eval mode";

@@ -132,6 +132,13 @@ std::size_t zip_entry_data_offset(const std::string& archive, const std::string&
   return local_header + 30 + field(local_header + 26) + field(local_header + 28);
 }
 
+torch::Tensor square_images(std::int64_t n) {
+  torch::manual_seed(4);
+  auto images = 0.05 * torch::rand({n, 1, 8, 8});
+  for (std::int64_t i = 0; i < n; ++i) images[i].narrow(1, 4 * (i % 4 / 2), 4).narrow(2, 4 * (i % 2), 4).add_(0.9);
+  return images.flatten(1);
+}
+
 core::Json toy_experiment_config(const TempDir& dir) {
   auto [train_images, train_labels] = write_toy_idx(dir.path(), "train", 4, 30, 8, true);
   auto [test_images, test_labels] = write_toy_idx(dir.path(), "test", 4, 5, 8, false);

@@ -56,6 +56,10 @@ std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::u
 std::pair<std::filesystem::path, std::filesystem::path> write_toy_idx(const std::filesystem::path& dir, const std::string& prefix,
                                                                       int classes, int per_class, int side, bool gzip);
 
+/// n grey 8x8 images [n, 64] in [0, 1]: a bright 4x4 square in one of the four corners (example i
+/// in corner i % 4) over faint noise; structure a small (convolutional) autoencoder learns quickly.
+torch::Tensor square_images(std::int64_t n);
+
 /// An experiment config over toy IDX files written into `dir`: a 16-4 denoising stack pretrained
 /// greedily then end to end for 2 epochs each, seed 3, one thread; no finetune section.
 core::Json toy_experiment_config(const TempDir& dir);

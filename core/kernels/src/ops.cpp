@@ -59,30 +59,42 @@ torch::Tensor mix32(torch::Tensor h) {
   return h.bitwise_xor(torch::bitwise_right_shift(h, 16));
 }
 
+// 32-bit hashes (int64 tensor on `options`' device) of the element counters first_element, ...,
+// first_element + count - 1 under `seed`: kernels::masking_noise's hash in tensor operations.
+torch::Tensor element_hashes(std::int64_t count, const torch::TensorOptions& options, std::uint64_t seed, std::uint64_t first_element) {
+  const auto counter =
+      (torch::arange(count, options.dtype(torch::kInt64)) + static_cast<std::int64_t>(first_element & kLow32Bits)).bitwise_and(kLow32Bits);
+  const auto seed_low = static_cast<std::int64_t>(seed & kLow32Bits);
+  const auto seed_high = static_cast<std::int64_t>(seed >> 32);
+  return mix32(mix32((times_modulo_2_32(counter, 0x9e3779b9u) + seed_low).bitwise_and(kLow32Bits)).bitwise_xor(seed_high));
+}
+
 // kernels::masking_noise's mask for x's elements, counted from `first_element`, in tensor
 // operations on x's device: true where the element is kept.
 torch::Tensor kept_elements(const torch::Tensor& x, std::uint64_t seed, std::uint64_t first_element, std::uint32_t drop_threshold) {
-  const auto counter = (torch::arange(x.numel(), x.options().dtype(torch::kInt64)) + static_cast<std::int64_t>(first_element & kLow32Bits))
-                           .bitwise_and(kLow32Bits);
-  const auto seed_low = static_cast<std::int64_t>(seed & kLow32Bits);
-  const auto seed_high = static_cast<std::int64_t>(seed >> 32);
-  const auto u = mix32(mix32((times_modulo_2_32(counter, 0x9e3779b9u) + seed_low).bitwise_and(kLow32Bits)).bitwise_xor(seed_high));
-  return u.ge(static_cast<std::int64_t>(drop_threshold)).view(x.sizes());
+  return element_hashes(x.numel(), x.options(), seed, first_element).ge(static_cast<std::int64_t>(drop_threshold)).view(x.sizes());
+}
+
+// One draw of LibTorch's default CPU generator: what a noise of the whole batch is keyed by.
+std::uint64_t noise_seed() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+}
+
+// The index of x's first element in the global batch (BatchRowOffset).
+std::uint64_t first_element_of(const torch::Tensor& x) {
+  const auto row_width = x.dim() > 0 && x.size(0) > 0 ? x.numel() / x.size(0) : 0;
+  return static_cast<std::uint64_t>(batch_row_offset * row_width);
 }
 
 }  // namespace
 
 torch::Tensor masking_noise(const torch::Tensor& x, double level) {
   TORCH_CHECK(level >= 0 && level < 1, "masking level must be in [0, 1), got ", level);
-  std::uint64_t seed = 0;
-  {
-    auto generator = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(generator.mutex());
-    seed = at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
-  }
+  const auto seed = noise_seed();
   const auto drop_threshold = static_cast<std::uint32_t>(std::min(std::ldexp(level, 32), 4294967295.0));
-  const auto row_width = x.dim() > 0 && x.size(0) > 0 ? x.numel() / x.size(0) : 0;
-  const auto first_element = static_cast<std::uint64_t>(batch_row_offset * row_width);
+  const auto first_element = first_element_of(x);
   if (!cpu_kernel_takes(x) || x.requires_grad()) {
     return torch::where(kept_elements(x, seed, first_element, drop_threshold), x, torch::zeros({}, x.options()));
   }
@@ -95,6 +107,16 @@ torch::Tensor masking_noise(const torch::Tensor& x, double level) {
                            drop_threshold);
   });
   return out;
+}
+
+torch::Tensor gaussian_noise_like(const torch::Tensor& x) {
+  const auto seed = noise_seed();
+  const auto first_element = first_element_of(x);
+  // Box-Muller from two independent hashes of each element's position: u1 in (0, 1), u2 in [0, 1).
+  constexpr double kTwoTo32 = 4294967296.0;
+  const auto u1 = (element_hashes(x.numel(), x.options(), seed, first_element).to(torch::kFloat64) + 0.5) / kTwoTo32;
+  const auto u2 = element_hashes(x.numel(), x.options(), seed ^ 0x5bd1e9955bd1e995ULL, first_element).to(torch::kFloat64) / kTwoTo32;
+  return (torch::sqrt(-2.0 * torch::log(u1)) * torch::cos(2.0 * M_PI * u2)).to(x.scalar_type()).view(x.sizes());
 }
 
 namespace {

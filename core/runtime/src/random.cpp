@@ -22,6 +22,8 @@ std::uint64_t stream_seed(std::uint64_t run_seed, RandomStream stream, std::uint
       return 7;
     case RandomStream::kFinetuneUnlabelled:
       return run_seed + 300 + index;
+    case RandomStream::kVariationalBound:
+      return run_seed + 400;
   }
   TORCH_CHECK(false, "unknown random stream ", static_cast<int>(stream));
 }

@@ -52,6 +52,24 @@ TEST(MaskingNoise, KeepsTheGradientPathForInputsThatNeedIt) {
   EXPECT_TRUE(((x.grad() == 0) | (x.grad() == 1)).all().item<bool>());
 }
 
+TEST(GaussianNoise, IsStandardNormalFollowsTheSeedAndGivesARankItsRowsOfTheGlobalBatch) {
+  const auto x = torch::zeros({200, 1000});
+  torch::manual_seed(3);
+  const auto noise = gaussian_noise_like(x);
+  EXPECT_EQ(noise.sizes(), x.sizes());
+  EXPECT_NEAR(noise.mean().item<double>(), 0.0, 0.01);
+  EXPECT_NEAR(noise.std().item<double>(), 1.0, 0.01);
+  // Its tails: about 4.55% of a standard normal lies beyond two deviations.
+  EXPECT_NEAR((noise.abs() > 2).to(torch::kFloat64).mean().item<double>(), 0.0455, 0.002);
+  torch::manual_seed(3);
+  EXPECT_TRUE(bitwise_equal(gaussian_noise_like(x), noise));
+  EXPECT_FALSE(torch::equal(gaussian_noise_like(x), noise));
+  // A data-parallel rank holding rows 50.. of the batch draws the noise one process draws there.
+  torch::manual_seed(3);
+  BatchRowOffset offset(50);
+  EXPECT_TRUE(bitwise_equal(gaussian_noise_like(x.narrow(0, 50, 30)), noise.narrow(0, 50, 30)));
+}
+
 TEST(OwnedRows, EachBlockRunsOnItsOwnThreadAndTheBlocksCoverEveryRowOnce) {
   IntraOpThreads threads(3);
   ASSERT_EQ(owned_row_blocks(kSplitRows, kSplitColumns), 3);

@@ -65,6 +65,13 @@ Evaluation evaluate_classifier(ClassifierImpl& classifier, const core::BatchSour
 /// source, in eval mode without gradients (corruption off).
 double mean_reconstruction_mse(models::AutoencoderModel& model, const core::BatchSource& source, torch::Device device = torch::kCPU);
 
+/// A variational model's evidence lower bound on every example of a source, per example, in eval
+/// mode without gradients, from one latent sample per example drawn with the default generator
+/// seeded with `seed` (its state is put back after): {"reconstruction": -log p(x|z) as `loss`
+/// scores it, "kl": KL(q(z|x) || p(z)), "elbo": -(reconstruction + kl)}.
+core::Json variational_bound(models::AutoencoderModel& model, const core::BatchSource& source, models::ReconstructionLoss loss,
+                             std::uint64_t seed, torch::Device device = torch::kCPU);
+
 /// Area under the ROC curve of `scores` for binary `positives`, ties counted half.
 double roc_auc(const torch::Tensor& scores, const torch::Tensor& positives);
 

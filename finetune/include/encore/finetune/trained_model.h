@@ -92,6 +92,13 @@ std::pair<torch::Tensor, torch::Tensor> predict(TrainedModel& model, const torch
 /// code_depth when absent), in batches, in eval mode. A depth the model does not have is a UsageError.
 torch::Tensor encode(TrainedModel& model, const torch::Tensor& raw_features, std::optional<int> depth);
 
+/// `count` examples [count, D] (in the model's scaled input space, on the CPU) decoded from latent
+/// vectors drawn from a variational model's standard normal prior with a generator seeded `seed`.
+torch::Tensor sample_prior(TrainedModel& model, std::int64_t count, std::uint64_t seed);
+/// `steps` examples [steps, D] (scaled, on the CPU) decoded from the straight line between the
+/// posterior means of two raw examples of a variational model, both ends included.
+torch::Tensor interpolate_latent(TrainedModel& model, const torch::Tensor& raw_first, const torch::Tensor& raw_second, std::int64_t steps);
+
 /// Rows per batch when evaluating and predicting (no gradients: larger than a training batch).
 constexpr std::int64_t kEvaluationBatch = 512;
 

@@ -20,6 +20,7 @@
 #include "encore/core/options.h"
 #include "encore/models/autoencoder.h"
 #include "encore/models/model.h"
+#include "encore/models/variational.h"
 
 namespace encore::models {
 
@@ -88,6 +89,13 @@ struct ConvolutionalAutoencoderOptions {
   TORCH_ARG(Corruption, corruption) = Corruption::kNone;
   /// Its level (fraction, or Gaussian deviation).
   TORCH_ARG(double, corruption_level) = 0.0;
+  /// A variational autoencoder: the dense code layer gives the mean and log-variance of code_dim
+  /// Gaussian latent units (models/variational.h).
+  TORCH_ARG(bool, variational) = false;
+  /// Weight of the KL term once warmed up (variational).
+  TORCH_ARG(double, kl_weight) = 1.0;
+  /// Training steps over which the KL weight grows from 0 (variational).
+  TORCH_ARG(std::int64_t, kl_warmup_steps) = 0;
 
  public:  // TORCH_ARG leaves the access private
   /// The fields a config sets, with their rules (core/options.h).
@@ -113,8 +121,13 @@ struct ConvolutionalAutoencoderOptions {
       convolutional_decoder_choices());
     f("corruption", corruption_, "noise on the input while training end to end", corruption_choices());
     f("corruption_level", corruption_level_, "its level (a fraction, or the Gaussian's deviation)", core::at_least(0.0));
+    f("variational", variational_, "a variational autoencoder: the code layer gives a Gaussian over code_dim latent units");
+    f("kl_weight", kl_weight_, "weight of the KL term once warmed up (variational; 1: the ELBO)", core::at_least(0.0));
+    f("kl_warmup_steps", kl_warmup_steps_, "training steps over which the KL weight grows from 0 (variational)",
+      core::at_least(std::int64_t{0}));
   }
-  /// Checks across fields: one setting per block or one for all, odd kernels, and a height and
+  /// Checks across fields: one setting per block or one for all, odd kernels, a code_dim for a
+  /// variational model, and a height and
   /// width that hold input_dim and leave every block at least one pixel. Throws core::OptionError.
   void check() const;
   /// [image_channels, height, width] of the input images (the square side worked out where not given).
@@ -148,7 +161,8 @@ class ConvolutionBlockImpl : public torch::nn::Cloneable<ConvolutionBlockImpl> {
 TORCH_MODULE(ConvolutionBlock);
 
 /// A convolutional autoencoder as an AutoencoderModel. Modules: per block k `encoder{k}`, `code` and
-/// `uncode` for the dense code layer, and per block `decoder{k}`, which maps block k's output back
+/// `uncode` for the dense code layer (`code` a GaussianLatent in a variational model, which also
+/// has the buffer `training_steps`), and per block `decoder{k}`, which maps block k's output back
 /// to block k's input (`decoder0` makes the reconstruction).
 class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAutoencoderImpl>, public AutoencoderModel {
  public:
@@ -169,6 +183,11 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   torch::Tensor input_filters(const std::vector<std::int64_t>& example_shape) override;
   /// code_of and reconstruction_of, with helpers maps_of and code_of_maps; code_of ignores depth.
   std::string torchscript() const override;
+  /// The variational objective where the model is variational, else the reconstruction loss.
+  EndToEndObjective end_to_end_objective(const torch::Tensor& x, ReconstructionLoss loss) override;
+  std::int64_t latent_dim() const override { return options.variational() ? options.code_dim() : 0; }
+  /// The reconstruction of codes [N, code_dim] (of latent samples, for a variational model).
+  torch::Tensor decode_latent(const torch::Tensor& z) override;
 
   /// The last block's feature maps [B, C, h, w] of flat rows.
   torch::Tensor feature_maps(const torch::Tensor& x);
@@ -189,6 +208,8 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   std::vector<ConvolutionBlock> encoder_, decoder_;
   std::vector<Sizes> sizes_;
   torch::nn::Linear code_ = nullptr, uncode_ = nullptr;
+  GaussianLatent latent_ = nullptr;
+  torch::Tensor training_steps_;
   std::vector<std::int64_t> top_shape_;
 };
 TORCH_MODULE(ConvolutionalAutoencoder);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <torch/nn/module.h>
@@ -22,6 +23,14 @@ struct EncoderPart {
   std::vector<torch::Tensor> parameters;
   /// Its module, put in eval mode while it is frozen (batch normalisation).
   std::shared_ptr<torch::nn::Module> module;
+};
+
+/// The objective of end-to-end pretraining on a batch.
+struct EndToEndObjective {
+  /// What is minimised, with its graph.
+  torch::Tensor total;
+  /// Its named parts, reported as metrics ("reconstruction", "kl").
+  std::vector<std::pair<std::string, torch::Tensor>> parts;
 };
 
 /// An autoencoder usable by encore. Implement it beside torch::nn::Module (or Cloneable):
@@ -63,6 +72,18 @@ class AutoencoderModel {
   virtual torch::Tensor input_filters(const std::vector<std::int64_t>& example_shape) {
     (void)example_shape;
     return {};
+  }
+  /// The end-to-end pretraining objective of a batch x [B, D], scored with `loss`: by default the
+  /// reconstruction loss of forward(x) (corrupted in training mode) against x; a variational
+  /// model adds its KL term.
+  virtual EndToEndObjective end_to_end_objective(const torch::Tensor& x, ReconstructionLoss loss);
+  /// Latent units a generative (variational) model draws from its standard normal prior; 0, the
+  /// default, for models that are not generative.
+  virtual std::int64_t latent_dim() const { return 0; }
+  /// The decoder's output for latent vectors z [N, latent_dim()]: model inputs [N, D].
+  virtual torch::Tensor decode_latent(const torch::Tensor& z) {
+    (void)z;
+    throw std::logic_error("decode_latent: this model has no latent prior (latent_dim() is 0)");
   }
   /// TorchScript source of the methods that pretrained.pt and model.pt offer outside encore,
   /// compiled on a TorchScript copy of module() (same parameter, buffer and child names, so `self.`

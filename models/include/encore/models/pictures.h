@@ -10,6 +10,13 @@
 
 namespace encore::models {
 
+/// Writes flat examples [N, D] as a grid of `columns` columns of images of `example_shape` ([H, W]
+/// grey, [1, H, W] grey or [3, H, W] colour), drawn `scale` times: examples within [0, 1] as they
+/// are, others each stretched to its own range. Throws std::invalid_argument where the examples
+/// are not images.
+void write_examples_png(const std::filesystem::path& file, const torch::Tensor& examples, const std::vector<std::int64_t>& example_shape,
+                        std::int64_t columns, std::int64_t scale = 3);
+
 /// Writes `count` examples of `source` (its first rows) above their reconstructions, as
 /// `image_shape` [H, W] tiles. The model is evaluated in eval mode.
 void write_reconstructions_png(const std::filesystem::path& file, AutoencoderModel& model, const core::BatchSource& source,

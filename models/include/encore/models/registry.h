@@ -46,7 +46,7 @@ void add_model(ModelRegistry& registry, const std::string& name, std::string des
   registry.add(name, std::move(description), std::move(factory));
 }
 
-/// Adds `stacked_autoencoder`, `ladder_network` and `convolutional_autoencoder`.
+/// Adds `stacked_autoencoder`, `ladder_network`, `convolutional_autoencoder` and `variational_autoencoder`.
 void register_builtin_models(ModelRegistry& registry);
 
 /// The `model` section: a type name and its resolved options.

@@ -31,6 +31,11 @@ bool cpu_kernel_takes(const torch::Tensor& t);
 /// one pass by a CPU kernel; others by tensor operations computing the same mask.
 torch::Tensor masking_noise(const torch::Tensor& x, double level);
 
+/// Standard normal noise shaped as x (its dtype and device), keyed as masking_noise's mask is: by
+/// one draw of LibTorch's default CPU generator and each element's position in the global batch
+/// (BatchRowOffset), so data-parallel ranks draw what one process draws for their rows.
+torch::Tensor gaussian_noise_like(const torch::Tensor& x);
+
 /// While alive, the rows of the batches this thread masks are rows `first_row`, `first_row + 1`, ...
 /// of a larger batch: a data-parallel rank holding rows [first_row, ...) of the global batch draws
 /// the masks one process would draw for those rows (and ranks do not repeat each other's masks).

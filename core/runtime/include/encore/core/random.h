@@ -12,6 +12,8 @@
 /// - kFinetunePhase, phase i: seed + 200 + i; the (labelled) batch order of fine-tuning phase i.
 /// - kFinetuneUnlabelled, phase i: seed + 300 + i; the unlabelled batch order of semi-supervised phase i.
 /// - kProductCheck: 7 (any run); the matrices of the BLAS correctness check.
+/// - kVariationalBound: seed + 400; the latent samples of a variational model's test ELBO
+///   (drawn with LibTorch's default generator set to this seed, its state put back after).
 ///
 /// From a stream's seed, the generator of one draw is seeded_generator(seed, use): kClassShuffle
 /// orders each class's examples for a split, kEpochOrder + e orders the batches of epoch e. The
@@ -32,6 +34,7 @@ enum class RandomStream {
   kFinetunePhase,
   kProductCheck,
   kFinetuneUnlabelled,
+  kVariationalBound,
 };
 
 /// The seed of a stream of a run with seed `run_seed`; `index` is the layer or phase number.
