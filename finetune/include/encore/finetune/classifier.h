@@ -45,7 +45,7 @@ struct HiddenLayerConfig {
 /// semi-supervised phase's reconstruction costs train); for a model without them (one that encodes
 /// in one piece), "encoder" is every parameter of the model, its decoder's included, there is no
 /// "decoder" block, and the model's encoder parts (AutoencoderModel::encoder_parts) are the blocks
-/// "encoder.<part>" ("encoder.block0", ..., "encoder.code" for a convolutional autoencoder).
+/// "encoder.PART" ("encoder.block0", ..., "encoder.code" for a convolutional autoencoder).
 struct Block {
   /// The name phases use.
   std::string name;

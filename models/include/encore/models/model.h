@@ -15,7 +15,7 @@
 namespace encore::models {
 
 /// A part of an encoder that encodes in one piece (a convolution block, a dense code layer), which
-/// fine-tuning freezes and unfreezes by name as "encoder.<name>".
+/// fine-tuning freezes and unfreezes by name as "encoder." followed by the name.
 struct EncoderPart {
   /// Its name, unique in the model ("block0", "code").
   std::string name;
