@@ -1,6 +1,7 @@
 #include <torch/torch.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 
@@ -184,6 +185,11 @@ int sample_command(const SampleArgs& args, std::ostream& err) {
         fmt::format("{}: its model ({}) is not variational; sample needs a variational_autoencoder, or a "
                     "convolutional_autoencoder with \"variational\": true",
                     file.string(), model.config.model.type));
+  }
+  const auto& shape = model.example_shape;
+  if (shape.size() != 2 && !(shape.size() == 3 && (shape[0] == 1 || shape[0] == 3))) {
+    throw core::UsageError(fmt::format("{}: its examples are not grey or colour images (shape [{}]); sample draws images", file.string(),
+                                       fmt::join(shape, ", ")));
   }
   std::int64_t columns = 0;
   torch::Tensor images;
