@@ -1,10 +1,12 @@
 #include "encore/finetune/evaluation.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <limits>
 #include <map>
+#include <mutex>
 
 #include "encore/core/dataset.h"
 #include "encore/core/random.h"
@@ -114,8 +116,14 @@ core::Json variational_bound(models::AutoencoderModel& model, const core::BatchS
   TORCH_CHECK(model.latent_dim() > 0, "variational_bound needs a variational model");
   torch::NoGradGuard no_grad;
   model.module().eval();
+  // The latent noise is keyed by draws of the default CPU generator alone (core::gaussian_noise_like),
+  // so only that generator is set, and put back after: no device generator is touched.
   const auto saved = core::default_generator_state();
-  torch::manual_seed(seed);
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_current_seed(seed);
+  }
   std::map<std::string, double> sums;
   const auto order = source.epoch_order(0);
   for (std::int64_t b = 0; b < source.batches_per_epoch(); ++b) {
