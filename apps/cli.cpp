@@ -107,6 +107,55 @@ ModelCommands add_model_commands(CLI::App& app, EvaluateArgs& evaluate_args, Pre
   return {evaluate, predict, embed};
 }
 
+// The subcommands that train into a run directory.
+struct RunCommands {
+  CLI::App* run;
+  CLI::App* pretrain;
+  CLI::App* finetune;
+};
+
+RunCommands add_run_commands(CLI::App& app, RunArgs& args) {
+  auto* run = app.add_subcommand("run", "run an experiment (pretrain, fine-tune, evaluate) into a run directory");
+  auto* pretrain = app.add_subcommand("pretrain", "pretrain the autoencoder of an experiment into a run directory");
+  auto* finetune = app.add_subcommand("finetune", "fine-tune and evaluate an existing pretrained encoder into a run directory");
+  for (auto* command : {run, pretrain, finetune}) {
+    add_config_options(*command, args.config);
+    command->add_option("--output-dir", args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
+  }
+  for (auto* command : {run, pretrain, finetune}) add_resume_and_parallel_options(*command, args);
+  finetune->add_option("--from", args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
+  return {run, pretrain, finetune};
+}
+
+CLI::App* add_curve_command(CLI::App& app, CurveArgs& args) {
+  auto* curve = app.add_subcommand("curve", "test accuracy against labels per class over seeds, for variants of a config side by side");
+  add_config_options(*curve, args.config);
+  curve->add_option("--labels", args.labels, "labels per class, comma separated, \"all\" for every label (default 1,5,10,50,100,all)");
+  curve
+      ->add_option("--with", args.more_configs,
+                   "another config whose line joins the curve, named by its name (repeatable; an equal pretraining is shared)")
+      ->type_name("CONFIG")
+      ->allow_extra_args(false);
+  curve->add_option("--seeds", args.seeds, "seeds 1..N (default 3)")->check(CLI::Range(1, 1000));
+  curve->add_option("--output-dir", args.output_dir,
+                    "where the cells, curve.json, curve.csv and curve.png go (default runs/<name>/curve; finished cells are reused)");
+  return curve;
+}
+
+CLI::App* add_sample_command(CLI::App& app, SampleArgs& args) {
+  auto* sample =
+      app.add_subcommand("sample", "draw new examples from a variational model's prior (or interpolate between two), as a PNG grid");
+  sample->add_option("run_or_model", args.run_or_model, "run directory (its pretrained.pt) or a model file of a variational model")
+      ->required();
+  sample->add_option("--output", args.output_file, "the PNG grid to write")->required();
+  sample->add_option("--count", args.count, "examples to draw (default 64)")->check(CLI::Range(1, 10000));
+  sample->add_option("--seed", args.seed, "seed of the draw (default 1)");
+  sample->add_option("--between", args.between, "I,J: interpolate between examples I and J of --input instead of drawing");
+  sample->add_option("--input", args.input_file, "with --between: examples in the format the model was trained on");
+  sample->add_option("--steps", args.steps, "with --between: images from example I to example J (default 10)")->check(CLI::Range(2, 1000));
+  return sample;
+}
+
 }  // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -120,15 +169,7 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   add_config_options(*check, check_args);
 
   RunArgs run_args;
-  auto* run = app.add_subcommand("run", "run an experiment (pretrain, fine-tune, evaluate) into a run directory");
-  auto* pretrain = app.add_subcommand("pretrain", "pretrain the autoencoder of an experiment into a run directory");
-  auto* finetune = app.add_subcommand("finetune", "fine-tune and evaluate an existing pretrained encoder into a run directory");
-  for (auto* command : {run, pretrain, finetune}) {
-    add_config_options(*command, run_args.config);
-    command->add_option("--output-dir", run_args.output_dir, "run directory (default runs/<name>/<timestamp>); must be new or empty");
-  }
-  for (auto* command : {run, pretrain, finetune}) add_resume_and_parallel_options(*command, run_args);
-  finetune->add_option("--from", run_args.pretrained_file, "pretrained encoder (pretrained.pt of an earlier run)")->required();
+  const auto run_commands = add_run_commands(app, run_args);
 
   EvaluateArgs evaluate_args;
   PredictArgs predict_args;
@@ -136,31 +177,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   const auto model_commands = add_model_commands(app, evaluate_args, predict_args, embed_args);
 
   CurveArgs curve_args;
-  auto* curve = app.add_subcommand("curve", "test accuracy against labels per class over seeds, for variants of a config side by side");
-  add_config_options(*curve, curve_args.config);
-  curve->add_option("--labels", curve_args.labels,
-                    "labels per class, comma separated, \"all\" for every label (default 1,5,10,50,100,all)");
-  curve
-      ->add_option("--with", curve_args.more_configs,
-                   "another config whose line joins the curve, named by its name (repeatable; an equal pretraining is shared)")
-      ->type_name("CONFIG")
-      ->allow_extra_args(false);
-  curve->add_option("--seeds", curve_args.seeds, "seeds 1..N (default 3)")->check(CLI::Range(1, 1000));
-  curve->add_option("--output-dir", curve_args.output_dir,
-                    "where the cells, curve.json, curve.csv and curve.png go (default runs/<name>/curve; finished cells are reused)");
-
+  auto* curve = add_curve_command(app, curve_args);
   SampleArgs sample_args;
-  auto* sample =
-      app.add_subcommand("sample", "draw new examples from a variational model's prior (or interpolate between two), as a PNG grid");
-  sample->add_option("run_or_model", sample_args.run_or_model, "run directory (its pretrained.pt) or a model file of a variational model")
-      ->required();
-  sample->add_option("--output", sample_args.output_file, "the PNG grid to write")->required();
-  sample->add_option("--count", sample_args.count, "examples to draw (default 64)")->check(CLI::Range(1, 10000));
-  sample->add_option("--seed", sample_args.seed, "seed of the draw (default 1)");
-  sample->add_option("--between", sample_args.between, "I,J: interpolate between examples I and J of --input instead of drawing");
-  sample->add_option("--input", sample_args.input_file, "with --between: examples in the format the model was trained on");
-  sample->add_option("--steps", sample_args.steps, "with --between: images from example I to example J (default 10)")
-      ->check(CLI::Range(2, 1000));
+  auto* sample = add_sample_command(app, sample_args);
 
   std::string report_dir;
   auto* report = app.add_subcommand("report", "write report.html of a run directory again from its files");
@@ -180,9 +199,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
   const auto dispatch = [&]() -> int {
     if (check->parsed()) return check_command(check_args, out, err);
     if (list->parsed()) return list_command(out);
-    if (run->parsed() || pretrain->parsed() || finetune->parsed()) {
+    if (run_commands.run->parsed() || run_commands.pretrain->parsed() || run_commands.finetune->parsed()) {
       run_args.interactive = core::is_terminal(2);
-      run_args.pretrain_only = pretrain->parsed();
+      run_args.pretrain_only = run_commands.pretrain->parsed();
       return run_command(run_args, out, err);
     }
     if (model_commands.evaluate->parsed()) return evaluate_command(evaluate_args, out, err);

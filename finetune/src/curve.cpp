@@ -224,51 +224,82 @@ Json write_curve_files(const std::string& curve_name, const std::vector<CurveVar
 
 }  // namespace
 
-Json run_curve(const std::string& config_file, const std::vector<std::string>& overrides, const Components& components,
-               const CurveOptions& options) {
-  CurveRunner runner(overrides, components, options);
-  const auto lines = curve_lines(config_file, runner, components, options);
-  const auto& variants = lines.first;
+namespace {
 
-  // Each seed's pretraining cells: one per distinct pretraining config among the lines that fine-tune one.
-  struct Pretraining {
+// Each seed's pretraining cells: one per distinct pretraining config among the lines that
+// fine-tune one, and which cell each line uses.
+struct PretrainingPlan {
+  struct Cell {
     ExperimentConfig config;
     std::string config_file, key;
   };
-  std::vector<std::vector<Pretraining>> pretrainings(static_cast<std::size_t>(options.seeds));
-  std::vector<std::vector<std::size_t>> pretraining_of(static_cast<std::size_t>(options.seeds), std::vector<std::size_t>(variants.size()));
-  for (int seed = 1; seed <= options.seeds; ++seed) {
-    auto& cells = pretrainings[static_cast<std::size_t>(seed - 1)];
+  /// cells[seed - 1]: that seed's pretraining cells.
+  std::vector<std::vector<Cell>> cells;
+  /// cell_of[seed - 1][variant]: the index of the variant's cell (lines that pretrain).
+  std::vector<std::vector<std::size_t>> cell_of;
+};
+
+PretrainingPlan plan_pretrainings(const std::vector<CurveVariant>& variants, CurveRunner& runner, const Components& components, int seeds) {
+  PretrainingPlan plan;
+  plan.cells.resize(static_cast<std::size_t>(seeds));
+  plan.cell_of.assign(static_cast<std::size_t>(seeds), std::vector<std::size_t>(variants.size()));
+  for (int seed = 1; seed <= seeds; ++seed) {
+    auto& cells = plan.cells[static_cast<std::size_t>(seed - 1)];
     for (std::size_t v = 0; v < variants.size(); ++v) {
       if (!variants[v].uses_pretraining) continue;
       auto config = runner.config(variants[v].config_file, {fmt::format("/seed={}", seed), "/finetune=null",
                                                             "/data/labelled_per_class=null", "/name=\"pretraining\""});
       const auto key = content_hash(to_json(config, components).dump());
-      auto found = std::find_if(cells.begin(), cells.end(), [&key](const Pretraining& p) { return p.key == key; });
-      if (found == cells.end()) found = cells.insert(cells.end(), Pretraining{std::move(config), variants[v].config_file, key});
-      pretraining_of[static_cast<std::size_t>(seed - 1)][v] = static_cast<std::size_t>(found - cells.begin());
+      auto found = std::find_if(cells.begin(), cells.end(), [&key](const PretrainingPlan::Cell& p) { return p.key == key; });
+      if (found == cells.end()) found = cells.insert(cells.end(), PretrainingPlan::Cell{std::move(config), variants[v].config_file, key});
+      plan.cell_of[static_cast<std::size_t>(seed - 1)][v] = static_cast<std::size_t>(found - cells.begin());
     }
   }
+  return plan;
+}
 
-  std::ostream& log = *options.log;
-  int pretrainings_left = 0;
-  for (const auto& cells : pretrainings) pretrainings_left += static_cast<int>(cells.size());
-  int finetunings_left = options.seeds * static_cast<int>(options.budgets.size() * variants.size());
-  const int total = pretrainings_left + finetunings_left;
-  int done = 0;
-  CellTimes pretraining_times, finetuning_times;
-  const auto report = [&](const std::string& what, CellOutcome how, double seconds, const std::string& result) {
-    ++done;
-    const double left =
-        pretraining_times.estimate(pretrainings_left, finetuning_times) + finetuning_times.estimate(finetunings_left, pretraining_times);
-    log << fmt::format(
-               "curve [{}/{}] {}: {}{}{}\n", done, total, what, result,
-               how == CellOutcome::kReused ? "reused a finished run" : outcome_name(how) + " in " + duration(seconds),
-               done == total || pretraining_times.count + finetuning_times.count == 0 ? "" : fmt::format("; about {} left", duration(left)))
-        << std::flush;
-  };
-  using Clock = std::chrono::steady_clock;
-  const auto seconds_since = [](Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); };
+// The progress line of each cell, with the time left estimated from the cells run so far.
+class CurveProgress {
+ public:
+  CurveProgress(std::ostream& log, int pretrainings, int finetunings)
+      : log_(log), pretrainings_left_(pretrainings), finetunings_left_(finetunings), total_(pretrainings + finetunings) {}
+
+  /// Reports a cell that started at `start`: a pretraining or a fine-tuning, `what` it was, how
+  /// it ended and its result.
+  void cell_done(bool pretraining, std::chrono::steady_clock::time_point start, const std::string& what, CellOutcome how,
+                 const std::string& result) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    auto& times = pretraining ? pretraining_times_ : finetuning_times_;
+    --(pretraining ? pretrainings_left_ : finetunings_left_);
+    if (how != CellOutcome::kReused) times.seconds += seconds, ++times.count;
+    ++done_;
+    const double left = pretraining_times_.estimate(pretrainings_left_, finetuning_times_) +
+                        finetuning_times_.estimate(finetunings_left_, pretraining_times_);
+    log_ << fmt::format("curve [{}/{}] {}: {}{}{}\n", done_, total_, what, result,
+                        how == CellOutcome::kReused ? "reused a finished run" : outcome_name(how) + " in " + duration(seconds),
+                        done_ == total_ || pretraining_times_.count + finetuning_times_.count == 0
+                            ? ""
+                            : fmt::format("; about {} left", duration(left)))
+         << std::flush;
+  }
+
+ private:
+  std::ostream& log_;
+  int pretrainings_left_, finetunings_left_, total_, done_ = 0;
+  CellTimes pretraining_times_, finetuning_times_;
+};
+
+}  // namespace
+
+Json run_curve(const std::string& config_file, const std::vector<std::string>& overrides, const Components& components,
+               const CurveOptions& options) {
+  CurveRunner runner(overrides, components, options);
+  const auto lines = curve_lines(config_file, runner, components, options);
+  const auto& variants = lines.first;
+  const auto plan = plan_pretrainings(variants, runner, components, options.seeds);
+  int pretrainings = 0;
+  for (const auto& cells : plan.cells) pretrainings += static_cast<int>(cells.size());
+  CurveProgress progress(*options.log, pretrainings, options.seeds * static_cast<int>(options.budgets.size() * variants.size()));
 
   // accuracies[variant][budget][seed], per_class[variant][budget][seed] (labelled rows per class).
   const auto n_budgets = options.budgets.size();
@@ -277,13 +308,11 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
   for (int seed = 1; seed <= options.seeds; ++seed) {
     const auto seed_override = fmt::format("/seed={}", seed);
     std::vector<fs::path> pretrained;
-    for (const auto& cell : pretrainings[static_cast<std::size_t>(seed - 1)]) {
+    for (const auto& cell : plan.cells[static_cast<std::size_t>(seed - 1)]) {
       const auto dir = options.output_dir / "pretrain" / cell.key;
-      const auto start = Clock::now();
+      const auto start = std::chrono::steady_clock::now();
       const auto how = runner.cell(cell.config, cell.config_file, dir, "pretrain-" + cell.key, std::nullopt).second;
-      --pretrainings_left;
-      if (how != CellOutcome::kReused) pretraining_times.seconds += seconds_since(start), ++pretraining_times.count;
-      report(fmt::format("pretraining of {}, seed {}", cell.config_file, seed), how, seconds_since(start), "");
+      progress.cell_done(true, start, fmt::format("pretraining of {}, seed {}", cell.config_file, seed), how, "");
       pretrained.push_back(dir / RunDirectory::kPretrained);
     }
     for (std::size_t b = 0; b < n_budgets; ++b) {
@@ -293,13 +322,11 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
         std::vector<std::string> extra{seed_override, "/data/labelled_per_class=" + (budget ? std::to_string(*budget) : "null")};
         extra.insert(extra.end(), variant.overrides.begin(), variant.overrides.end());
         const auto dir = options.output_dir / variant.directory / ("labels-" + budget_name(budget)) / fmt::format("seed-{}", seed);
-        const auto start = Clock::now();
+        const auto start = std::chrono::steady_clock::now();
         std::optional<fs::path> from;
-        if (variant.uses_pretraining) from = pretrained[pretraining_of[static_cast<std::size_t>(seed - 1)][v]];
+        if (variant.uses_pretraining) from = pretrained[plan.cell_of[static_cast<std::size_t>(seed - 1)][v]];
         const auto [summary, how] = runner.cell(runner.config(variant.config_file, extra), variant.config_file, dir,
                                                 fmt::format("{}-labels-{}-seed-{}", variant.directory, budget_name(budget), seed), from);
-        --finetunings_left;
-        if (how != CellOutcome::kReused) finetuning_times.seconds += seconds_since(start), ++finetuning_times.count;
         if (!summary.contains("test")) {
           throw core::ConfigError("/data",
                                   fmt::format("{}: the data has no test set, and the curve plots test accuracy", variant.config_file));
@@ -308,8 +335,8 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
         const auto split = core::load_json_file((dir / RunDirectory::kSplit).string());
         accuracies[v][b].push_back(accuracy);
         per_class[v][b].push_back(split["sizes"]["labelled"].get<double>() / static_cast<double>(summary["data"]["classes"].size()));
-        report(fmt::format("{}, {} labels per class, seed {}", variant.name, budget_name(budget), seed), how, seconds_since(start),
-               fmt::format("test accuracy {:.2f}%, ", 100 * accuracy));
+        progress.cell_done(false, start, fmt::format("{}, {} labels per class, seed {}", variant.name, budget_name(budget), seed), how,
+                           fmt::format("test accuracy {:.2f}%, ", 100 * accuracy));
       }
     }
   }
@@ -317,116 +344,141 @@ Json run_curve(const std::string& config_file, const std::vector<std::string>& o
   return write_curve_files(lines.second, variants, options, accuracies, per_class);
 }
 
+namespace {
+
+constexpr int kPlotLeft = 90, kPlotTop = 60, kPlotWidth = 640, kPlotHeight = 460, kPlotBottom = 80, kText = 17, kTitle = 20, kSwatch = 34;
+
+// Where values fall on the plot: labels per class on a log axis, accuracy in % rounded out to
+// the grid step.
+struct CurveAxes {
+  double x_low = 1e300, x_high = 0, y_low = 100, y_high = 0, step = 2;
+
+  explicit CurveAxes(const Json& curve) {
+    for (const auto& variant : curve["variants"]) {
+      for (const auto& point : variant["points"]) {
+        const double x = point["labelled_per_class"].get<double>();
+        const double mean = 100 * point["mean"].get<double>(), sd = 100 * point["sd"].get<double>();
+        x_low = std::min(x_low, x), x_high = std::max(x_high, x);
+        y_low = std::min(y_low, mean - sd), y_high = std::max(y_high, mean + sd);
+      }
+    }
+    step = y_high - y_low > 40 ? 10 : y_high - y_low > 12 ? 5 : 2;
+    y_low = std::max(0.0, std::floor(y_low / step) * step), y_high = std::min(100.0, std::ceil(y_high / step) * step);
+    if (y_high <= y_low) y_high = y_low + step;
+  }
+  // One budget: a point in the middle; more: 5% of the width free at each end.
+  double px(double x) const {
+    if (x_high == x_low) return kPlotLeft + kPlotWidth / 2.0;
+    const double log_low = std::log10(x_low), log_span = std::max(std::log10(x_high) - log_low, 1e-9);
+    return kPlotLeft + kPlotWidth * (0.05 + 0.9 * (std::log10(x) - log_low) / log_span);
+  }
+  double py(double percent) const { return kPlotTop + kPlotHeight * (1 - (percent - y_low) / (y_high - y_low)); }
+};
+
+const core::Colour kBlack{0, 0, 0};
+
+// The grid, the ticks, the axes, their names and the title.
+void draw_curve_axes(torch::Tensor& image, const CurveAxes& axes, const Json& curve) {
+  const core::Colour grey{150, 150, 150}, light{225, 225, 225};
+  for (double y = axes.y_low; y <= axes.y_high + 1e-9; y += axes.step) {
+    const auto row = static_cast<std::int64_t>(std::lround(axes.py(y)));
+    core::fill_rectangle(image, row, kPlotLeft, 1, kPlotWidth, light);
+    const auto tick = fmt::format("{:g}", y);
+    core::draw_text(image, tick, kPlotLeft - 8 - core::text_width(tick, kText), static_cast<int>(row) - kText / 2, kText, kBlack);
+  }
+  for (const auto& point : curve["variants"][0]["points"]) {
+    const auto column = static_cast<std::int64_t>(std::lround(axes.px(point["labelled_per_class"].get<double>())));
+    core::fill_rectangle(image, kPlotTop + kPlotHeight, column, 6, 1, grey);
+    const auto name = point["labels_per_class"].get<std::string>();
+    const auto tick = name == "all" ? fmt::format("all ({:.0f})", point["labelled_per_class"].get<double>()) : name;
+    core::draw_text(image, tick, static_cast<int>(column) - core::text_width(tick, kText) / 2, kPlotTop + kPlotHeight + 10, kText, kBlack);
+  }
+  core::fill_rectangle(image, kPlotTop, kPlotLeft - 1, kPlotHeight + 1, 1, grey);
+  core::fill_rectangle(image, kPlotTop + kPlotHeight, kPlotLeft - 1, 1, kPlotWidth + 1, grey);
+  const std::string x_name = "labels per class (log scale)", y_name = "test accuracy (%)";
+  core::draw_text(image, x_name, kPlotLeft + (kPlotWidth - core::text_width(x_name, kText)) / 2, kPlotTop + kPlotHeight + 40, kText,
+                  kBlack);
+  core::draw_text(image, y_name, 20, kPlotTop + (kPlotHeight - core::text_width(y_name, kText)) / 2, kText, kBlack, /*vertical=*/true);
+  core::draw_text(image,
+                  fmt::format("{}: test accuracy, mean of {} seeds, +- one standard deviation", curve["config"].get<std::string>(),
+                              curve["seeds"].get<int>()),
+                  kPlotLeft, 20, kTitle, kBlack);
+}
+
+// Blends a colour over a float canvas [H, W, 3]: a column's rows top..bottom, or a square dot.
+struct CurveCanvas {
+  torch::Tensor pixels;
+
+  void blend(std::int64_t top, std::int64_t bottom, std::int64_t column, const core::Colour& colour, double alpha) {
+    if (bottom < top) std::swap(top, bottom);
+    auto span = pixels.narrow(0, top, bottom - top + 1).narrow(1, column, 1);
+    for (int c = 0; c < 3; ++c) span.select(2, c).mul_(1 - alpha).add_(alpha * colour[static_cast<std::size_t>(c)]);
+  }
+  void dot(double x, double y, int size, const core::Colour& colour) {
+    const auto top = static_cast<std::int64_t>(std::lround(y)) - size / 2, left = static_cast<std::int64_t>(std::lround(x)) - size / 2;
+    auto area = pixels.narrow(0, top, size).narrow(1, left, size);
+    for (int c = 0; c < 3; ++c) area.select(2, c).fill_(colour[static_cast<std::size_t>(c)]);
+  }
+};
+
+// One line: its mean joined across budgets with a band of +- one sd, or an error bar for one budget.
+void draw_curve_line(CurveCanvas& canvas, const CurveAxes& axes, const Json& points, const core::Colour& colour) {
+  std::vector<double> xs, means, lows, highs;
+  for (const auto& point : points) {
+    const double mean = 100 * point["mean"].get<double>(), sd = 100 * point["sd"].get<double>();
+    xs.push_back(axes.px(point["labelled_per_class"].get<double>()));
+    means.push_back(axes.py(mean)), lows.push_back(axes.py(std::max(axes.y_low, mean - sd)));
+    highs.push_back(axes.py(std::min(axes.y_high, mean + sd)));
+  }
+  // Budgets in the order given: the segments join them by labels per class.
+  std::vector<std::size_t> order(xs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&xs](std::size_t a, std::size_t b) { return xs[a] < xs[b]; });
+  for (std::size_t k = 0; k + 1 < order.size(); ++k) {
+    const auto a = order[k], b = order[k + 1];
+    const auto first = static_cast<std::int64_t>(std::lround(xs[a])), last = static_cast<std::int64_t>(std::lround(xs[b]));
+    // A point's column belongs to the segment on its left, so no band column is blended twice.
+    for (auto column = k == 0 ? first : first + 1; column <= last; ++column) {
+      const double t = last == first ? 0 : static_cast<double>(column - first) / static_cast<double>(last - first);
+      canvas.blend(std::lround(lows[a] + t * (lows[b] - lows[a])), std::lround(highs[a] + t * (highs[b] - highs[a])), column, colour, 0.18);
+    }
+    const double length = std::hypot(xs[b] - xs[a], means[b] - means[a]);
+    for (double s = 0; s <= length; s += 0.5)
+      canvas.dot(xs[a] + (xs[b] - xs[a]) * s / length, means[a] + (means[b] - means[a]) * s / length, 3, colour);
+  }
+  // A line of one point has no band to draw: its +- one sd is an error bar with caps.
+  if (order.size() == 1) {
+    for (int offset = -1; offset <= 1; ++offset)
+      canvas.blend(std::lround(lows[0]), std::lround(highs[0]), std::lround(xs[0]) + offset, colour, 1.0);
+    for (int offset = -7; offset <= 7; ++offset) {
+      canvas.blend(std::lround(lows[0]), std::lround(lows[0]), std::lround(xs[0]) + offset, colour, 1.0);
+      canvas.blend(std::lround(highs[0]), std::lround(highs[0]), std::lround(xs[0]) + offset, colour, 1.0);
+    }
+  }
+  for (std::size_t k = 0; k < xs.size(); ++k) canvas.dot(xs[k], means[k], 9, colour);
+}
+
+}  // namespace
+
 void write_curve_png(const fs::path& file, const Json& curve) {
-  constexpr int kLeft = 90, kTop = 60, kWidth = 640, kHeight = 460, kBottom = 80, kText = 17, kTitle = 20, kSwatch = 34;
   // The legend is as wide as its longest name (config names can be long).
   int legend = 260;
   for (const auto& variant : curve["variants"]) {
     legend = std::max(legend, 30 + kSwatch + core::text_width(variant["name"].get<std::string>(), kText) + 20);
   }
-  auto image = torch::full({kTop + kHeight + kBottom, kLeft + kWidth + legend, 3}, 255, torch::kUInt8);
-  const core::Colour black{0, 0, 0}, grey{150, 150, 150}, light{225, 225, 225};
-  // The axes' ranges: log labels per class, accuracy in % rounded out to the grid step.
-  double x_low = 1e300, x_high = 0, y_low = 100, y_high = 0;
-  for (const auto& variant : curve["variants"]) {
-    for (const auto& point : variant["points"]) {
-      const double x = point["labelled_per_class"].get<double>();
-      const double mean = 100 * point["mean"].get<double>(), sd = 100 * point["sd"].get<double>();
-      x_low = std::min(x_low, x), x_high = std::max(x_high, x);
-      y_low = std::min(y_low, mean - sd), y_high = std::max(y_high, mean + sd);
-    }
-  }
-  const double step = y_high - y_low > 40 ? 10 : y_high - y_low > 12 ? 5 : 2;
-  y_low = std::max(0.0, std::floor(y_low / step) * step), y_high = std::min(100.0, std::ceil(y_high / step) * step);
-  if (y_high <= y_low) y_high = y_low + step;
-  const double log_low = std::log10(x_low), log_span = std::max(std::log10(x_high) - log_low, 1e-9);
-  // One budget: a point in the middle; more: 5% of the width free at each end.
-  const auto px = [&](double x) {
-    return x_high == x_low ? kLeft + kWidth / 2.0 : kLeft + kWidth * (0.05 + 0.9 * (std::log10(x) - log_low) / log_span);
-  };
-  const auto py = [&](double percent) { return kTop + kHeight * (1 - (percent - y_low) / (y_high - y_low)); };
-
-  for (double y = y_low; y <= y_high + 1e-9; y += step) {
-    const auto row = static_cast<std::int64_t>(std::lround(py(y)));
-    core::fill_rectangle(image, row, kLeft, 1, kWidth, light);
-    const auto tick = fmt::format("{:g}", y);
-    core::draw_text(image, tick, kLeft - 8 - core::text_width(tick, kText), static_cast<int>(row) - kText / 2, kText, black);
-  }
-  const auto& first_points = curve["variants"][0]["points"];
-  for (std::size_t b = 0; b < first_points.size(); ++b) {
-    const auto& point = first_points[b];
-    const auto column = static_cast<std::int64_t>(std::lround(px(point["labelled_per_class"].get<double>())));
-    core::fill_rectangle(image, kTop + kHeight, column, 6, 1, grey);
-    const auto name = point["labels_per_class"].get<std::string>();
-    const auto tick = name == "all" ? fmt::format("all ({:.0f})", point["labelled_per_class"].get<double>()) : name;
-    core::draw_text(image, tick, static_cast<int>(column) - core::text_width(tick, kText) / 2, kTop + kHeight + 10, kText, black);
-  }
-  core::fill_rectangle(image, kTop, kLeft - 1, kHeight + 1, 1, grey);
-  core::fill_rectangle(image, kTop + kHeight, kLeft - 1, 1, kWidth + 1, grey);
-  const std::string x_name = "labels per class (log scale)", y_name = "test accuracy (%)";
-  core::draw_text(image, x_name, kLeft + (kWidth - core::text_width(x_name, kText)) / 2, kTop + kHeight + 40, kText, black);
-  core::draw_text(image, y_name, 20, kTop + (kHeight - core::text_width(y_name, kText)) / 2, kText, black, /*vertical=*/true);
-  core::draw_text(image,
-                  fmt::format("{}: test accuracy, mean of {} seeds, +- one standard deviation", curve["config"].get<std::string>(),
-                              curve["seeds"].get<int>()),
-                  kLeft, 20, kTitle, black);
-
-  auto canvas = image.to(torch::kFloat32);
-  const auto blend = [&canvas](std::int64_t top, std::int64_t bottom, std::int64_t column, const core::Colour& colour, double alpha) {
-    if (bottom < top) std::swap(top, bottom);
-    auto span = canvas.narrow(0, top, bottom - top + 1).narrow(1, column, 1);
-    for (int c = 0; c < 3; ++c) {
-      auto channel = span.select(2, c);
-      channel.mul_(1 - alpha).add_(alpha * colour[static_cast<std::size_t>(c)]);
-    }
-  };
-  const auto dot = [&canvas](double x, double y, int size, const core::Colour& colour) {
-    const auto top = static_cast<std::int64_t>(std::lround(y)) - size / 2, left = static_cast<std::int64_t>(std::lround(x)) - size / 2;
-    auto area = canvas.narrow(0, top, size).narrow(1, left, size);
-    for (int c = 0; c < 3; ++c) area.select(2, c).fill_(colour[static_cast<std::size_t>(c)]);
-  };
+  auto image = torch::full({kPlotTop + kPlotHeight + kPlotBottom, kPlotLeft + kPlotWidth + legend, 3}, 255, torch::kUInt8);
+  const CurveAxes axes(curve);
+  draw_curve_axes(image, axes, curve);
+  CurveCanvas canvas{image.to(torch::kFloat32)};
   for (std::size_t v = 0; v < curve["variants"].size(); ++v) {
-    const auto colour = core::palette_colour(static_cast<std::int64_t>(v));
-    const auto& points = curve["variants"][v]["points"];
-    std::vector<double> xs, means, lows, highs;
-    for (const auto& point : points) {
-      const double mean = 100 * point["mean"].get<double>(), sd = 100 * point["sd"].get<double>();
-      xs.push_back(px(point["labelled_per_class"].get<double>()));
-      means.push_back(py(mean)), lows.push_back(py(std::max(y_low, mean - sd))), highs.push_back(py(std::min(y_high, mean + sd)));
-    }
-    // Budgets in the order given: the segments join them by labels per class.
-    std::vector<std::size_t> order(xs.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&xs](std::size_t a, std::size_t b) { return xs[a] < xs[b]; });
-    for (std::size_t k = 0; k + 1 < order.size(); ++k) {
-      const auto a = order[k], b = order[k + 1];
-      const auto first = static_cast<std::int64_t>(std::lround(xs[a])), last = static_cast<std::int64_t>(std::lround(xs[b]));
-      // A point's column belongs to the segment on its left, so no band column is blended twice.
-      for (auto column = k == 0 ? first : first + 1; column <= last; ++column) {
-        const double t = last == first ? 0 : static_cast<double>(column - first) / static_cast<double>(last - first);
-        blend(std::lround(lows[a] + t * (lows[b] - lows[a])), std::lround(highs[a] + t * (highs[b] - highs[a])), column, colour, 0.18);
-      }
-      const double length = std::hypot(xs[b] - xs[a], means[b] - means[a]);
-      for (double s = 0; s <= length; s += 0.5)
-        dot(xs[a] + (xs[b] - xs[a]) * s / length, means[a] + (means[b] - means[a]) * s / length, 3, colour);
-    }
-    // A line of one point has no band to draw: its +- one sd is an error bar with caps.
-    if (order.size() == 1) {
-      for (int offset = -1; offset <= 1; ++offset)
-        blend(std::lround(lows[0]), std::lround(highs[0]), std::lround(xs[0]) + offset, colour, 1.0);
-      for (int offset = -7; offset <= 7; ++offset) {
-        blend(std::lround(lows[0]), std::lround(lows[0]), std::lround(xs[0]) + offset, colour, 1.0);
-        blend(std::lround(highs[0]), std::lround(highs[0]), std::lround(xs[0]) + offset, colour, 1.0);
-      }
-    }
-    for (std::size_t k = 0; k < xs.size(); ++k) dot(xs[k], means[k], 9, colour);
+    draw_curve_line(canvas, axes, curve["variants"][v]["points"], core::palette_colour(static_cast<std::int64_t>(v)));
   }
-  image = canvas.round().clamp(0, 255).to(torch::kUInt8);
-  const int legend_x = kLeft + kWidth + 30;
+  image = canvas.pixels.round().clamp(0, 255).to(torch::kUInt8);
+  const int legend_x = kPlotLeft + kPlotWidth + 30;
   for (std::size_t v = 0; v < curve["variants"].size(); ++v) {
-    const int y = kTop + 10 + static_cast<int>(v) * 28;
+    const int y = kPlotTop + 10 + static_cast<int>(v) * 28;
     core::fill_rectangle(image, y + 6, legend_x, 4, 26, core::palette_colour(static_cast<std::int64_t>(v)));
-    core::draw_text(image, curve["variants"][v]["name"].get<std::string>(), legend_x + kSwatch, y - 1, kText, black);
+    core::draw_text(image, curve["variants"][v]["name"].get<std::string>(), legend_x + kSwatch, y - 1, kText, kBlack);
   }
   core::write_png(file, image);
 }

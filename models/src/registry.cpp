@@ -8,35 +8,35 @@
 
 namespace encore::models {
 
+namespace {
+
+// A built-in model: its options (input width from the data) make its module, held by Holder.
+template <class Holder, class Options>
+void add_builtin_model(ModelRegistry& registry, const std::string& name, std::string description) {
+  add_model<Options>(registry, name, std::move(description),
+                     [](Options options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
+                       options.input_dim(input_dim);
+                       return Holder(options).ptr();
+                     });
+}
+
+}  // namespace
+
 void register_builtin_models(ModelRegistry& registry) {
-  add_model<StackedAutoencoderOptions>(registry, "stacked_autoencoder",
-                                       "dense stacked autoencoder (plain, denoising, sparse or contractive; tied or untied)",
-                                       [](StackedAutoencoderOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
-                                         options.input_dim(input_dim);
-                                         return StackedAutoencoder(options).ptr();
-                                       });
-  add_model<LadderNetworkOptions>(registry, "ladder_network",
-                                  "ladder network: a batch-normalised dense encoder, its noisy and clean paths, a denoising decoder "
-                                  "with lateral connections (trained in semi-supervised fine-tuning phases)",
-                                  [](LadderNetworkOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
-                                    options.input_dim(input_dim);
-                                    return LadderNetwork(options).ptr();
-                                  });
-  add_model<ConvolutionalAutoencoderOptions>(
+  add_builtin_model<StackedAutoencoder, StackedAutoencoderOptions>(
+      registry, "stacked_autoencoder", "dense stacked autoencoder (plain, denoising, sparse or contractive; tied or untied)");
+  add_builtin_model<LadderNetwork, LadderNetworkOptions>(
+      registry, "ladder_network",
+      "ladder network: a batch-normalised dense encoder, its noisy and clean paths, a denoising decoder with lateral connections "
+      "(trained in semi-supervised fine-tuning phases)");
+  add_builtin_model<ConvolutionalAutoencoder, ConvolutionalAutoencoderOptions>(
       registry, "convolutional_autoencoder",
-      "convolutional autoencoder over images: convolution blocks (stride, pooling, batch norm), an optional dense code, a mirrored decoder",
-      [](ConvolutionalAutoencoderOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
-        options.input_dim(input_dim);
-        return ConvolutionalAutoencoder(options).ptr();
-      });
-  add_model<VariationalAutoencoderOptions>(
+      "convolutional autoencoder over images: convolution blocks (stride, pooling, batch norm), an optional dense code, a mirrored "
+      "decoder");
+  add_builtin_model<VariationalAutoencoder, VariationalAutoencoderOptions>(
       registry, "variational_autoencoder",
       "dense variational autoencoder: a Gaussian latent, reparameterised samples, a KL term with a weight and a warm-up (generative: "
-      "encore sample)",
-      [](VariationalAutoencoderOptions options, std::int64_t input_dim) -> std::shared_ptr<AutoencoderModel> {
-        options.input_dim(input_dim);
-        return VariationalAutoencoder(options).ptr();
-      });
+      "encore sample)");
 }
 
 ModelConfig parse_model_config(core::JsonReader reader, const ModelRegistry& registry) {
