@@ -187,7 +187,7 @@ int sample_command(const SampleArgs& args, std::ostream& err) {
                     file.string(), model.config.model.type));
   }
   const auto& shape = model.example_shape;
-  if (shape.size() != 2 && !(shape.size() == 3 && (shape[0] == 1 || shape[0] == 3))) {
+  if (!models::is_image_shape(shape)) {
     throw core::UsageError(fmt::format("{}: its examples are not grey or colour images (shape [{}]); sample draws images", file.string(),
                                        fmt::join(shape, ", ")));
   }

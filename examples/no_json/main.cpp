@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
     const auto scaler = core::Scaler::fit(config.data.scaling, data.train, split.all_training);
 
     // The models, in the order a run builds them: the stack, then the classifier around it.
-    auto stack = models::build_model(config.model, components.models, data.train.feature_dim());
+    auto stack = models::build_model(config.model, components.models, data.train.example_shape());
     auto classifier = finetune::build_classifier(*config.finetune, stack, components.heads, data.train.num_classes());
 
     // Each stage draws its batches from its own random stream of the seed; progress goes to stderr.

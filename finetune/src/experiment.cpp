@@ -127,6 +127,10 @@ class ExperimentRun {
     core::seed_everything(config_.runtime.seed);
     data_ = core::load_data(config_.data);
     for (const auto& note : data_.notes) log_ << note << '\n';
+    if (!data_.skipped_images.empty()) {
+      log_ << fmt::format("left out {} unreadable image file(s), listed in {} (the first: {})\n", data_.skipped_images.size(),
+                          RunDirectory::kSkippedImages, data_.skipped_images.front());
+    }
     split_ = core::split_data(config_.data, data_.train, config_.runtime.seed);
     scaler_ = core::Scaler::fit(config_.data.scaling, data_.train, split_.all_training);
     summary_["data"] = {{"format", config_.data.format},
@@ -145,7 +149,7 @@ class ExperimentRun {
   void build_models() {
     if (options_.pretrained_file && !finetunes_)
       throw core::ConfigError("/finetune", "fine-tuning from a pretrained file needs a finetune section");
-    model_ = models::build_model(config_.model, components_.models, data_.train.feature_dim());
+    model_ = models::build_model(config_.model, components_.models, data_.train.example_shape());
     if (pretrains_) models::check_pretrain_fits_model(config_.pretrain, *model_);
     if (finetunes_) {
       classifier_ = build_classifier(*config_.finetune, model_, components_.heads, data_.train.num_classes());
@@ -171,6 +175,8 @@ class ExperimentRun {
     }
     run_.write_json(RunDirectory::kConfig, resolved_);
     run_.write_json(RunDirectory::kSplit, core::to_json(split_, config_.runtime.seed), -1);
+    if (!data_.skipped_images.empty())
+      run_.write_bytes(RunDirectory::kSkippedImages, fmt::format("{}\n", fmt::join(data_.skipped_images, "\n")));
     context_.device = device_;
     context_.seed = config_.runtime.seed;
     context_.attach_callbacks = run_callbacks();
@@ -289,7 +295,7 @@ class ExperimentRun {
 
   void draw_pretraining() {
     const auto image_shape = data_.train.example_shape();
-    if (image_shape.size() != 2) {
+    if (!models::is_image_shape(image_shape)) {
       log_ << "no reconstructions.png or filters.png: the examples are not images\n";
       return;
     }

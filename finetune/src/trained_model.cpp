@@ -152,9 +152,7 @@ TrainedModel load_trained_model(const fs::path& file, const Components& componen
     throw core::DataError(fmt::format("{}: has no scaler", file.string()));
   }
   out.scaler = core::Scaler::from_tensors(offset, multiplier);
-  std::int64_t features = 1;
-  for (auto d : out.example_shape) features *= d;
-  out.autoencoder = models::build_model(out.config.model, components.models, features);
+  out.autoencoder = models::build_model(out.config.model, components.models, out.example_shape);
   torch::nn::Module* weights = &out.autoencoder->module();
   out.code_depth = static_cast<int>(out.autoencoder->greedy_layers().size());
   if (contents == kClassifierContents) {

@@ -1,4 +1,5 @@
 #include "encore/models/autoencoder.h"
+#include "encore/models/pictures.h"
 
 #include "encore/core/ops.h"
 #include "encore/models/model.h"
@@ -262,8 +263,12 @@ torch::Tensor StackedAutoencoderImpl::decode(const torch::Tensor& code, int dept
 
 torch::Tensor StackedAutoencoderImpl::input_filters(const std::vector<std::int64_t>& example_shape) {
   const auto& weight = layers_.front()->encoder_weight;
-  if (example_shape.size() != 2 || example_shape[0] * example_shape[1] != weight.size(1)) return {};
-  return weight.detach().reshape({weight.size(0), 1, example_shape[0], example_shape[1]});
+  // A dense unit's weights over a grey [H, W] or [1, H, W], or a colour [3, H, W], image are an image.
+  if (!is_image_shape(example_shape)) return {};
+  const auto channels = example_shape.size() == 3 ? example_shape[0] : 1;
+  const auto height = example_shape[example_shape.size() - 2], width = example_shape.back();
+  if (channels * height * width != weight.size(1)) return {};
+  return weight.detach().reshape({weight.size(0), channels, height, width});
 }
 
 std::string StackedAutoencoderImpl::torchscript() const {

@@ -38,9 +38,15 @@ const core::Choices<CodePooling>& code_pooling_choices() {
 }
 
 std::vector<std::int64_t> ConvolutionalAutoencoderOptions::image_shape() const {
-  if (height_ > 0 || width_ > 0) return {image_channels_, height_, width_};
-  const auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(input_dim_ / image_channels_))));
-  return {image_channels_, side, side};
+  const auto& data = example_shape_;
+  const bool data_has_channels = data.size() == 3;
+  const auto channels = image_channels_ > 0 ? image_channels_ : data_has_channels ? data[0] : 1;
+  if (height_ > 0 || width_ > 0) return {channels, height_, width_};
+  // Images of the data's shape, unless the options say otherwise.
+  if ((data.size() == 2 && channels == 1) || (data_has_channels && data[0] == channels))
+    return {channels, data[data.size() - 2], data.back()};
+  const auto side = static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(input_dim_ / channels))));
+  return {channels, side, side};
 }
 
 void ConvolutionalAutoencoderOptions::check() const {
@@ -65,7 +71,7 @@ void ConvolutionalAutoencoderOptions::check() const {
   if (shape[0] * shape[1] * shape[2] != input_dim_) {
     const auto what = height_ > 0
                           ? fmt::format("{} x {} x {} images have {} numbers", shape[0], shape[1], shape[2], shape[0] * shape[1] * shape[2])
-                          : fmt::format("{} numbers per row are not {} channel(s) of a square image", input_dim_, image_channels_);
+                          : fmt::format("{} numbers per row are not {} channel(s) of a square image", input_dim_, shape[0]);
     throw core::OptionError(
         height_ > 0 ? "height" : "image_channels",
         fmt::format("{}, but the data's rows have {}; set image_channels, height and width to the images' shape", what, input_dim_));

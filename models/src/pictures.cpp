@@ -10,16 +10,19 @@ namespace encore::models {
 
 namespace {
 
-// Small images are hard to see at one screen pixel per pixel.
-constexpr std::int64_t kReconstructionScale = 3;
+// Small images are hard to see at one screen pixel per pixel; large ones are seen as they are.
+std::int64_t reconstruction_scale(const std::vector<std::int64_t>& image_shape) { return image_shape.back() < 64 ? 3 : 1; }
 
 }  // namespace
 
+bool is_image_shape(const std::vector<std::int64_t>& example_shape) {
+  return example_shape.size() == 2 || (example_shape.size() == 3 && (example_shape[0] == 1 || example_shape[0] == 3));
+}
+
 void write_examples_png(const std::filesystem::path& file, const torch::Tensor& examples, const std::vector<std::int64_t>& example_shape,
                         std::int64_t columns, std::int64_t scale) {
-  const bool grey = example_shape.size() == 2 || (example_shape.size() == 3 && example_shape[0] == 1);
+  if (!is_image_shape(example_shape)) throw std::invalid_argument("the examples are not grey or colour images");
   const bool colour = example_shape.size() == 3 && example_shape[0] == 3;
-  if (!grey && !colour) throw std::invalid_argument("the examples are not grey or colour images");
   const auto n = examples.size(0);
   const auto height = example_shape[example_shape.size() - 2], width = example_shape.back();
   auto tiles = colour ? examples.reshape({n, 3, height, width}).permute({0, 2, 3, 1}) : examples.reshape({n, height, width});
@@ -35,7 +38,7 @@ void write_reconstructions_png(const std::filesystem::path& file, AutoencoderMod
   const auto device = model.module().parameters().empty() ? torch::Device(torch::kCPU) : model.module().parameters().front().device();
   const auto reconstructions = model.forward(inputs.to(device)).to(torch::kCPU);
   // Inputs in one row, their reconstructions in the row below.
-  write_examples_png(file, torch::cat({inputs, reconstructions}), image_shape, inputs.size(0), kReconstructionScale);
+  write_examples_png(file, torch::cat({inputs, reconstructions}), image_shape, inputs.size(0), reconstruction_scale(image_shape));
 }
 
 bool write_filters_png(const std::filesystem::path& file, AutoencoderModel& model, const std::vector<std::int64_t>& example_shape) {

@@ -29,10 +29,14 @@ void register_builtin_models(ModelRegistry& registry) {
       registry, "ladder_network",
       "ladder network: a batch-normalised dense encoder, its noisy and clean paths, a denoising decoder with lateral connections "
       "(trained in semi-supervised fine-tuning phases)");
-  add_builtin_model<ConvolutionalAutoencoder, ConvolutionalAutoencoderOptions>(
+  add_model<ConvolutionalAutoencoderOptions>(
       registry, "convolutional_autoencoder",
       "convolutional autoencoder over images: convolution blocks (stride, pooling, batch norm), an optional dense code, a mirrored "
-      "decoder");
+      "decoder",
+      [](ConvolutionalAutoencoderOptions options, const std::vector<std::int64_t>& example_shape) -> std::shared_ptr<AutoencoderModel> {
+        options.input_dim(feature_count(example_shape)).example_shape(example_shape);
+        return ConvolutionalAutoencoder(options).ptr();
+      });
   add_builtin_model<VariationalAutoencoder, VariationalAutoencoderOptions>(
       registry, "variational_autoencoder",
       "dense variational autoencoder: a Gaussian latent, reparameterised samples, a KL term with a weight and a warm-up (generative: "
@@ -48,8 +52,15 @@ ModelConfig parse_model_config(core::JsonReader reader, const ModelRegistry& reg
   return c;
 }
 
-std::shared_ptr<AutoencoderModel> build_model(const ModelConfig& config, const ModelRegistry& registry, std::int64_t input_dim) {
-  return registry.at(config.type).factory.build(config.options, input_dim);
+std::int64_t feature_count(const std::vector<std::int64_t>& example_shape) {
+  std::int64_t features = 1;
+  for (const auto side : example_shape) features *= side;
+  return features;
+}
+
+std::shared_ptr<AutoencoderModel> build_model(const ModelConfig& config, const ModelRegistry& registry,
+                                              const std::vector<std::int64_t>& example_shape) {
+  return registry.at(config.type).factory.build(config.options, example_shape);
 }
 
 }  // namespace encore::models

@@ -168,7 +168,7 @@ TEST(ModelRegistry, OptionsFailWithTheOptionFromCppAndAtThePathFromJson) {
                     core::OptionError, "option sparsity_target: must be in (0, 1), got 2");
   const core::Json huge{{"type", "stacked_autoencoder"}, {"hidden_dims", {1000000}}};
   const auto config = models::parse_model_config(core::JsonReader(huge, "/model"), components.models);
-  EXPECT_THROW_WITH(models::build_model(config, components.models, 1000000), core::ConfigError,
+  EXPECT_THROW_WITH(models::build_model(config, components.models, {1000000}), core::ConfigError,
                     "config error at /model/hidden_dims: 2e+12 parameters for 1000000 inputs need");
 }
 
@@ -178,7 +178,7 @@ TEST(ExperimentConfig, EncoderDepthBeyondTheModelsLayersIsAConfigErrorAtItsPath)
   auto j = toy_experiment_config(dir);
   j["finetune"] = {{"encoder_depth", 3}};
   const auto config = finetune::parse_experiment(j, components);
-  auto model = models::build_model(config.model, components.models, 64);
+  auto model = models::build_model(config.model, components.models, {64});
   EXPECT_THROW_WITH(finetune::build_classifier(*config.finetune, model, components.heads, 4), core::ConfigError,
                     "config error at /finetune/encoder_depth: must be at most 2, the model's layers, got 3");
 }
@@ -208,7 +208,7 @@ TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
                                                                               {"consistency_weight", 0.0},
                                                                               {"consistency_noise", 0.3}}));
   EXPECT_EQ(finetune::to_json(finetune::parse_experiment(resolved, components), components), resolved);
-  auto model = models::build_model(config.model, components.models, 64);
+  auto model = models::build_model(config.model, components.models, {64});
   const auto classifier = finetune::build_classifier(*config.finetune, model, components.heads, 4);
   EXPECT_THROW_WITH(finetune::check_phases_fit_classifier(*config.finetune, *classifier), core::ConfigError,
                     "config error at /finetune/phases/0/semi_supervised/layer_weights: has 3 weights, but the encoder has 2 layers");

@@ -150,3 +150,54 @@ TEST(Experiment, ALadderNetworkTrainsInASemiSupervisedPhaseAndIsSavedAndPredicte
                     "config error at /finetune/phases/0/semi_supervised/layer_weights: has 2 weights, but the model has 3 levels, the "
                     "input and each layer");
 }
+
+TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeAndListsTheFilesItLeftOut) {
+  encore::testing::TempDir dir;
+  const auto components = finetune::builtin_components();
+  encore::testing::write_toy_image_folder(dir / "train", 3, 12, 8, 3);
+  encore::testing::write_toy_image_folder(dir / "test", 3, 4, 8, 3);
+  encore::testing::write_text(dir / "train" / "class2" / "fake.png", "text, not an image\n");
+  auto json = toy_experiment_config(dir);
+  json["data"] = {{"format", "image_folder"},
+                  {"train_folder", (dir / "train").string()},
+                  {"test_folder", (dir / "test").string()},
+                  {"height", 8},
+                  {"width", 8},
+                  {"unreadable_images", "skip"},
+                  {"cache_dir", (dir / "cache").string()}};
+  // No image shape in the model: it takes the data's 3 x 8 x 8.
+  json["model"] = {{"type", "convolutional_autoencoder"}, {"channels", {4}}, {"pooling", {2}}};
+  json["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 8}}}};
+  json["finetune"] = {{"head", {{"type", "softmax"}}}, {"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 8}}}}};
+  const auto config = finetune::parse_experiment(json, components);
+  std::ostringstream log;
+  finetune::RunOptions options;
+  options.run_dir = dir / "run";
+  options.log = &log;
+  const auto summary = finetune::run_experiment(config, components, options);
+  EXPECT_EQ(summary["data"]["example_shape"], core::Json({3, 8, 8}));
+  EXPECT_EQ(core::read_file(options.run_dir / "skipped_images.txt"),
+            (dir / "train" / "class2" / "fake.png").string() + ": not a PNG, JPEG or BMP image (it starts with \"text, no\")\n");
+  EXPECT_NE(log.str().find("left out 1 unreadable image file(s), listed in skipped_images.txt"), std::string::npos) << log.str();
+  // Colour pictures: the 3 validation images above their reconstructions, 4 colour 3x3 filters.
+  EXPECT_EQ(encore::testing::png_size(options.run_dir / "reconstructions.png"), std::make_pair(3 * (3 * 9 + 1), 3 * (2 * 9 + 1)));
+  EXPECT_EQ(encore::testing::png_size(options.run_dir / "filters.png"), std::make_pair(8 * (2 * 4 + 1), 8 * (2 * 4 + 1)));
+  auto loaded = finetune::load_trained_model(options.run_dir / finetune::RunDirectory::kModel, components);
+  EXPECT_EQ(loaded.example_shape, (std::vector<std::int64_t>{3, 8, 8}));
+  const auto test = core::load_data(config.data).test;
+  const auto [scores, predictions] = finetune::predict(loaded, test->features.reshape({test->size(), -1}));
+  EXPECT_DOUBLE_EQ(predictions.eq(test->labels).to(torch::kFloat64).mean().item<double>(), summary["test"]["accuracy"].get<double>());
+
+  // The decoded shape is required, and checked where it is read.
+  json["data"].erase("height");
+  EXPECT_THROW_WITH(finetune::parse_experiment(json, components), core::ConfigError, "/data/height");
+  json["data"]["height"] = 8;
+  json["data"]["channels"] = 2;
+  EXPECT_THROW_WITH(finetune::parse_experiment(json, components), core::ConfigError,
+                    "config error at /data/channels: must be 1 or 3, got 2");
+  json["data"]["channels"] = 3;
+  json["data"]["train_folder"] = (dir / "nowhere").string();
+  core::write_file_atomically(dir / "nowhere.json", json.dump());
+  EXPECT_THROW_WITH(finetune::load_experiment((dir / "nowhere.json").string(), {}, components), core::ConfigError,
+                    "config error at /data/train_folder: \"" + (dir / "nowhere").string() + "\" does not exist");
+}

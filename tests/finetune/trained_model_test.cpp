@@ -23,7 +23,7 @@ struct ToyClassifier {
       : config(finetune::parse_experiment(json, components)), data(core::load_data(config.data)) {
     scaler = core::Scaler::fit(config.data.scaling, data.train, torch::arange(data.train.size()));
     torch::manual_seed(seed);
-    model = models::build_model(config.model, components.models, data.train.feature_dim());
+    model = models::build_model(config.model, components.models, data.train.example_shape());
     classifier = finetune::build_classifier(*config.finetune, model, components.heads, data.train.num_classes());
   }
 };

@@ -91,7 +91,7 @@ TEST(ModelRegistry, BuildsByTypeNameAndRejectsBadOptions) {
   models::register_builtin_models(registry);
   core::Json j = {{"type", "stacked_autoencoder"}, {"hidden_dims", {5, 3}}, {"activation", "relu"}, {"tied", true}};
   const auto config = models::parse_model_config(core::JsonReader(j, "/model"), registry);
-  auto model = models::build_model(config, registry, 10);
+  auto model = models::build_model(config, registry, {10});
   EXPECT_EQ(model->greedy_layers().size(), 2u);
   EXPECT_EQ(model->encode(torch::rand({2, 10})).size(1), 3);
   core::Json bad = {{"hidden_dims", {5}}, {"activation", "relu"}, {"sparsity", "kl"}};

@@ -1,6 +1,7 @@
 #include "support/support.h"
 
 #include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
 #include <zlib.h>
 
 #include <torch/torch.h>
@@ -130,6 +131,36 @@ std::size_t zip_entry_data_offset(const std::string& archive, const std::string&
            static_cast<std::size_t>(static_cast<unsigned char>(archive[at + 1])) << 8;
   };
   return local_header + 30 + field(local_header + 26) + field(local_header + 28);
+}
+
+torch::Tensor write_toy_image_folder(const fs::path& root, int classes, int per_class, int side, int channels) {
+  std::mt19937 rng(static_cast<unsigned>(classes * 17 + per_class * 5 + side + channels));
+  std::uniform_int_distribution<int> noise(0, 40);
+  auto images = torch::empty({classes * per_class, channels, side, side}, torch::kUInt8);
+  auto pixels = images.accessor<std::uint8_t, 4>();
+  for (int k = 0; k < classes; ++k) {
+    fs::create_directories(root / ("class" + std::to_string(k)));
+    for (int i = 0; i < per_class; ++i) {
+      const int n = k * per_class + i;
+      std::vector<unsigned char> interleaved;
+      for (int r = 0; r < side; ++r) {
+        for (int c = 0; c < side; ++c) {
+          for (int channel = 0; channel < channels; ++channel) {
+            const bool stripe = (r * classes / side) == k && (channels == 1 || channel == k % 3);
+            pixels[n][channel][r][c] = static_cast<std::uint8_t>(stripe ? 200 + noise(rng) : noise(rng));
+            interleaved.push_back(pixels[n][channel][r][c]);
+          }
+        }
+      }
+      // Zero-padded names list in the order written.
+      const auto name = std::to_string(1000 + i).substr(1) + ".png";
+      const auto file = root / ("class" + std::to_string(k)) / name;
+      if (!stbi_write_png(file.c_str(), side, side, channels, interleaved.data(), side * channels)) {
+        throw std::runtime_error("cannot write " + file.string());
+      }
+    }
+  }
+  return images;
 }
 
 torch::Tensor square_images(std::int64_t n) {

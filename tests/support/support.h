@@ -56,6 +56,12 @@ std::vector<unsigned char> idx_bytes(std::uint8_t type, const std::vector<std::u
 std::pair<std::filesystem::path, std::filesystem::path> write_toy_idx(const std::filesystem::path& dir, const std::string& prefix,
                                                                       int classes, int per_class, int side, bool gzip);
 
+/// A toy image folder: `root`/class<k>/<i>.png for `classes` classes of `per_class` images each,
+/// `channels` (1 or 3) x `side` x `side`, each class a bright stripe (of colour k % 3 when colour)
+/// over seeded noise (per_class < 1000). Returns the images [classes * per_class, channels, side, side] uint8, class by
+/// class in name order, as written.
+torch::Tensor write_toy_image_folder(const std::filesystem::path& root, int classes, int per_class, int side, int channels);
+
 /// n grey 8x8 images [n, 64] in [0, 1]: a bright 4x4 square in one of the four corners (example i
 /// in corner i % 4) over faint noise; structure a small (convolutional) autoencoder learns quickly.
 torch::Tensor square_images(std::int64_t n);

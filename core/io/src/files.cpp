@@ -28,22 +28,6 @@ namespace {
   throw std::runtime_error(fmt::format("cannot write {}: {}: {}", what, action, std::strerror(error)));
 }
 
-// Closes a file descriptor when it goes out of scope.
-class Descriptor {
- public:
-  explicit Descriptor(int fd) : fd_(fd) {}
-  ~Descriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
-
 void write_all(int fd, std::string_view bytes, const std::string& what) {
   std::size_t done = 0;
   while (done < bytes.size()) {
@@ -69,7 +53,7 @@ fs::path unique_temporary_name(const fs::path& path) {
 }
 
 void sync_directory(const fs::path& directory, const std::string& what) {
-  const Descriptor fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const FileDescriptor fd(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid() || ::fsync(fd.get()) != 0) fail_writing(what, "cannot sync its directory " + directory.string(), errno);
 }
 
@@ -79,7 +63,7 @@ void replace_atomically(const fs::path& path, std::string_view bytes, std::optio
   const fs::path temporary = unique_temporary_name(directory / path.filename());
   const auto what = path.string();
   {
-    const Descriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    const FileDescriptor fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd.valid()) fail_writing(what, "cannot create a file in " + directory.string(), errno);
     try {
       write_all(fd.get(), bytes, what);
@@ -112,7 +96,7 @@ void write_to_socket(const fs::path& path, std::string_view bytes, const std::st
   address.sun_family = AF_UNIX;
   if (path.string().size() >= sizeof address.sun_path) fail_writing(what, "the socket's path is too long to connect to", ENAMETOOLONG);
   std::strcpy(address.sun_path, path.c_str());
-  const Descriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const FileDescriptor fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid() || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     fail_writing(what, "cannot connect to the socket", errno);
   }
@@ -130,7 +114,7 @@ std::string regular_file_problem(const fs::path& path) {
 std::string read_file(const fs::path& path, std::uint64_t max_bytes) {
   const auto problem = regular_file_problem(path);
   if (!problem.empty()) throw DataError(fmt::format("{}: {}", path.string(), problem));
-  const Descriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  const FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat info {};
   if (!fd.valid() || ::fstat(fd.get(), &info) != 0)
     throw DataError(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
@@ -169,7 +153,7 @@ void write_user_file(const std::string& target, std::string_view bytes, std::ost
     }
     if (S_ISREG(info.st_mode)) return replace_atomically(path, bytes, info.st_mode & 07777);
     if (S_ISFIFO(info.st_mode) || S_ISCHR(info.st_mode)) {
-      const Descriptor fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));
+      const FileDescriptor fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));
       if (!fd.valid()) fail_writing(target, "cannot open " + path.string(), errno);
       return write_all(fd.get(), bytes, target);
     }
@@ -238,6 +222,10 @@ DirectoryLock::DirectoryLock(const fs::path& directory, const std::string& name)
 
 DirectoryLock::~DirectoryLock() {
   if (descriptor_ >= 0) ::close(descriptor_);
+}
+
+FileDescriptor::~FileDescriptor() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace encore::core

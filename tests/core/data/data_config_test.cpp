@@ -65,7 +65,8 @@ TEST(DataConfig, OptionsSetFromCppFailNamingTheOptionAndValue) {
   EXPECT_THROW_WITH(encore::core::check_data_config(config), encore::core::OptionError, "option labelled_per_class: must be >= 1, got 0");
   config = encore::core::DataConfig{};
   config.format = "parquet";
-  EXPECT_THROW_WITH(encore::core::load_data(config), encore::core::OptionError, "option format: must be idx, npy or csv, got \"parquet\"");
+  EXPECT_THROW_WITH(encore::core::load_data(config), encore::core::OptionError,
+                    "option format: must be idx, npy, csv or image_folder, got \"parquet\"");
 }
 
 TEST(LoadData, ClassNamesNameIdxLabelsInOrderAndMustMatchTheClassCount) {

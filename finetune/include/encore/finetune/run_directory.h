@@ -35,6 +35,8 @@ class RunDirectory {
   static constexpr const char* kReconstructions = "reconstructions.png";
   /// First-layer filters.
   static constexpr const char* kFilters = "filters.png";
+  /// Image files left out as unreadable, one "FILE: REASON" per line (data.unreadable_images "skip").
+  static constexpr const char* kSkippedImages = "skipped_images.txt";
   /// The test confusion matrix.
   static constexpr const char* kConfusion = "confusion.png";
   /// The page about the run (report.h).

@@ -57,9 +57,13 @@ struct ConvolutionalAutoencoderOptions {
       : input_dim_(input_dim), channels_(std::move(channels)) {}
   /// Numbers per row (set from the data when built from a config): image_channels x height x width.
   TORCH_ARG(std::int64_t, input_dim) = 0;
-  /// Channels of the images (1 grey, 3 RGB).
-  TORCH_ARG(std::int64_t, image_channels) = 1;
-  /// Image height; 0 with width 0: square images, the side from input_dim / image_channels.
+  /// The shape of one example as the data has it ([H, W] or [C, H, W]; set from the data when built
+  /// from a config): where image_channels, height and width are 0, the images have this shape.
+  TORCH_ARG(std::vector<std::int64_t>, example_shape);
+  /// Channels of the images (1 grey, 3 RGB); 0: the data's example shape says (1 for flat rows).
+  TORCH_ARG(std::int64_t, image_channels) = 0;
+  /// Image height; 0 with width 0: the data's example shape, else square images, the side from
+  /// input_dim / image_channels.
   TORCH_ARG(std::int64_t, height) = 0;
   /// Image width; 0 with height 0: square images.
   TORCH_ARG(std::int64_t, width) = 0;
@@ -102,9 +106,10 @@ struct ConvolutionalAutoencoderOptions {
   template <class Fields>
   void fields(Fields& f) {
     f.required("channels", channels_, "feature maps of each block, from the input up", core::at_least(std::int64_t{1}));
-    f("image_channels", image_channels_, "channels of the images (1 grey, 3 RGB)", core::at_least(std::int64_t{1}));
-    f("height", height_, "image height (0 with width 0: square images)", core::at_least(std::int64_t{0}));
-    f("width", width_, "image width (0 with height 0: square images)", core::at_least(std::int64_t{0}));
+    f("image_channels", image_channels_, "channels of the images (1 grey, 3 RGB; 0: as the data's images)",
+      core::at_least(std::int64_t{0}));
+    f("height", height_, "image height (0 with width 0: as the data's images, else square)", core::at_least(std::int64_t{0}));
+    f("width", width_, "image width (0 with height 0: as the data's images, else square)", core::at_least(std::int64_t{0}));
     f("kernel_sizes", kernel_sizes_, "side of each block's square kernel, odd (one per block, or one for all)",
       core::at_least(std::int64_t{1}));
     f("strides", strides_, "stride of each block's convolution (one per block, or one for all)", core::at_least(std::int64_t{1}));

@@ -10,6 +10,9 @@
 
 namespace encore::models {
 
+/// Whether examples of `example_shape` are pictures: [H, W] or [1 or 3, H, W].
+bool is_image_shape(const std::vector<std::int64_t>& example_shape);
+
 /// Writes flat examples [N, D] as a grid of `columns` columns of images of `example_shape` ([H, W]
 /// grey, [1, H, W] grey or [3, H, W] colour), drawn `scale` times: examples within [0, 1] as they
 /// are, others each stretched to its own range. Throws std::invalid_argument where the examples
@@ -18,7 +21,7 @@ void write_examples_png(const std::filesystem::path& file, const torch::Tensor& 
                         std::int64_t columns, std::int64_t scale = 3);
 
 /// Writes `count` examples of `source` (its first rows) above their reconstructions, as
-/// `image_shape` [H, W] tiles. The model is evaluated in eval mode.
+/// `image_shape` tiles ([H, W], [1, H, W] or [3, H, W]). The model is evaluated in eval mode.
 void write_reconstructions_png(const std::filesystem::path& file, AutoencoderModel& model, const core::BatchSource& source,
                                const std::vector<std::int64_t>& image_shape, std::int64_t count = 10);
 

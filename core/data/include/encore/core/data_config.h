@@ -7,13 +7,14 @@
 #include <vector>
 
 #include "encore/core/dataset.h"
+#include "encore/core/image_folder.h"
 
 namespace encore::core {
 
 /// The `data` section: files, scaling, split and limits.
 struct DataConfig {
-  /// "idx" (MNIST-style image and label files, raw or .gz), "npy" (NumPy feature and label arrays)
-  /// or "csv".
+  /// "idx" (MNIST-style image and label files, raw or .gz), "npy" (NumPy feature and label arrays),
+  /// "csv", or "image_folder" (class folders of PNG, JPEG and BMP files).
   std::string format = "idx";
   /// IDX training images (raw or gzipped).
   std::string train_images;
@@ -31,6 +32,21 @@ struct DataConfig {
   std::string train_csv;
   /// CSV test file; empty: no test set.
   std::string test_csv;
+  /// A folder with one subfolder of images per class (the folder's name is the class name).
+  std::string train_folder;  // image_folder
+  /// A folder of test images in class folders named as the training ones; empty: no test set.
+  std::string test_folder;
+  /// A folder of images without labels (any depth), added to the training rows that pretraining and
+  /// semi-supervised phases see; empty: none.
+  std::string unlabelled_folder;
+  /// The shape images are decoded to (channels, height, width, resize).
+  ImageShape image;
+  /// Whether an unreadable image file fails the run or is left out (listed in the run directory).
+  UnreadableImages unreadable_images = UnreadableImages::kError;
+  /// Whether decoded images are cached in cache_dir (read by page, memory-mapped).
+  bool cache = true;
+  /// Where the image cache goes; empty: default_image_cache_dir().
+  std::string cache_dir;
   /// The CSV column that holds the labels.
   std::string label_column = "label";  // csv
   /// Ceiling on a gzipped IDX file's decompressed size, in MiB (a "zip bomb" stops there).
@@ -52,11 +68,19 @@ struct DataConfig {
   /// Whether a test set is given.
   bool has_test() const { return !test_examples_file().empty(); }
   /// The file of training examples for the format: train_images, train_features or train_csv.
-  const std::string& train_examples_file() const { return format == "idx" ? train_images : format == "npy" ? train_features : train_csv; }
-  /// The file of test examples for the format.
-  const std::string& test_examples_file() const { return format == "idx" ? test_images : format == "npy" ? test_features : test_csv; }
-  /// The file of test labels: test_labels, or the test CSV that holds them.
-  const std::string& test_labels_file() const { return format == "csv" ? test_csv : test_labels; }
+  const std::string& train_examples_file() const {
+    return format == "idx" ? train_images : format == "npy" ? train_features : format == "csv" ? train_csv : train_folder;
+  }
+  /// The file (or folder) of test examples for the format.
+  const std::string& test_examples_file() const {
+    return format == "idx" ? test_images : format == "npy" ? test_features : format == "csv" ? test_csv : test_folder;
+  }
+  /// Where the training labels come from: train_labels, the CSV, or the class folders.
+  const std::string& train_labels_file() const { return format == "idx" || format == "npy" ? train_labels : train_examples_file(); }
+  /// Where the test labels come from: test_labels, the test CSV, or the test class folders.
+  const std::string& test_labels_file() const { return format == "idx" || format == "npy" ? test_labels : test_examples_file(); }
+  /// The image_folder reading settings (cache folder resolved; the row limit left to the caller).
+  ImageFolderOptions image_folder_options() const;
 };
 
 /// The loaded files.
@@ -67,6 +91,8 @@ struct LoadedData {
   std::optional<Dataset> test;
   /// Lines for the log: what was read differently from the files as they are (columns skipped).
   std::vector<std::string> notes;
+  /// "FILE: REASON" of each image file left out as unreadable (image_folder with "skip").
+  std::vector<std::string> skipped_images;
 };
 
 /// Checks a data section set from C++ (the ranges the JSON reader checks); throws OptionError
@@ -76,7 +102,8 @@ void check_data_config(const DataConfig& config);
 /// Reads the training and test files a config names; a bad file is a DataError naming it.
 LoadedData load_data(const DataConfig& config);
 
-/// Row indices of the training file after a seeded stratified split.
+/// Row indices of the training file after a seeded stratified split. Rows without a label (kNoLabel:
+/// an unlabelled folder's images) are never validation or labelled rows.
 struct DataSplit {
   /// Held-out validation rows (stratified), never trained on.
   torch::Tensor validation;

@@ -33,6 +33,24 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
 /// is never replaced.
 void write_user_file(const std::string& target, std::string_view bytes, std::ostream& standard_output);
 
+/// A POSIX file descriptor, closed when the object goes (a negative one: an open() that failed).
+class FileDescriptor {
+ public:
+  /// Takes ownership of `fd`.
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  /// Closes it.
+  ~FileDescriptor();
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  /// The descriptor.
+  int get() const { return fd_; }
+  /// Whether the open succeeded.
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
+
 /// Creates the run directory: it may not exist yet, or exist empty. A non-empty directory is refused
 /// so that one run never overwrites another.
 void create_run_directory(const std::filesystem::path& dir);

@@ -18,15 +18,16 @@ DataConfig parse_data_config(JsonReader reader);
 /// The resolved `data` section.
 Json to_json(const DataConfig& config);
 
-/// The data files a config names, by key ("train_images", ...) and member; the empty ones are left out.
+/// The data files (and an image_folder's folders and cache folder) a config names, by key
+/// ("train_images", ...) and member; the empty ones are left out.
 std::vector<std::pair<std::string, std::string DataConfig::*>> data_files(const DataConfig& config);
 
 /// Makes relative data file names absolute against `base` (a config file's directory, so that a
 /// config and its data move together).
 void resolve_data_paths(DataConfig& config, const std::filesystem::path& base);
 
-/// A ConfigError at `/data/KEY` for the first named file that is not a readable regular file,
-/// saying what it is instead (missing, a directory, a FIFO, ...).
+/// A ConfigError at `/data/KEY` for the first named file that is not a readable regular file (an
+/// image_folder's folders: not a folder), saying what it is instead (missing, a directory, a FIFO, ...).
 void check_data_files(const DataConfig& config);
 
 /// The split as JSON for split.json: seed, sizes and the indices of each part.

@@ -1,0 +1,470 @@
+#include "encore/core/image_folder.h"
+
+#include <fcntl.h>
+#include <stb/stb_image.h>
+#include <stb/stb_image_resize.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "encore/core/errors.h"
+#include "encore/core/files.h"
+#include "encore/core/json.h"
+
+namespace encore::core {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Larger files are refused before they are read: no PNG, JPEG or BMP photograph comes near it.
+constexpr std::uint64_t kMaxImageFileBytes = std::uint64_t{512} << 20;
+// Decoding allocates width x height x 4 bytes before resizing; a header may promise anything.
+constexpr std::int64_t kMaxImagePixels = std::int64_t{100} << 20;
+
+bool starts_with(const std::string& bytes, std::string_view prefix) { return bytes.compare(0, prefix.size(), prefix) == 0; }
+
+// A JPEG's last scan ends with the end-of-image marker FF D9; entropy-coded data never holds FF D9
+// (an FF there is followed by 00), and a thumbnail's markers come before the main scan's FF DA.
+bool jpeg_is_complete(const std::string& bytes) {
+  const auto last_scan = bytes.rfind("\xFF\xDA");
+  return last_scan != std::string::npos && bytes.find("\xFF\xD9", last_scan + 2) != std::string::npos;
+}
+
+std::uint32_t little_endian_u32(const std::string& bytes, std::size_t offset) {
+  std::uint32_t value = 0;
+  for (int k = 3; k >= 0; --k) value = (value << 8) | static_cast<unsigned char>(bytes[offset + k]);
+  return value;
+}
+
+// stb decodes a truncated file by inventing the missing bytes; each container says where it ends.
+void check_container(const std::string& bytes, const std::string& source) {
+  if (starts_with(bytes, "\x89PNG\r\n\x1A\n")) {
+    if (bytes.rfind("IEND") == std::string::npos) throw DataError(source + ": truncated PNG: the file ends before its IEND chunk");
+  } else if (starts_with(bytes, "\xFF\xD8\xFF")) {
+    if (!jpeg_is_complete(bytes)) throw DataError(source + ": truncated JPEG: the image data ends without the end-of-image marker");
+  } else if (starts_with(bytes, "BM") && bytes.size() >= 14) {
+    const auto declared = little_endian_u32(bytes, 2);
+    if (declared > bytes.size()) {
+      throw DataError(fmt::format("{}: truncated BMP: the header says {} bytes, the file has {}", source, declared, bytes.size()));
+    }
+  } else {
+    std::string shown;
+    for (const char c : bytes.substr(0, 8)) shown += std::isprint(static_cast<unsigned char>(c)) ? c : '.';
+    throw DataError(fmt::format("{}: not a PNG, JPEG or BMP image (it starts with \"{}\")", source, shown));
+  }
+}
+
+// The part of a width x height image that becomes the output: all of it, or its centre with the
+// output's aspect ratio.
+struct SourceRegion {
+  int left = 0, top = 0, width = 0, height = 0;
+};
+
+SourceRegion source_region(int width, int height, const ImageShape& shape) {
+  if (shape.resize == ImageResize::kStretch) return {0, 0, width, height};
+  // Compare width/height with shape.width/shape.height without rounding.
+  SourceRegion region{0, 0, width, height};
+  if (static_cast<std::int64_t>(width) * shape.height > static_cast<std::int64_t>(height) * shape.width) {
+    region.width = std::max<int>(1, static_cast<int>(std::llround(static_cast<double>(height) * shape.width / shape.height)));
+    region.left = (width - region.width) / 2;
+  } else {
+    region.height = std::max<int>(1, static_cast<int>(std::llround(static_cast<double>(width) * shape.height / shape.width)));
+    region.top = (height - region.height) / 2;
+  }
+  return region;
+}
+
+}  // namespace
+
+ImageResize parse_image_resize(const std::string& name) {
+  if (name == "stretch") return ImageResize::kStretch;
+  if (name == "center_crop") return ImageResize::kCenterCrop;
+  throw std::invalid_argument("unknown image resize \"" + name + "\" (stretch or center_crop)");
+}
+
+std::string image_resize_name(ImageResize resize) { return resize == ImageResize::kStretch ? "stretch" : "center_crop"; }
+
+std::vector<std::uint8_t> decode_image(const std::string& bytes, const std::string& source, const ImageShape& shape) {
+  check_container(bytes, source);
+  const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
+  const int length = static_cast<int>(bytes.size());
+  int width = 0, height = 0, stored_channels = 0;
+  if (!stbi_info_from_memory(data, length, &width, &height, &stored_channels)) {
+    throw DataError(fmt::format("{}: cannot decode: {}", source, stbi_failure_reason()));
+  }
+  if (static_cast<std::int64_t>(width) * height > kMaxImagePixels) {
+    throw DataError(fmt::format("{}: {} x {} pixels; images over {} megapixels are refused", source, width, height, kMaxImagePixels >> 20));
+  }
+  const int channels = static_cast<int>(shape.channels);
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_memory(data, length, &width, &height, &stored_channels, channels),
+                                                   stbi_image_free);
+  if (!pixels) throw DataError(fmt::format("{}: cannot decode: {}", source, stbi_failure_reason()));
+  const auto region = source_region(width, height, shape);
+  const auto* first = pixels.get() + (static_cast<std::size_t>(region.top) * width + region.left) * channels;
+  const int stride = width * channels;
+  std::vector<std::uint8_t> interleaved(static_cast<std::size_t>(shape.bytes()));
+  const int out_width = static_cast<int>(shape.width), out_height = static_cast<int>(shape.height);
+  if (region.width == out_width && region.height == out_height) {
+    for (int row = 0; row < out_height; ++row) {
+      std::memcpy(interleaved.data() + static_cast<std::size_t>(row) * out_width * channels, first + static_cast<std::size_t>(row) * stride,
+                  static_cast<std::size_t>(out_width) * channels);
+    }
+  } else if (!stbir_resize_uint8(first, region.width, region.height, stride, interleaved.data(), out_width, out_height, 0, channels)) {
+    throw DataError(fmt::format("{}: cannot resize {} x {} to {} x {}", source, region.width, region.height, out_width, out_height));
+  }
+  // stb gives pixels with their colours together; rows of the models hold one channel after another.
+  std::vector<std::uint8_t> planar(interleaved.size());
+  const std::size_t plane = static_cast<std::size_t>(out_width) * out_height;
+  for (std::size_t pixel = 0; pixel < plane; ++pixel) {
+    for (int c = 0; c < channels; ++c) planar[c * plane + pixel] = interleaved[pixel * channels + c];
+  }
+  return planar;
+}
+
+std::filesystem::path default_image_cache_dir() {
+  if (const char* dir = std::getenv("ENCORE_CACHE_DIR"); dir && *dir) return dir;
+  if (const char* dir = std::getenv("XDG_CACHE_HOME"); dir && *dir) return fs::path(dir) / "encore";
+  if (const char* dir = std::getenv("HOME"); dir && *dir) return fs::path(dir) / ".cache" / "encore";
+  return {};
+}
+
+namespace {
+
+// One image file of the listing.
+struct ListedImage {
+  fs::path file;
+  std::uintmax_t size = 0;
+  std::int64_t modified_ns = 0;
+  std::int64_t label = kNoLabel;
+};
+
+bool is_image_name(const fs::path& file) {
+  auto extension = file.extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
+  return extension == ".png" || extension == ".jpg" || extension == ".jpeg" || extension == ".bmp";
+}
+
+bool is_hidden(const fs::path& path) { return path.filename().string().front() == '.'; }
+
+[[noreturn]] void fail_listing(const fs::path& folder, const std::error_code& error) {
+  throw DataError(fmt::format("{}: cannot list the folder: {}", folder.string(), error.message()));
+}
+
+// The images below `folder` at any depth, in path order; `other_files` counts the files that are not.
+std::vector<ListedImage> list_images(const fs::path& folder, std::int64_t label, std::vector<fs::path>& other_files) {
+  std::vector<ListedImage> images;
+  std::error_code error;
+  fs::recursive_directory_iterator it(folder, error), end;
+  if (error) fail_listing(folder, error);
+  for (; it != end; it.increment(error)) {
+    if (error) fail_listing(folder, error);
+    if (is_hidden(it->path())) {
+      if (it->is_directory(error)) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file(error)) continue;
+    if (!is_image_name(it->path())) {
+      other_files.push_back(it->path());
+      continue;
+    }
+    ListedImage image{it->path(), it->file_size(error), 0, label};
+    if (error) throw DataError(fmt::format("{}: {}", it->path().string(), error.message()));
+    image.modified_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(it->last_write_time(error).time_since_epoch()).count();
+    images.push_back(std::move(image));
+  }
+  if (error) fail_listing(folder, error);
+  std::sort(images.begin(), images.end(), [](const ListedImage& a, const ListedImage& b) { return a.file < b.file; });
+  return images;
+}
+
+// The class folders of `root`, in name order.
+std::vector<fs::path> class_folders(const fs::path& root) {
+  std::vector<fs::path> folders;
+  std::error_code error;
+  for (fs::directory_iterator it(root, error), end; it != end; it.increment(error)) {
+    if (error) fail_listing(root, error);
+    if (!is_hidden(it->path()) && it->is_directory(error)) folders.push_back(it->path());
+  }
+  if (error) fail_listing(root, error);
+  std::sort(folders.begin(), folders.end());
+  if (folders.empty()) throw DataError(root.string() + ": holds no class folder (an image folder has one subfolder of images per class)");
+  return folders;
+}
+
+std::int64_t class_index(const std::string& name, const fs::path& folder, std::vector<std::string>& classes, bool classes_given) {
+  const auto known = std::find(classes.begin(), classes.end(), name);
+  if (known != classes.end()) return known - classes.begin();
+  if (classes_given) {
+    throw DataError(fmt::format("{}: the class folder \"{}\" is not one of the training classes ({})", folder.parent_path().string(), name,
+                                fmt::join(classes, ", ")));
+  }
+  classes.push_back(name);
+  return static_cast<std::int64_t>(classes.size()) - 1;
+}
+
+// The class folders' images, the classes taken in turn: the first N of the listing hold every class
+// (as the first N of an IDX file do).
+std::vector<ListedImage> interleave_classes(const std::vector<std::vector<ListedImage>>& per_class) {
+  std::vector<ListedImage> listing;
+  for (std::size_t position = 0;; ++position) {
+    bool any = false;
+    for (const auto& images : per_class) {
+      if (position >= images.size()) continue;
+      listing.push_back(images[position]);
+      any = true;
+    }
+    if (!any) return listing;
+  }
+}
+
+// The decode settings and every file's identity: equal keys mean equal decoded images.
+std::string cache_key(const std::vector<ListedImage>& listing, const ImageShape& shape) {
+  std::string key =
+      fmt::format("encore image cache 1\n{} {} {} {}\n", shape.channels, shape.height, shape.width, image_resize_name(shape.resize));
+  for (const auto& image : listing) {
+    key +=
+        fmt::format("{}\t{}\t{}\t{}\n", fs::absolute(image.file).lexically_normal().string(), image.size, image.modified_ns, image.label);
+  }
+  return key;
+}
+
+std::uint64_t fnv1a(const std::string& text) {
+  std::uint64_t hash = 14695981039346656037ULL;
+  for (const char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  return hash;
+}
+
+std::uint32_t crc32_of(const std::string& text) {
+  return static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(text.data()), static_cast<uInt>(text.size())));
+}
+
+// The cache file: this magic, zeros up to kPixelsOffset (where the mapped pixels start, page
+// aligned), the kept images' pixels, a JSON trailer (the key's hashes, the shape, the listing
+// positions kept and the files skipped) and the trailer's length (uint64, little-endian).
+constexpr std::string_view kCacheMagic = "ENCIMG\x01\x00";
+constexpr std::size_t kPixelsOffset = 4096;
+
+// What the decoding of a listing kept.
+struct DecodedListing {
+  std::vector<std::int64_t> kept;
+  std::vector<std::string> skipped;
+};
+
+Json cache_trailer(const std::string& key, const ImageShape& shape, const DecodedListing& decoded) {
+  return Json{{"fnv1a", fmt::format("{:016x}", fnv1a(key))},
+              {"crc32", crc32_of(key)},
+              {"shape", {shape.channels, shape.height, shape.width}},
+              {"kept", decoded.kept},
+              {"skipped", decoded.skipped}};
+}
+
+void write_all(int descriptor, const void* data, std::size_t size, const fs::path& file) {
+  const auto* bytes = static_cast<const char*>(data);
+  while (size > 0) {
+    const auto written = ::write(descriptor, bytes, size);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) throw DataError(fmt::format("{}: cannot write the image cache: {}", file.string(), std::strerror(errno)));
+    bytes += written;
+    size -= static_cast<std::size_t>(written);
+  }
+}
+
+// Decodes the listing in chunks (each decoded in parallel, appended in order), so that memory holds
+// one chunk whatever the folder's size. `sink` takes each kept image's pixels in listing order.
+template <class Sink>
+DecodedListing decode_listing(const std::vector<ListedImage>& listing, const ImageFolderOptions& options, Sink&& sink) {
+  constexpr std::int64_t kChunk = 512;
+  DecodedListing decoded;
+  const auto count = static_cast<std::int64_t>(listing.size());
+  for (std::int64_t begin = 0; begin < count; begin += kChunk) {
+    const auto size = std::min(kChunk, count - begin);
+    std::vector<std::vector<std::uint8_t>> pixels(size);
+    std::vector<std::string> errors(size);
+    at::parallel_for(0, size, 1, [&](std::int64_t from, std::int64_t to) {
+      for (auto k = from; k < to; ++k) {
+        const auto& file = listing[begin + k].file;
+        try {
+          pixels[k] = decode_image(read_file(file, kMaxImageFileBytes), file.string(), options.shape);
+        } catch (const std::exception& e) {
+          errors[k] = e.what();
+        }
+      }
+    });
+    for (std::int64_t k = 0; k < size; ++k) {
+      if (!errors[k].empty()) {
+        if (options.unreadable == UnreadableImages::kError) {
+          throw DataError(errors[k] + " (set data.unreadable_images to \"skip\" to leave such files out)");
+        }
+        decoded.skipped.push_back(errors[k]);
+        continue;
+      }
+      sink(pixels[k]);
+      decoded.kept.push_back(begin + k);
+    }
+  }
+  return decoded;
+}
+
+// A read-only view of a cache file's pixels, unmapped when the last tensor over it goes.
+struct MappedCache {
+  torch::Tensor pixels;
+  DecodedListing decoded;
+};
+
+std::optional<MappedCache> map_cache(const fs::path& file, const std::string& key, const ImageShape& shape) {
+  FileDescriptor descriptor(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!descriptor.valid()) return std::nullopt;
+  struct stat status {};
+  if (::fstat(descriptor.get(), &status) != 0) return std::nullopt;
+  const auto size = static_cast<std::size_t>(status.st_size);
+  if (size < kPixelsOffset + sizeof(std::uint64_t)) return std::nullopt;
+  // Copy-on-write: a tensor written to in place never changes the file.
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, descriptor.get(), 0);
+  if (base == MAP_FAILED) return std::nullopt;
+  auto unmap = [size](void* mapped) { ::munmap(mapped, size); };
+  std::unique_ptr<void, decltype(unmap)> mapping(base, unmap);
+  const auto* bytes = static_cast<const char*>(base);
+  if (std::string_view(bytes, kCacheMagic.size()) != kCacheMagic) return std::nullopt;
+  std::uint64_t trailer_size = 0;
+  for (int k = 7; k >= 0; --k) trailer_size = (trailer_size << 8) | static_cast<unsigned char>(bytes[size - 8 + k]);
+  if (trailer_size > size - kPixelsOffset - 8) return std::nullopt;
+  const auto trailer = Json::parse(std::string_view(bytes + size - 8 - trailer_size, trailer_size), nullptr, false);
+  if (trailer.is_discarded() || !trailer.is_object()) return std::nullopt;
+  MappedCache cache;
+  try {
+    if (trailer.at("fnv1a") != fmt::format("{:016x}", fnv1a(key)) || trailer.at("crc32") != crc32_of(key) ||
+        trailer.at("shape") != Json{shape.channels, shape.height, shape.width}) {
+      return std::nullopt;
+    }
+    cache.decoded.kept = trailer.at("kept").get<std::vector<std::int64_t>>();
+    cache.decoded.skipped = trailer.at("skipped").get<std::vector<std::string>>();
+  } catch (const Json::exception&) {
+    return std::nullopt;
+  }
+  const auto count = static_cast<std::int64_t>(cache.decoded.kept.size());
+  if (size - 8 - trailer_size - kPixelsOffset != static_cast<std::uint64_t>(count * shape.bytes())) return std::nullopt;
+  void* released = mapping.release();
+  cache.pixels = torch::from_blob(
+      static_cast<char*>(released) + kPixelsOffset, {count, shape.channels, shape.height, shape.width},
+      [released, size](void*) { ::munmap(released, size); }, torch::kUInt8);
+  return cache;
+}
+
+void write_cache(const fs::path& file, const std::vector<ListedImage>& listing, const std::string& key, const ImageFolderOptions& options) {
+  std::error_code error;
+  fs::create_directories(file.parent_path(), error);
+  if (error) throw DataError(fmt::format("{}: cannot create the image cache folder: {}", file.parent_path().string(), error.message()));
+  const auto temporary = fs::path(file.string() + fmt::format(".{}.partial", ::getpid()));
+  FileDescriptor descriptor(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!descriptor.valid()) throw DataError(fmt::format("{}: cannot write the image cache: {}", temporary.string(), std::strerror(errno)));
+  // Whatever ends the decoding early, no partial cache stays behind.
+  auto remove_partial = [](const fs::path* path) {
+    std::error_code ignored;
+    fs::remove(*path, ignored);
+  };
+  std::unique_ptr<const fs::path, decltype(remove_partial)> partial(&temporary, remove_partial);
+  std::string header(kPixelsOffset, '\0');
+  header.replace(0, kCacheMagic.size(), kCacheMagic);
+  write_all(descriptor.get(), header.data(), header.size(), temporary);
+  const auto decoded = decode_listing(listing, options, [&](const std::vector<std::uint8_t>& pixels) {
+    write_all(descriptor.get(), pixels.data(), pixels.size(), temporary);
+  });
+  const auto trailer = cache_trailer(key, options.shape, decoded).dump();
+  std::string length(8, '\0');
+  for (int k = 0; k < 8; ++k) length[k] = static_cast<char>((static_cast<std::uint64_t>(trailer.size()) >> (8 * k)) & 0xFF);
+  write_all(descriptor.get(), trailer.data(), trailer.size(), temporary);
+  write_all(descriptor.get(), length.data(), length.size(), temporary);
+  if (::fsync(descriptor.get()) != 0)
+    throw DataError(fmt::format("{}: cannot write the image cache: {}", temporary.string(), std::strerror(errno)));
+  fs::rename(temporary, file, error);
+  if (error) throw DataError(fmt::format("{}: cannot write the image cache: {}", file.string(), error.message()));
+}
+
+}  // namespace
+
+ImageFolderLoad load_image_folder(const fs::path& root, const fs::path& unlabelled, const ImageFolderOptions& options) {
+  ImageFolderLoad out;
+  std::vector<fs::path> other_files;
+  std::vector<std::string> classes = options.class_names;
+  std::map<std::int64_t, std::vector<ListedImage>> per_label;
+  for (const auto& folder : class_folders(root)) {
+    const auto label = class_index(folder.filename().string(), folder, classes, !options.class_names.empty());
+    auto images = list_images(folder, label, other_files);
+    if (images.empty() && options.class_names.empty()) {
+      throw DataError(folder.string() + ": holds no .png, .jpg, .jpeg or .bmp file; every class folder needs images");
+    }
+    per_label[label] = std::move(images);
+  }
+  std::vector<std::vector<ListedImage>> per_class;
+  for (auto& [label, images] : per_label) per_class.push_back(std::move(images));
+  auto listing = interleave_classes(per_class);
+  if (options.limit && static_cast<std::int64_t>(listing.size()) > *options.limit) listing.resize(static_cast<std::size_t>(*options.limit));
+  if (!unlabelled.empty()) {
+    auto extra = list_images(unlabelled, kNoLabel, other_files);
+    if (extra.empty()) throw DataError(unlabelled.string() + ": holds no .png, .jpg, .jpeg or .bmp file");
+    listing.insert(listing.end(), extra.begin(), extra.end());
+  }
+  if (listing.empty()) throw DataError(root.string() + ": its class folders hold no .png, .jpg, .jpeg or .bmp file");
+  if (!other_files.empty()) {
+    out.notes.push_back(fmt::format("{}: left out {} file(s) that are not .png, .jpg, .jpeg or .bmp images (the first: {})", root.string(),
+                                    other_files.size(), other_files.front().string()));
+  }
+
+  const auto key = cache_key(listing, options.shape);
+  std::optional<MappedCache> cached;
+  fs::path cache_file;
+  if (!options.cache_dir.empty()) {
+    cache_file = options.cache_dir / fmt::format("images-{:016x}.u8", fnv1a(key));
+    cached = map_cache(cache_file, key, options.shape);
+    if (!cached) {
+      const auto started = std::chrono::steady_clock::now();
+      write_cache(cache_file, listing, key, options);
+      cached = map_cache(cache_file, key, options.shape);
+      if (!cached) throw DataError(cache_file.string() + ": the image cache just written cannot be read back");
+      out.notes.push_back(fmt::format("{}: decoded {} images in {:.1f} s into the cache {}", root.string(), cached->decoded.kept.size(),
+                                      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                                      cache_file.string()));
+    } else {
+      out.notes.push_back(
+          fmt::format("{}: {} decoded images read from the cache {}", root.string(), cached->decoded.kept.size(), cache_file.string()));
+    }
+  } else {
+    std::vector<std::uint8_t> all;
+    auto decoded = decode_listing(listing, options,
+                                  [&](const std::vector<std::uint8_t>& pixels) { all.insert(all.end(), pixels.begin(), pixels.end()); });
+    const auto count = static_cast<std::int64_t>(decoded.kept.size());
+    auto pixels = torch::empty({count, options.shape.channels, options.shape.height, options.shape.width}, torch::kUInt8);
+    std::memcpy(pixels.data_ptr<std::uint8_t>(), all.data(), all.size());
+    cached = MappedCache{pixels, std::move(decoded)};
+  }
+  // A cache written with skipping on still knows the unreadable files: without skipping they fail.
+  if (options.unreadable == UnreadableImages::kError && !cached->decoded.skipped.empty()) {
+    throw DataError(cached->decoded.skipped.front() + " (set data.unreadable_images to \"skip\" to leave such files out)");
+  }
+  const auto& kept = cached->decoded.kept;
+  if (kept.empty()) throw DataError(root.string() + ": none of its images could be read");
+  auto labels = torch::empty({static_cast<std::int64_t>(kept.size())}, torch::kInt64);
+  auto* label = labels.data_ptr<std::int64_t>();
+  for (const auto position : kept) *label++ = listing[static_cast<std::size_t>(position)].label;
+  out.data.features = cached->pixels;
+  out.data.labels = labels;
+  out.data.class_names = classes;
+  out.skipped = std::move(cached->decoded.skipped);
+  return out;
+}
+
+}  // namespace encore::core
