@@ -83,16 +83,21 @@ ModelCommands add_model_commands(CLI::App& app, EvaluateArgs& evaluate_args, Pre
   auto* evaluate = app.add_subcommand("evaluate", "evaluate a trained model on its run's test data, or on --data; metrics JSON on stdout");
   evaluate->add_option("run_or_model", evaluate_args.run_or_model, "run directory holding model.pt, or a model.pt")->required();
   evaluate->add_option("--data", evaluate_args.data_file,
-                       "labelled data to evaluate on: a CSV with the label column, or IDX or npy examples");
+                       "labelled data to evaluate on: a CSV with the label column, IDX or npy examples, or a folder of class folders (a "
+                       "model trained on an image folder)");
   evaluate->add_option("--labels", evaluate_args.labels_file, "with --data of IDX or npy examples: their labels");
 
   auto* predict = app.add_subcommand("predict", "predict classes and per-class probabilities of new data, as CSV");
   predict->add_option("--model", predict_args.model_file, "model.pt of a run")->required();
-  predict->add_option("--input", predict_args.input_file, "IDX images, a .npy array or CSV rows in the format the model was trained on")
+  predict
+      ->add_option("--input", predict_args.input_file,
+                   "IDX images, a .npy array or CSV rows in the format the model was trained on; an image file or a folder of images (any "
+                   "depth) for a model trained on an image folder")
       ->required();
   predict
       ->add_option("--output", predict_args.output_file,
-                   "CSV to write: prediction,p_<class>...; - for standard output; P.npy: the probabilities [N, K] (float32), "
+                   "CSV to write: prediction,p_<class>... (file,prediction,... for images read from files); - for standard output; P.npy: "
+                   "the probabilities [N, K] (float32), "
                    "and P_classes.npy the classes [N] (int64, -1 where the head abstains)")
       ->required();
 

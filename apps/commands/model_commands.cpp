@@ -86,9 +86,9 @@ int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& er
   const auto components = finetune::builtin_components();
   auto model = finetune::load_classifier(args.model_file, components);
   std::vector<std::string> notes;
-  const auto features = finetune::read_model_inputs(model, args.input_file, "", notes).raw_features;
+  const auto inputs = finetune::read_model_inputs(model, args.input_file, "", notes);
   for (const auto& note : notes) err << note << '\n';
-  const auto [scores, predictions] = finetune::predict(model, features);
+  const auto [scores, predictions] = finetune::predict(model, inputs.raw_features);
   if (is_npy(args.output_file)) {
     const auto classes_file = classes_file_of(args.output_file);
     write_npy(args.output_file, scores, out);
@@ -97,7 +97,9 @@ int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& er
                        classes_file);
     return 0;
   }
-  std::string csv = "prediction";
+  // Images read from a folder are named by their file, first.
+  const bool named = !inputs.example_files.empty();
+  std::string csv = named ? "file,prediction" : "prediction";
   for (const auto& name : model.class_names) csv += "," + core::csv_field("p_" + name);
   csv += '\n';
   const auto* p = predictions.data_ptr<std::int64_t>();
@@ -105,6 +107,7 @@ int predict_command(const PredictArgs& args, std::ostream& out, std::ostream& er
   const auto* v = s.data_ptr<float>();
   const auto classes = s.size(1);
   for (std::int64_t i = 0; i < predictions.size(0); ++i) {
+    if (named) csv += core::csv_field(inputs.example_files[static_cast<std::size_t>(i)]) + ",";
     csv += p[i] < 0 ? std::string("none") : core::csv_field(model.class_names[static_cast<std::size_t>(p[i])]);
     for (std::int64_t k = 0; k < classes; ++k) csv += fmt::format(",{:.6g}", v[i * classes + k]);
     csv += '\n';

@@ -15,6 +15,7 @@
 #include "encore/core/csv.h"
 #include "encore/core/errors.h"
 #include "encore/core/idx.h"
+#include "encore/core/image_folder.h"
 #include "encore/core/npy.h"
 
 namespace encore::finetune {
@@ -235,6 +236,12 @@ ModelInputs read_model_inputs(const TrainedModel& model, const std::string& file
     return {torch::from_blob(array.bytes.data() + array.data_offset, {count, features}, torch::kUInt8).clone(), {}};
   }
   if (format == "npy") return {read_npy_inputs(model, file), {}};
+  if (format == "image_folder") {
+    auto images = core::load_image_files(file, model.config.data.image_folder_options());
+    notes.insert(notes.end(), images.notes.begin(), images.notes.end());
+    for (const auto& skipped : images.skipped) notes.push_back("left out " + skipped);
+    return {images.pixels.reshape({images.pixels.size(0), -1}), {}, images.files};
+  }
   core::CsvOptions options;
   options.label_column = model.config.data.label_column;
   options.label_required = false;
@@ -263,6 +270,16 @@ core::Dataset read_labelled_data(const TrainedModel& model, const std::string& f
   const auto& data_config = model.config.data;
   if (data_config.format == "csv") {
     return core::load_csv_dataset(file, data_config.label_column, {model.class_names, model.feature_names}, &notes);
+  }
+  if (data_config.format == "image_folder") {
+    if (!labels_file.empty()) throw core::UsageError("--labels is for IDX and npy inputs: an image folder's labels are its class folders");
+    auto options = data_config.image_folder_options();
+    options.class_names = model.class_names;
+    auto images = core::load_image_folder(file, {}, options);
+    notes.insert(notes.end(), images.notes.begin(), images.notes.end());
+    for (const auto& skipped : images.skipped) notes.push_back("left out " + skipped);
+    check_example_shape(file, images.data.example_shape(), model);
+    return images.data;
   }
   if (labels_file.empty()) {
     throw core::UsageError(

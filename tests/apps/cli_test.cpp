@@ -272,3 +272,35 @@ TEST(Cli, ARunDirectoryThatCannotBeUsedAsAskedIsAUsageErrorThatWritesNothing) {
   EXPECT_EQ(missing.code, 2) << missing.err;
   EXPECT_FALSE(std::filesystem::exists(dir / "nowhere"));
 }
+
+TEST(Cli, AModelTrainedOnAnImageFolderPredictsImageFilesByNameAndIsEvaluatedOnClassFolders) {
+  encore::testing::TempDir dir;
+  encore::testing::write_toy_image_folder(dir / "train", 2, 10, 6, 3);
+  encore::testing::write_toy_image_folder(dir / "test", 2, 3, 6, 3);
+  auto config = toy_config(dir);
+  config["data"] = {{"format", "image_folder"},
+                    {"train_folder", (dir / "train").string()},
+                    {"test_folder", (dir / "test").string()},
+                    {"height", 6},
+                    {"width", 6},
+                    {"cache_dir", (dir / "cache").string()}};
+  config["finetune"] = {{"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 4}}}}};
+  const auto run = (dir / "run").string();
+  ASSERT_EQ(cli({"run", write_config(dir, "folder.json", config.dump()), "--output-dir", run}).code, 0);
+  const auto predicted = cli({"predict", "--model", run + "/model.pt", "--input", (dir / "test" / "class1").string(), "--output", "-"});
+  ASSERT_EQ(predicted.code, 0) << predicted.err;
+  std::istringstream lines(predicted.out);
+  std::string header, first;
+  std::getline(lines, header);
+  std::getline(lines, first);
+  EXPECT_EQ(header, "file,prediction,p_class0,p_class1");
+  EXPECT_EQ(first.rfind((dir / "test" / "class1" / "000.png").string() + ",class", 0), 0u) << first;
+  EXPECT_EQ(std::count(predicted.out.begin(), predicted.out.end(), '\n'), 4);
+  // The run's own test folder, evaluated again, gives the run's accuracy.
+  const auto evaluated = cli({"evaluate", run});
+  ASSERT_EQ(evaluated.code, 0) << evaluated.err;
+  EXPECT_EQ(Json::parse(evaluated.out)["test"]["accuracy"], encore::core::load_json_file(run + "/summary.json")["test"]["accuracy"]);
+  const auto labels = cli({"evaluate", run, "--data", (dir / "test").string(), "--labels", (dir / "x").string()});
+  EXPECT_EQ(labels.code, 2);
+  EXPECT_NE(labels.err.find("an image folder's labels are its class folders"), std::string::npos) << labels.err;
+}

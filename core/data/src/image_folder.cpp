@@ -394,7 +394,41 @@ void write_cache(const fs::path& file, const std::vector<ListedImage>& listing, 
   if (error) throw DataError(fmt::format("{}: cannot write the image cache: {}", file.string(), error.message()));
 }
 
+// The listing's images in one tensor, without a cache.
+MappedCache decode_into_memory(const std::vector<ListedImage>& listing, const ImageFolderOptions& options) {
+  std::vector<std::uint8_t> all;
+  auto decoded = decode_listing(listing, options,
+                                [&](const std::vector<std::uint8_t>& pixels) { all.insert(all.end(), pixels.begin(), pixels.end()); });
+  const auto count = static_cast<std::int64_t>(decoded.kept.size());
+  auto pixels = torch::empty({count, options.shape.channels, options.shape.height, options.shape.width}, torch::kUInt8);
+  std::memcpy(pixels.data_ptr<std::uint8_t>(), all.data(), all.size());
+  return MappedCache{pixels, std::move(decoded)};
+}
+
 }  // namespace
+
+ImageFiles load_image_files(const fs::path& path, const ImageFolderOptions& options) {
+  std::vector<ListedImage> listing;
+  std::vector<fs::path> other_files;
+  std::error_code error;
+  if (fs::is_directory(path, error)) {
+    listing = list_images(path, kNoLabel, other_files);
+    if (listing.empty()) throw DataError(path.string() + ": holds no .png, .jpg, .jpeg or .bmp file");
+  } else {
+    listing.push_back(ListedImage{path, 0, 0, kNoLabel});
+  }
+  ImageFiles out;
+  if (!other_files.empty()) {
+    out.notes.push_back(fmt::format("{}: left out {} file(s) that are not .png, .jpg, .jpeg or .bmp images (the first: {})", path.string(),
+                                    other_files.size(), other_files.front().string()));
+  }
+  auto decoded = decode_into_memory(listing, options);
+  if (decoded.decoded.kept.empty()) throw DataError(path.string() + ": none of its images could be read");
+  out.pixels = decoded.pixels;
+  for (const auto position : decoded.decoded.kept) out.files.push_back(listing[static_cast<std::size_t>(position)].file.string());
+  out.skipped = std::move(decoded.decoded.skipped);
+  return out;
+}
 
 ImageFolderLoad load_image_folder(const fs::path& root, const fs::path& unlabelled, const ImageFolderOptions& options) {
   ImageFolderLoad out;
@@ -443,13 +477,7 @@ ImageFolderLoad load_image_folder(const fs::path& root, const fs::path& unlabell
           fmt::format("{}: {} decoded images read from the cache {}", root.string(), cached->decoded.kept.size(), cache_file.string()));
     }
   } else {
-    std::vector<std::uint8_t> all;
-    auto decoded = decode_listing(listing, options,
-                                  [&](const std::vector<std::uint8_t>& pixels) { all.insert(all.end(), pixels.begin(), pixels.end()); });
-    const auto count = static_cast<std::int64_t>(decoded.kept.size());
-    auto pixels = torch::empty({count, options.shape.channels, options.shape.height, options.shape.width}, torch::kUInt8);
-    std::memcpy(pixels.data_ptr<std::uint8_t>(), all.data(), all.size());
-    cached = MappedCache{pixels, std::move(decoded)};
+    cached = decode_into_memory(listing, options);
   }
   // A cache written with skipping on still knows the unreadable files: without skipping they fail.
   if (options.unreadable == UnreadableImages::kError && !cached->decoded.skipped.empty()) {

@@ -70,18 +70,22 @@ struct ModelInputs {
   torch::Tensor raw_features;
   /// Class indices [N] (int64); undefined when the input has no labels.
   torch::Tensor labels;
+  /// The image file of each row, for a model trained on an image folder; empty otherwise.
+  std::vector<std::string> example_files;
 };
 
 /// Raw feature rows of a file for `model`: IDX images or a .npy array of the model's example shape
 /// (one example, or a file of them), or CSV rows whose columns are matched to the model's by
 /// header name (the label column may be absent; when present its labels are read, each one of the
-/// model's classes). `labels_file`, for IDX and npy, names their labels. Lines for the log (columns
-/// skipped) go to `notes`.
+/// model's classes), or, for a model trained on an image folder, an image file or a folder of
+/// images (any depth), decoded as in training. `labels_file`, for IDX and npy, names their labels.
+/// Lines for the log (columns or files skipped) go to `notes`.
 ModelInputs read_model_inputs(const TrainedModel& model, const std::string& file, const std::string& labels_file,
                               std::vector<std::string>& notes);
 
-/// Labelled examples for evaluating `model`: IDX images and labels (`labels_file`), or a CSV file
-/// with the label column (`labels_file` empty), checked against the model's schema and classes.
+/// Labelled examples for evaluating `model`: IDX images and labels (`labels_file`), a CSV file
+/// with the label column (`labels_file` empty), or a folder of class folders (a model trained on an
+/// image folder; decoded as in training), checked against the model's schema and classes.
 core::Dataset read_labelled_data(const TrainedModel& model, const std::string& file, const std::string& labels_file,
                                  std::vector<std::string>& notes);
 

@@ -94,6 +94,22 @@ constexpr std::int64_t kNoLabel = -1;
 ImageFolderLoad load_image_folder(const std::filesystem::path& root, const std::filesystem::path& unlabelled,
                                   const ImageFolderOptions& options);
 
+/// Images without classes, as read for prediction.
+struct ImageFiles {
+  /// [N, C, H, W] uint8.
+  torch::Tensor pixels;
+  /// The file of each row.
+  std::vector<std::string> files;
+  /// "FILE: REASON" for each file left out (UnreadableImages::kSkip).
+  std::vector<std::string> skipped;
+  /// Lines for the log: files that are not images.
+  std::vector<std::string> notes;
+};
+
+/// One image file, or every image below a folder (at any depth, in path order), decoded to
+/// options.shape into memory (no cache). Unreadable files fail or are skipped as options say.
+ImageFiles load_image_files(const std::filesystem::path& path, const ImageFolderOptions& options);
+
 /// The cache directory a config's empty `cache_dir` means: $ENCORE_CACHE_DIR, else
 /// $XDG_CACHE_HOME/encore, else $HOME/.cache/encore (empty when none of them is set).
 std::filesystem::path default_image_cache_dir();
