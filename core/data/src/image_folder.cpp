@@ -35,6 +35,9 @@ std::filesystem::path default_image_cache_dir() {
 
 namespace {
 
+// How an error about an unreadable image ends.
+constexpr const char* kSkipHint = " (set data.unreadable_images to \"skip\" to leave such files out)";
+
 // Larger files are refused before they are read: no PNG, JPEG or BMP photograph comes near it.
 constexpr std::uint64_t kMaxImageFileBytes = std::uint64_t{512} << 20;
 
@@ -201,7 +204,7 @@ DecodedListing decode_listing(const std::vector<ListedImage>& listing, const Ima
     for (std::int64_t k = 0; k < size; ++k) {
       if (!errors[k].empty()) {
         if (options.unreadable == UnreadableImages::kError) {
-          throw DataError(errors[k] + " (set data.unreadable_images to \"skip\" to leave such files out)");
+          throw DataError(errors[k] + kSkipHint);
         }
         decoded.skipped.push_back(errors[k]);
         continue;
@@ -299,6 +302,48 @@ MappedCache decode_into_memory(const std::vector<ListedImage>& listing, const Im
   return MappedCache{pixels, std::move(decoded)};
 }
 
+// The class folders' images, classes taken in turn; `classes` gains the folders' names unless given.
+std::vector<ListedImage> list_class_folders(const fs::path& root, const ImageFolderOptions& options, std::vector<std::string>& classes,
+                                            std::vector<fs::path>& other_files) {
+  std::map<std::int64_t, std::vector<ListedImage>> per_label;
+  for (const auto& folder : class_folders(root)) {
+    const auto label = class_index(folder.filename().string(), folder, classes, !options.class_names.empty());
+    auto images = list_images(folder, label, other_files);
+    if (images.empty() && options.class_names.empty()) {
+      throw DataError(folder.string() + ": holds no .png, .jpg, .jpeg or .bmp file; every class folder needs images");
+    }
+    per_label[label] = std::move(images);
+  }
+  std::vector<std::vector<ListedImage>> per_class;
+  for (auto& [label, images] : per_label) per_class.push_back(std::move(images));
+  return interleave_classes(per_class);
+}
+
+void add_other_files_note(const fs::path& path, const std::vector<fs::path>& other_files, std::vector<std::string>& notes) {
+  if (other_files.empty()) return;
+  notes.push_back(fmt::format("{}: left out {} file(s) that are not .png, .jpg, .jpeg or .bmp images (the first: {})", path.string(),
+                              other_files.size(), other_files.front().string()));
+}
+
+// The listing's images from its cache file, decoded into it first where there is none yet.
+MappedCache cached_images(const fs::path& root, const std::vector<ListedImage>& listing, const ImageFolderOptions& options,
+                          std::vector<std::string>& notes) {
+  const auto key = cache_key(listing, options.shape);
+  const auto cache_file = options.cache_dir / fmt::format("images-{:016x}.u8", fnv1a(key));
+  if (auto cached = map_cache(cache_file, key, options.shape)) {
+    notes.push_back(
+        fmt::format("{}: {} decoded images read from the cache {}", root.string(), cached->decoded.kept.size(), cache_file.string()));
+    return std::move(*cached);
+  }
+  const auto started = std::chrono::steady_clock::now();
+  write_cache(cache_file, listing, key, options);
+  auto written = map_cache(cache_file, key, options.shape);
+  if (!written) throw DataError(cache_file.string() + ": the image cache just written cannot be read back");
+  notes.push_back(fmt::format("{}: decoded {} images in {:.1f} s into the cache {}", root.string(), written->decoded.kept.size(),
+                              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), cache_file.string()));
+  return std::move(*written);
+}
+
 }  // namespace
 
 ImageFiles load_image_files(const fs::path& path, const ImageFolderOptions& options) {
@@ -312,10 +357,7 @@ ImageFiles load_image_files(const fs::path& path, const ImageFolderOptions& opti
     listing.push_back(ListedImage{path, 0, 0, kNoLabel});
   }
   ImageFiles out;
-  if (!other_files.empty()) {
-    out.notes.push_back(fmt::format("{}: left out {} file(s) that are not .png, .jpg, .jpeg or .bmp images (the first: {})", path.string(),
-                                    other_files.size(), other_files.front().string()));
-  }
+  add_other_files_note(path, other_files, out.notes);
   auto decoded = decode_into_memory(listing, options);
   if (decoded.decoded.kept.empty()) throw DataError(path.string() + ": none of its images could be read");
   out.pixels = decoded.pixels;
@@ -328,18 +370,7 @@ ImageFolderLoad load_image_folder(const fs::path& root, const fs::path& unlabell
   ImageFolderLoad out;
   std::vector<fs::path> other_files;
   std::vector<std::string> classes = options.class_names;
-  std::map<std::int64_t, std::vector<ListedImage>> per_label;
-  for (const auto& folder : class_folders(root)) {
-    const auto label = class_index(folder.filename().string(), folder, classes, !options.class_names.empty());
-    auto images = list_images(folder, label, other_files);
-    if (images.empty() && options.class_names.empty()) {
-      throw DataError(folder.string() + ": holds no .png, .jpg, .jpeg or .bmp file; every class folder needs images");
-    }
-    per_label[label] = std::move(images);
-  }
-  std::vector<std::vector<ListedImage>> per_class;
-  for (auto& [label, images] : per_label) per_class.push_back(std::move(images));
-  auto listing = interleave_classes(per_class);
+  auto listing = list_class_folders(root, options, classes, other_files);
   if (options.limit && static_cast<std::int64_t>(listing.size()) > *options.limit) listing.resize(static_cast<std::size_t>(*options.limit));
   if (!unlabelled.empty()) {
     auto extra = list_images(unlabelled, kNoLabel, other_files);
@@ -347,45 +378,21 @@ ImageFolderLoad load_image_folder(const fs::path& root, const fs::path& unlabell
     listing.insert(listing.end(), extra.begin(), extra.end());
   }
   if (listing.empty()) throw DataError(root.string() + ": its class folders hold no .png, .jpg, .jpeg or .bmp file");
-  if (!other_files.empty()) {
-    out.notes.push_back(fmt::format("{}: left out {} file(s) that are not .png, .jpg, .jpeg or .bmp images (the first: {})", root.string(),
-                                    other_files.size(), other_files.front().string()));
-  }
-
-  const auto key = cache_key(listing, options.shape);
-  std::optional<MappedCache> cached;
-  fs::path cache_file;
-  if (!options.cache_dir.empty()) {
-    cache_file = options.cache_dir / fmt::format("images-{:016x}.u8", fnv1a(key));
-    cached = map_cache(cache_file, key, options.shape);
-    if (!cached) {
-      const auto started = std::chrono::steady_clock::now();
-      write_cache(cache_file, listing, key, options);
-      cached = map_cache(cache_file, key, options.shape);
-      if (!cached) throw DataError(cache_file.string() + ": the image cache just written cannot be read back");
-      out.notes.push_back(fmt::format("{}: decoded {} images in {:.1f} s into the cache {}", root.string(), cached->decoded.kept.size(),
-                                      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-                                      cache_file.string()));
-    } else {
-      out.notes.push_back(
-          fmt::format("{}: {} decoded images read from the cache {}", root.string(), cached->decoded.kept.size(), cache_file.string()));
-    }
-  } else {
-    cached = decode_into_memory(listing, options);
-  }
+  add_other_files_note(root, other_files, out.notes);
+  auto images = options.cache_dir.empty() ? decode_into_memory(listing, options) : cached_images(root, listing, options, out.notes);
   // A cache written with skipping on still knows the unreadable files: without skipping they fail.
-  if (options.unreadable == UnreadableImages::kError && !cached->decoded.skipped.empty()) {
-    throw DataError(cached->decoded.skipped.front() + " (set data.unreadable_images to \"skip\" to leave such files out)");
+  if (options.unreadable == UnreadableImages::kError && !images.decoded.skipped.empty()) {
+    throw DataError(images.decoded.skipped.front() + kSkipHint);
   }
-  const auto& kept = cached->decoded.kept;
+  const auto& kept = images.decoded.kept;
   if (kept.empty()) throw DataError(root.string() + ": none of its images could be read");
   auto labels = torch::empty({static_cast<std::int64_t>(kept.size())}, torch::kInt64);
   auto* label = labels.data_ptr<std::int64_t>();
   for (const auto position : kept) *label++ = listing[static_cast<std::size_t>(position)].label;
-  out.data.features = cached->pixels;
+  out.data.features = images.pixels;
   out.data.labels = labels;
   out.data.class_names = classes;
-  out.skipped = std::move(cached->decoded.skipped);
+  out.skipped = std::move(images.decoded.skipped);
   return out;
 }
 
