@@ -200,8 +200,7 @@ torch::Tensor read_npy_inputs(const TrainedModel& model, const std::string& file
   const auto shape = one ? array.shape : std::vector<std::int64_t>(array.shape.begin() + (array.shape.empty() ? 0 : 1), array.shape.end());
   check_example_shape(file, shape, model);
   const auto count = one ? 1 : array.shape.front();
-  std::int64_t features = 1;
-  for (auto d : model.example_shape) features *= d;
+  const auto features = models::feature_count(model.example_shape);
   const void* data = array.bytes.data() + array.data_offset;
   switch (array.type) {
     case core::NpyType::kUInt8:
@@ -226,8 +225,7 @@ ModelInputs read_model_inputs(const TrainedModel& model, const std::string& file
     auto data = read_labelled_data(model, file, labels_file, notes);
     return {data.features.reshape({data.size(), -1}), data.labels};
   }
-  std::int64_t features = 1;
-  for (auto d : model.example_shape) features *= d;
+  const auto features = models::feature_count(model.example_shape);
   if (format == "idx") {
     auto array = core::read_idx_file(file);
     check_example_shape(file, shape_without_count(array, model.example_shape.size()), model);

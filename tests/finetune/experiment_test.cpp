@@ -12,14 +12,24 @@
 using namespace encore;
 using encore::testing::toy_experiment_config;
 
+namespace {
+
+// A run that writes into `run_dir` and logs to `log`.
+finetune::RunOptions run_options(const std::filesystem::path& run_dir, std::ostream& log) {
+  finetune::RunOptions options;
+  options.run_dir = run_dir;
+  options.log = &log;
+  return options;
+}
+
+}  // namespace
+
 TEST(Experiment, RunLeavesTheRunDirectory) {
   encore::testing::TempDir dir;
   const auto components = finetune::builtin_components();
   const auto config = finetune::parse_experiment(toy_experiment_config(dir), components);
   std::ostringstream log;
-  finetune::RunOptions options;
-  options.run_dir = dir / "run";
-  options.log = &log;
+  auto options = run_options(dir / "run", log);
   const auto summary = finetune::run_experiment(config, components, options);
   for (const auto* file : {"config.json", "split.json", "metrics.jsonl", "pretrained.pt", "summary.json", "checkpoints/latest.pt"}) {
     EXPECT_TRUE(std::filesystem::exists(options.run_dir / file)) << file;
@@ -44,9 +54,7 @@ TEST(Experiment, AnInMemoryRunWritesNothingAndReturnsTheResultsOfTheRunThatWrite
   json["finetune"] = {{"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 8}}}}};
   const auto config = finetune::parse_experiment(json, components);
   std::ostringstream log;
-  finetune::RunOptions options;
-  options.log = &log;
-  options.run_dir = dir / "written";
+  auto options = run_options(dir / "written", log);
   const auto written = finetune::run_experiment(config, components, options);
   const auto before = encore::testing::list_tree(dir.path());
   options.run_dir = dir / "in_memory";
@@ -72,9 +80,7 @@ TEST(Experiment, AConvolutionalAutoencoderPretrainsEndToEndFineTunesBlockByBlock
                         {{"name", "all"}, {"trainable", {"encoder", "head"}}, {"epochs", 1}, {"batch_size", 8}}}}};
   auto config = finetune::parse_experiment(json, components);
   std::ostringstream log;
-  finetune::RunOptions options;
-  options.run_dir = dir / "run";
-  options.log = &log;
+  auto options = run_options(dir / "run", log);
   auto summary = finetune::run_experiment(config, components, options);
   EXPECT_TRUE(summary["pretrain"]["test"]["reconstruction_mse"].is_number());
   // 10 validation images above their reconstructions (8x8 tiles drawn 3x); 4 filters of 3x3 drawn 8x.
@@ -125,9 +131,7 @@ TEST(Experiment, ALadderNetworkTrainsInASemiSupervisedPhaseAndIsSavedAndPredicte
                          {"semi_supervised", {{"layer_weights", {10, 0.1, 0.1}}, {"unlabelled_batch_size", 16}}}}}}};
   const auto config = finetune::parse_experiment(json, components);
   std::ostringstream log;
-  finetune::RunOptions options;
-  options.run_dir = dir / "run";
-  options.log = &log;
+  auto options = run_options(dir / "run", log);
   const auto summary = finetune::run_experiment(config, components, options);
   EXPECT_GT(summary["stages"]["finetune/semi"]["train/unlabelled_cost"].get<double>(), 0) << summary.dump();
   // Saved and predicted as the others: the file predicts what the run evaluated (the clean path).
@@ -171,9 +175,7 @@ TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeAndListsTh
   json["finetune"] = {{"head", {{"type", "softmax"}}}, {"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 8}}}}};
   const auto config = finetune::parse_experiment(json, components);
   std::ostringstream log;
-  finetune::RunOptions options;
-  options.run_dir = dir / "run";
-  options.log = &log;
+  auto options = run_options(dir / "run", log);
   const auto summary = finetune::run_experiment(config, components, options);
   EXPECT_EQ(summary["data"]["example_shape"], core::Json({3, 8, 8}));
   EXPECT_EQ(core::read_file(options.run_dir / "skipped_images.txt"),

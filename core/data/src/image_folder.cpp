@@ -291,15 +291,16 @@ void write_cache(const fs::path& file, const std::vector<ListedImage>& listing, 
   if (error) throw DataError(fmt::format("{}: cannot write the image cache: {}", file.string(), error.message()));
 }
 
-// The listing's images in one tensor, without a cache.
+// The listing's images in one tensor, without a cache: each decoded image goes straight to its row.
 MappedCache decode_into_memory(const std::vector<ListedImage>& listing, const ImageFolderOptions& options) {
-  std::vector<std::uint8_t> all;
-  auto decoded = decode_listing(listing, options,
-                                [&](const std::vector<std::uint8_t>& pixels) { all.insert(all.end(), pixels.begin(), pixels.end()); });
-  const auto count = static_cast<std::int64_t>(decoded.kept.size());
-  auto pixels = torch::empty({count, options.shape.channels, options.shape.height, options.shape.width}, torch::kUInt8);
-  std::memcpy(pixels.data_ptr<std::uint8_t>(), all.data(), all.size());
-  return MappedCache{pixels, std::move(decoded)};
+  const auto& shape = options.shape;
+  auto pixels = torch::empty({static_cast<std::int64_t>(listing.size()), shape.channels, shape.height, shape.width}, torch::kUInt8);
+  auto* next_row = pixels.data_ptr<std::uint8_t>();
+  auto decoded = decode_listing(listing, options, [&](const std::vector<std::uint8_t>& image) {
+    std::memcpy(next_row, image.data(), image.size());
+    next_row += image.size();
+  });
+  return MappedCache{pixels.narrow(0, 0, static_cast<std::int64_t>(decoded.kept.size())), std::move(decoded)};
 }
 
 // The class folders' images, classes taken in turn; `classes` gains the folders' names unless given.

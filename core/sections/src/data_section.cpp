@@ -135,8 +135,7 @@ std::vector<std::pair<std::string, std::string DataConfig::*>> data_files(const 
   } else {
     all = {{"train_folder", &DataConfig::train_folder},
            {"test_folder", &DataConfig::test_folder},
-           {"unlabelled_folder", &DataConfig::unlabelled_folder},
-           {"cache_dir", &DataConfig::cache_dir}};
+           {"unlabelled_folder", &DataConfig::unlabelled_folder}};
   }
   std::vector<std::pair<std::string, std::string DataConfig::*>> named;
   for (const auto& entry : all) {
@@ -152,12 +151,14 @@ void resolve_data_paths(DataConfig& c, const std::filesystem::path& base) {
     auto& file = c.*member;
     if (std::filesystem::path(file).is_relative()) file = (root / file).lexically_normal().string();
   }
+  // The image cache folder moves with the config too; it is created when missing, so never checked.
+  if (!c.cache_dir.empty() && std::filesystem::path(c.cache_dir).is_relative()) {
+    c.cache_dir = (root / c.cache_dir).lexically_normal().string();
+  }
 }
 
 void check_data_files(const DataConfig& c) {
   for (const auto& [key, member] : data_files(c)) {
-    // The cache folder is created when missing.
-    if (key == "cache_dir") continue;
     const auto problem = c.format == "image_folder" ? folder_problem(c.*member) : regular_file_problem(c.*member);
     if (!problem.empty()) throw ConfigError("/data/" + key, fmt::format("\"{}\" {}", c.*member, problem));
   }

@@ -41,6 +41,16 @@ core::ImageShape image_shape_of(std::int64_t channels, std::int64_t height, std:
 
 std::string whole_file(const fs::path& file) { return core::read_file(file); }
 
+// An image_folder config over `dir`/train, cached in `dir`/cache.
+core::DataConfig folder_config(const encore::testing::TempDir& dir, const core::ImageShape& shape) {
+  core::DataConfig config;
+  config.format = "image_folder";
+  config.train_folder = (dir / "train").string();
+  config.image = shape;
+  config.cache_dir = (dir / "cache").string();
+  return config;
+}
+
 }  // namespace
 
 TEST(ImageFolder, DecodesPngBmpAndJpegToTheConfiguredShapeWithChannelsOneAfterAnother) {
@@ -156,12 +166,8 @@ TEST(ImageFolder, UnlabelledImagesComeLastAndAreSplitOnlyIntoTheUnlabelledRows) 
   encore::testing::TempDir dir;
   encore::testing::write_toy_image_folder(dir / "train", 2, 10, 4, 1);
   encore::testing::write_toy_image_folder(dir / "extra", 3, 2, 4, 1);
-  core::DataConfig config;
-  config.format = "image_folder";
-  config.train_folder = (dir / "train").string();
+  auto config = folder_config(dir, image_shape_of(1, 4, 4, core::ImageResize::kStretch));
   config.unlabelled_folder = (dir / "extra").string();
-  config.image = image_shape_of(1, 4, 4, core::ImageResize::kStretch);
-  config.cache_dir = (dir / "cache").string();
   config.validation_fraction = 0.2;
   const auto data = core::load_data(config);
   ASSERT_EQ(data.train.size(), 26);
@@ -188,12 +194,8 @@ TEST(ImageFolder, UnreadableFilesFailTheLoadNamingThemOrAreSkippedAndListed) {
   const auto jpeg = whole_file(dir / "whole.jpg");
   core::write_file_atomically(dir / "train" / "class0" / "cut.jpg", jpeg.substr(0, jpeg.size() / 2));
   encore::testing::write_text(dir / "train" / "class1" / "fake.png", "this is text, not a picture\n");
-  core::DataConfig config;
-  config.format = "image_folder";
-  config.train_folder = (dir / "train").string();
+  auto config = folder_config(dir, image_shape_of(3, 8, 8, core::ImageResize::kCenterCrop));
   config.test_folder = (dir / "test").string();
-  config.image = image_shape_of(3, 8, 8, core::ImageResize::kCenterCrop);
-  config.cache_dir = (dir / "cache").string();
   const auto cut = (dir / "train" / "class0" / "cut.jpg").string();
   EXPECT_THROW_WITH(core::load_data(config), core::DataError,
                     cut + ": truncated JPEG: the image data ends without the end-of-image marker (set data.unreadable_images to \"skip\"");

@@ -18,12 +18,12 @@ DataConfig parse_data_config(JsonReader reader);
 /// The resolved `data` section.
 Json to_json(const DataConfig& config);
 
-/// The data files (and an image_folder's folders and cache folder) a config names, by key
+/// The data files (and an image_folder's folders) a config names, by key
 /// ("train_images", ...) and member; the empty ones are left out.
 std::vector<std::pair<std::string, std::string DataConfig::*>> data_files(const DataConfig& config);
 
-/// Makes relative data file names absolute against `base` (a config file's directory, so that a
-/// config and its data move together).
+/// Makes relative data file names (and an image cache folder) absolute against `base` (a config
+/// file's directory, so that a config and its data move together).
 void resolve_data_paths(DataConfig& config, const std::filesystem::path& base);
 
 /// A ConfigError at `/data/KEY` for the first named file that is not a readable regular file (an
