@@ -154,6 +154,7 @@ class ExperimentRun {
     if (finetunes_) {
       classifier_ = build_classifier(*config_.finetune, model_, components_.heads, data_.train.num_classes());
       check_phases_fit_classifier(*config_.finetune, *classifier_);
+      if (config_.finetune->augment) check_augment_fits_data(*config_.finetune->augment, data_.train.example_shape());
       classifier_->to(device_);
     }
     if (options_.pretrained_file) {

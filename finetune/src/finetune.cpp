@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "encore/core/ops.h"
 #include "encore/core/random.h"
 
 namespace encore::finetune {
@@ -91,6 +92,7 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
                               "phase name \"" + c.phases[i].name + "\" is used twice");
     }
   }
+  if (auto a = r.optional_object("augment")) c.augment = core::read_options<AugmentConfig>(*a);
   r.finish();
   return c;
 }
@@ -102,6 +104,7 @@ core::Json to_json(const FinetuneConfig& c, const core::OptimizerRegistry& optim
   out["allow_partial_load"] = c.allow_partial_load;
   out["phases"] = core::Json::array();
   for (const auto& p : c.phases) out["phases"].push_back(phase_json(p, optimizers));
+  out["augment"] = c.augment ? core::options_json(*c.augment) : core::Json(nullptr);
   return out;
 }
 
@@ -151,8 +154,13 @@ void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierI
   }
 }
 
-ClassificationTask::ClassificationTask(Classifier classifier, const PhaseConfig& phase)
-    : classifier_(std::move(classifier)), semi_supervised_(phase.semi_supervised), lr_decay_per_depth_(phase.lr_decay_per_depth) {
+ClassificationTask::ClassificationTask(Classifier classifier, const PhaseConfig& phase, std::optional<AugmentConfig> augment,
+                                       std::vector<std::int64_t> image_shape)
+    : classifier_(std::move(classifier)),
+      semi_supervised_(phase.semi_supervised),
+      augment_(std::move(augment)),
+      image_shape_(std::move(image_shape)),
+      lr_decay_per_depth_(phase.lr_decay_per_depth) {
   if (phase.unfreeze_every_epochs > 0) {
     trainable_.insert(phase.trainable.back());
   } else {
@@ -194,7 +202,7 @@ std::vector<core::ParameterGroup> ClassificationTask::unfreeze(const std::string
 }
 
 torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
-  const auto supervised = classifier_->head().loss(classifier_->forward(batch.inputs), batch.labels);
+  const auto supervised = classifier_->head().loss(classifier_->forward(labelled_inputs(batch)), batch.labels);
   if (!batch.unlabelled.defined()) return supervised;
   TORCH_CHECK(semi_supervised_, "a batch with unlabelled rows reached a phase that is not semi-supervised");
   torch::Tensor cost;
@@ -219,6 +227,15 @@ torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::
   // A rank whose share of a short last batch is empty holds a stand-in row weighted 0.
   if (batch.unlabelled_scale > 0) metrics.add("unlabelled_cost", cost.item<double>(), static_cast<double>(batch.unlabelled.size(0)));
   return supervised + batch.unlabelled_scale * cost;
+}
+
+torch::Tensor ClassificationTask::labelled_inputs(const core::Batch& batch) const {
+  if (!augment_) return batch.inputs;
+  if (!batch.unlabelled.defined()) return augment_images(batch.inputs, image_shape_, *augment_);
+  // A semi-supervised step's labelled rows are whole on every rank (its unlabelled ones are shared
+  // out): each rank draws them as one process does, from the first row.
+  core::BatchRowOffset whole_batch(0);
+  return augment_images(batch.inputs, image_shape_, *augment_);
 }
 
 torch::Tensor ClassificationTask::validation_loss(const core::Batch& batch, core::MetricSums& metrics) {
@@ -251,9 +268,15 @@ namespace {
 // One fine-tuning phase: its trainable blocks set when it starts, its own batch order.
 class PhaseStage : public core::Stage {
  public:
-  PhaseStage(Classifier classifier, const PhaseConfig& phase, std::size_t index, const core::BatchSource& train,
-             const core::BatchSource* validation, const core::BatchSource* unlabelled)
-      : classifier_(std::move(classifier)), phase_(phase), index_(index), train_(train), validation_(validation), unlabelled_(unlabelled) {}
+  PhaseStage(Classifier classifier, const PhaseConfig& phase, std::size_t index, const std::optional<AugmentConfig>& augment,
+             const core::BatchSource& train, const core::BatchSource* validation, const core::BatchSource* unlabelled)
+      : classifier_(std::move(classifier)),
+        phase_(phase),
+        index_(index),
+        augment_(augment),
+        train_(train),
+        validation_(validation),
+        unlabelled_(unlabelled) {}
 
   std::string name() const override { return "finetune/" + phase_.name; }
   const core::TrainConfig& config() const override { return phase_.train; }
@@ -263,7 +286,7 @@ class PhaseStage : public core::Stage {
   const core::BatchSource* validation() const override { return validation_; }
 
   void prepare(const core::StageContext& context) override {
-    task_.emplace(classifier_, phase_);
+    task_.emplace(classifier_, phase_, augment_, train_.data().example_shape());
     core::BatchSource labelled(train_.data(), train_.indices(), train_.scaler(), phase_.train.batch_size, true,
                                core::stream_seed(context.seed, core::RandomStream::kFinetunePhase, index_));
     if (!phase_.semi_supervised) {
@@ -294,6 +317,7 @@ class PhaseStage : public core::Stage {
   Classifier classifier_;
   const PhaseConfig& phase_;
   std::size_t index_;
+  const std::optional<AugmentConfig>& augment_;
   const core::BatchSource& train_;
   const core::BatchSource* validation_;
   const core::BatchSource* unlabelled_;
@@ -309,7 +333,7 @@ std::map<std::string, core::Metrics> finetune(Classifier& classifier, const Fine
                                               const core::BatchSource* unlabelled) {
   std::map<std::string, core::Metrics> results;
   for (std::size_t i = 0; i < config.phases.size(); ++i) {
-    PhaseStage stage(classifier, config.phases[i], i, train, validation, unlabelled);
+    PhaseStage stage(classifier, config.phases[i], i, config.augment, train, validation, unlabelled);
     if (auto metrics = core::run_stage(stage, context)) results[stage.name()] = *metrics;
   }
   return results;

@@ -155,7 +155,7 @@ TEST(Experiment, ALadderNetworkTrainsInASemiSupervisedPhaseAndIsSavedAndPredicte
                     "input and each layer");
 }
 
-TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeAndListsTheFilesItLeftOut) {
+TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeWithMovedAndMirroredImagesAndListsTheFilesItLeftOut) {
   encore::testing::TempDir dir;
   const auto components = finetune::builtin_components();
   encore::testing::write_toy_image_folder(dir / "train", 3, 12, 8, 3);
@@ -172,7 +172,9 @@ TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeAndListsTh
   // No image shape in the model: it takes the data's 3 x 8 x 8.
   json["model"] = {{"type", "convolutional_autoencoder"}, {"channels", {4}}, {"pooling", {2}}};
   json["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 8}}}};
-  json["finetune"] = {{"head", {{"type", "softmax"}}}, {"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 8}}}}};
+  json["finetune"] = {{"head", {{"type", "softmax"}}},
+                      {"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 8}}}},
+                      {"augment", {{"shift", 1}, {"flip", true}}}};
   const auto config = finetune::parse_experiment(json, components);
   std::ostringstream log;
   auto options = run_options(dir / "run", log);
@@ -189,6 +191,13 @@ TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeAndListsTh
   const auto test = core::load_data(config.data).test;
   const auto [scores, predictions] = finetune::predict(loaded, test->features.reshape({test->size(), -1}));
   EXPECT_DOUBLE_EQ(predictions.eq(test->labels).to(torch::kFloat64).mean().item<double>(), summary["test"]["accuracy"].get<double>());
+
+  // A shift as large as the images is refused before anything is written.
+  json["finetune"]["augment"]["shift"] = 8;
+  options.run_dir = dir / "shifted_out";
+  EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
+                    "config error at /finetune/augment/shift: must be smaller than the images' shorter side (8 pixels), got 8");
+  EXPECT_FALSE(std::filesystem::exists(options.run_dir));
 
   // The decoded shape is required, and checked where it is read.
   json["data"].erase("height");

@@ -119,6 +119,14 @@ torch::Tensor gaussian_noise_like(const torch::Tensor& x) {
   return (torch::sqrt(-2.0 * torch::log(u1)) * torch::cos(2.0 * M_PI * u2)).to(x.scalar_type()).view(x.sizes());
 }
 
+torch::Tensor uniform_noise_like(const torch::Tensor& x) {
+  // The hashes' top 24 bits: exact in float32 too, so no value rounds up to 1.
+  constexpr double kTwoTo24 = 16777216.0;
+  return (element_hashes(x.numel(), x.options(), noise_seed(), first_element_of(x)).bitwise_right_shift(8).to(torch::kFloat64) / kTwoTo24)
+      .to(x.scalar_type())
+      .view(x.sizes());
+}
+
 namespace {
 
 // A block must be worth waking a thread for.

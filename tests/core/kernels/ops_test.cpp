@@ -52,6 +52,19 @@ TEST(MaskingNoise, KeepsTheGradientPathForInputsThatNeedIt) {
   EXPECT_TRUE(((x.grad() == 0) | (x.grad() == 1)).all().item<bool>());
 }
 
+// `noise_like` draws the same noise after the same seed, other noise on the next call, and a
+// data-parallel rank holding rows 50.. of the batch draws the noise one process draws there.
+void expect_follows_the_seed_and_row_offset(torch::Tensor (*noise_like)(const torch::Tensor&), const torch::Tensor& x, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto noise = noise_like(x);
+  EXPECT_FALSE(torch::equal(noise_like(x), noise));
+  torch::manual_seed(seed);
+  EXPECT_TRUE(bitwise_equal(noise_like(x), noise));
+  torch::manual_seed(seed);
+  BatchRowOffset offset(50);
+  EXPECT_TRUE(bitwise_equal(noise_like(x.narrow(0, 50, 30)), noise.narrow(0, 50, 30)));
+}
+
 TEST(GaussianNoise, IsStandardNormalFollowsTheSeedAndGivesARankItsRowsOfTheGlobalBatch) {
   const auto x = torch::zeros({200, 1000});
   torch::manual_seed(3);
@@ -61,13 +74,20 @@ TEST(GaussianNoise, IsStandardNormalFollowsTheSeedAndGivesARankItsRowsOfTheGloba
   EXPECT_NEAR(noise.std().item<double>(), 1.0, 0.01);
   // Its tails: about 4.55% of a standard normal lies beyond two deviations.
   EXPECT_NEAR((noise.abs() > 2).to(torch::kFloat64).mean().item<double>(), 0.0455, 0.002);
-  torch::manual_seed(3);
-  EXPECT_TRUE(bitwise_equal(gaussian_noise_like(x), noise));
-  EXPECT_FALSE(torch::equal(gaussian_noise_like(x), noise));
-  // A data-parallel rank holding rows 50.. of the batch draws the noise one process draws there.
-  torch::manual_seed(3);
-  BatchRowOffset offset(50);
-  EXPECT_TRUE(bitwise_equal(gaussian_noise_like(x.narrow(0, 50, 30)), noise.narrow(0, 50, 30)));
+  expect_follows_the_seed_and_row_offset(gaussian_noise_like, x, 3);
+}
+
+TEST(UniformNoise, FillsTheUnitIntervalEvenlyBelowOneFollowsTheSeedAndGivesARankItsRowsOfTheGlobalBatch) {
+  const auto x = torch::zeros({200, 1000});
+  torch::manual_seed(5);
+  const auto noise = uniform_noise_like(x);
+  EXPECT_EQ(noise.sizes(), x.sizes());
+  EXPECT_GE(noise.min().item<float>(), 0.0F);
+  EXPECT_LT(noise.max().item<float>(), 1.0F);
+  // Each tenth of the interval holds a tenth of the draws.
+  const auto tenths = torch::histc(noise, 10, 0, 1) / static_cast<double>(noise.numel());
+  EXPECT_LT((tenths - 0.1).abs().max().item<double>(), 0.002);
+  expect_follows_the_seed_and_row_offset(uniform_noise_like, x, 5);
 }
 
 TEST(OwnedRows, EachBlockRunsOnItsOwnThreadAndTheBlocksCoverEveryRowOnce) {

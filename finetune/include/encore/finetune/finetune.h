@@ -12,6 +12,7 @@
 #include "encore/core/stage.h"
 #include "encore/core/train_section.h"
 #include "encore/core/trainer.h"
+#include "encore/finetune/augment.h"
 #include "encore/finetune/classifier.h"
 #include "encore/finetune/heads.h"
 #include "encore/models/pretrain.h"
@@ -100,6 +101,8 @@ struct FinetuneConfig {
   bool allow_partial_load = false;
   /// Phases run in order (one default phase when the config gives none).
   std::vector<PhaseConfig> phases;
+  /// Moves and mirrors of the labelled training images in every phase; absent: none.
+  std::optional<AugmentConfig> augment;
 };
 
 /// Reads the `finetune` section.
@@ -121,8 +124,10 @@ void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierI
 /// "train/unlabelled_cost"); validation adds "accuracy".
 class ClassificationTask : public core::TrainTask {
  public:
-  /// Trains `classifier` as `phase` says.
-  ClassificationTask(Classifier classifier, const PhaseConfig& phase);
+  /// Trains `classifier` as `phase` says, its labelled images (of `image_shape`) augmented as
+  /// `augment` says where given.
+  ClassificationTask(Classifier classifier, const PhaseConfig& phase, std::optional<AugmentConfig> augment = std::nullopt,
+                     std::vector<std::int64_t> image_shape = {});
   torch::nn::Module& module() override { return *classifier_; }
   std::vector<core::ParameterGroup> parameter_groups() override;
   torch::Tensor training_loss(const core::Batch& batch, core::MetricSums& metrics) override;
@@ -136,8 +141,13 @@ class ClassificationTask : public core::TrainTask {
 
  private:
   std::vector<core::ParameterGroup> groups_of(const std::set<std::string>& blocks) const;
+  // The labelled rows of `batch`, augmented where the fine-tuning says so.
+  torch::Tensor labelled_inputs(const core::Batch& batch) const;
+
   Classifier classifier_;
   std::optional<SemiSupervisedConfig> semi_supervised_;
+  std::optional<AugmentConfig> augment_;
+  std::vector<std::int64_t> image_shape_;
   double lr_decay_per_depth_;
   std::set<std::string> trainable_;
 };

@@ -36,6 +36,9 @@ torch::Tensor masking_noise(const torch::Tensor& x, double level);
 /// (BatchRowOffset), so data-parallel ranks draw what one process draws for their rows.
 torch::Tensor gaussian_noise_like(const torch::Tensor& x);
 
+/// Noise uniform in [0, 1) shaped as x (its dtype and device), keyed as gaussian_noise_like's.
+torch::Tensor uniform_noise_like(const torch::Tensor& x);
+
 /// While alive, the rows of the batches this thread masks are rows `first_row`, `first_row + 1`, ...
 /// of a larger batch: a data-parallel rank holding rows [first_row, ...) of the global batch draws
 /// the masks one process would draw for those rows (and ranks do not repeat each other's masks).

@@ -1,0 +1,53 @@
+#include "encore/finetune/augment.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "encore/core/config.h"
+#include "encore/core/ops.h"
+#include "encore/models/pictures.h"
+
+namespace encore::finetune {
+
+void AugmentConfig::check() const {
+  if (shift == 0 && !flip) throw core::OptionError("shift", "augments nothing: give a shift > 0 or flip true (or leave augment out)");
+}
+
+torch::Tensor augment_images(const torch::Tensor& rows, const std::vector<std::int64_t>& image_shape, const AugmentConfig& config) {
+  const auto batch = rows.size(0);
+  const auto channels = image_shape.size() == 3 ? image_shape.front() : 1;
+  const auto height = image_shape[image_shape.size() - 2];
+  const auto width = image_shape.back();
+  TORCH_CHECK(rows.dim() == 2 && rows.size(1) == channels * height * width, "rows of ", rows.size(1), " features are not images of shape ",
+              fmt::format("{}", image_shape));
+  // Three draws per row: the move down, the move across, whether to mirror.
+  const auto draws = core::uniform_noise_like(torch::empty({batch, 3}, rows.options().dtype(torch::kFloat64)));
+  const auto moves = (draws.narrow(1, 0, 2) * static_cast<double>(2 * config.shift + 1)).floor().to(torch::kInt64) - config.shift;
+  const auto index_options = rows.options().dtype(torch::kInt64);
+  // Output pixel (y, x) takes the (mirrored) image's pixel (y - down, x - across), clamped into it.
+  const auto source_rows = (torch::arange(height, index_options).unsqueeze(0) - moves.select(1, 0).unsqueeze(1)).clamp(0, height - 1);
+  auto source_columns = (torch::arange(width, index_options).unsqueeze(0) - moves.select(1, 1).unsqueeze(1)).clamp(0, width - 1);
+  if (config.flip) source_columns = torch::where(draws.select(1, 2).lt(0.5).unsqueeze(1), width - 1 - source_columns, source_columns);
+  const auto pixels = (source_rows.unsqueeze(2) * width + source_columns.unsqueeze(1)).view({batch, 1, height * width});
+  return rows.view({batch, channels, height * width}).gather(2, pixels.expand({batch, channels, height * width})).view({batch, -1});
+}
+
+void check_augment_fits_data(const AugmentConfig& config, const std::vector<std::int64_t>& example_shape) {
+  if (!models::is_image_shape(example_shape)) {
+    throw core::ConfigError("/finetune/augment",
+                            fmt::format("moves and mirrors images, but the data's examples have shape [{}], not [height, "
+                                        "width] or [1 or 3, height, width] (image data: IDX or an image_folder)",
+                                        fmt::join(example_shape, ", ")));
+  }
+  const auto side = std::min(example_shape[example_shape.size() - 2], example_shape.back());
+  if (config.shift >= side) {
+    throw core::ConfigError("/finetune/augment/shift",
+                            fmt::format("must be smaller than the images' shorter side ({} pixels), got {}", side, config.shift));
+  }
+}
+
+}  // namespace encore::finetune
