@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "encore/core/ops.h"
 #include "encore/finetune/classifier.h"
 #include "encore/models/model.h"
 #include "encore/models/pretrain.h"
@@ -254,6 +255,28 @@ TEST(Finetune, BatchNormRunningStatisticsInAFrozenBlockDoNotMove) {
   config.phases = {phase({"encoder", "head"}, 1)};
   finetune::finetune(classifier, config, train, &validation, context);
   EXPECT_FALSE(encore::testing::bitwise_equal(autoencoder->norm->running_mean, mean_before));
+}
+
+TEST(Finetune, TheAugmentedLabelledRowsOfASemiSupervisedStepAreDrawnAlikeOnEveryRank) {
+  const auto data = labelled_data();
+  auto classifier = stacked_classifier();
+  auto p = phase({"encoder", "head"}, 1);
+  p.semi_supervised = finetune::SemiSupervisedConfig{};
+  core::Batch batch;
+  batch.inputs = data.features.narrow(0, 0, 16);
+  batch.labels = data.labels.narrow(0, 0, 16);
+  batch.unlabelled = data.features.narrow(0, 16, 8);
+  // The 12 features as 3 x 4 images; the stack has no corruption, so only the moves draw noise.
+  const auto loss_at = [&](std::optional<finetune::AugmentConfig> augment, std::int64_t rank_first_row) {
+    finetune::ClassificationTask task(classifier, p, augment, {3, 4});
+    core::MetricSums metrics;
+    torch::manual_seed(9);
+    core::BatchRowOffset rank_rows(rank_first_row);
+    return task.training_loss(batch, metrics).item<double>();
+  };
+  const double first_rank = loss_at(finetune::AugmentConfig{1, true}, 0);
+  EXPECT_EQ(loss_at(finetune::AugmentConfig{1, true}, 4), first_rank);
+  EXPECT_NE(loss_at(std::nullopt, 0), first_rank);
 }
 
 TEST(Finetune, GradualUnfreezingAddsOneBlockEveryNEpochs) {
