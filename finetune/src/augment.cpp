@@ -19,9 +19,7 @@ void AugmentConfig::check() const {
 
 torch::Tensor augment_images(const torch::Tensor& rows, const std::vector<std::int64_t>& image_shape, const AugmentConfig& config) {
   const auto batch = rows.size(0);
-  const auto channels = image_shape.size() == 3 ? image_shape.front() : 1;
-  const auto height = image_shape[image_shape.size() - 2];
-  const auto width = image_shape.back();
+  const auto [channels, height, width] = models::image_dims(image_shape);
   TORCH_CHECK(rows.dim() == 2 && rows.size(1) == channels * height * width, "rows of ", rows.size(1), " features are not images of shape ",
               fmt::format("{}", image_shape));
   // Three draws per row: the move down, the move across, whether to mirror.
@@ -43,7 +41,8 @@ void check_augment_fits_data(const AugmentConfig& config, const std::vector<std:
                                         "width] or [1 or 3, height, width] (image data: IDX or an image_folder)",
                                         fmt::join(example_shape, ", ")));
   }
-  const auto side = std::min(example_shape[example_shape.size() - 2], example_shape.back());
+  const auto image = models::image_dims(example_shape);
+  const auto side = std::min(image.height, image.width);
   if (config.shift >= side) {
     throw core::ConfigError("/finetune/augment/shift",
                             fmt::format("must be smaller than the images' shorter side ({} pixels), got {}", side, config.shift));

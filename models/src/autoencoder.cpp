@@ -265,8 +265,7 @@ torch::Tensor StackedAutoencoderImpl::input_filters(const std::vector<std::int64
   const auto& weight = layers_.front()->encoder_weight;
   // A dense unit's weights over a grey [H, W] or [1, H, W], or a colour [3, H, W], image are an image.
   if (!is_image_shape(example_shape)) return {};
-  const auto channels = example_shape.size() == 3 ? example_shape[0] : 1;
-  const auto height = example_shape[example_shape.size() - 2], width = example_shape.back();
+  const auto [channels, height, width] = image_dims(example_shape);
   if (channels * height * width != weight.size(1)) return {};
   return weight.detach().reshape({weight.size(0), channels, height, width});
 }

@@ -19,12 +19,17 @@ bool is_image_shape(const std::vector<std::int64_t>& example_shape) {
   return example_shape.size() == 2 || (example_shape.size() == 3 && (example_shape[0] == 1 || example_shape[0] == 3));
 }
 
+ImageDims image_dims(const std::vector<std::int64_t>& example_shape) {
+  TORCH_CHECK(is_image_shape(example_shape), "the examples are not grey or colour images");
+  return {example_shape.size() == 3 ? example_shape.front() : 1, example_shape[example_shape.size() - 2], example_shape.back()};
+}
+
 void write_examples_png(const std::filesystem::path& file, const torch::Tensor& examples, const std::vector<std::int64_t>& example_shape,
                         std::int64_t columns, std::int64_t scale) {
   if (!is_image_shape(example_shape)) throw std::invalid_argument("the examples are not grey or colour images");
-  const bool colour = example_shape.size() == 3 && example_shape[0] == 3;
+  const auto [channels, height, width] = image_dims(example_shape);
+  const bool colour = channels == 3;
   const auto n = examples.size(0);
-  const auto height = example_shape[example_shape.size() - 2], width = example_shape.back();
   auto tiles = colour ? examples.reshape({n, 3, height, width}).permute({0, 2, 3, 1}) : examples.reshape({n, height, width});
   const bool unit_range = examples.min().item<float>() >= 0 && examples.max().item<float>() <= 1;
   core::write_png(file, core::image_grid(tiles, columns, 1, !unit_range), scale);

@@ -13,6 +13,19 @@ namespace encore::models {
 /// Whether examples of `example_shape` are pictures: [H, W] or [1 or 3, H, W].
 bool is_image_shape(const std::vector<std::int64_t>& example_shape);
 
+/// The sides of an image example.
+struct ImageDims {
+  /// 1 (grey) or 3 (colour).
+  std::int64_t channels;
+  /// Rows of pixels.
+  std::int64_t height;
+  /// Pixels per row.
+  std::int64_t width;
+};
+
+/// The channels, height and width of examples of an image shape ([H, W]: one channel).
+ImageDims image_dims(const std::vector<std::int64_t>& example_shape);
+
 /// Writes flat examples [N, D] as a grid of `columns` columns of images of `example_shape` ([H, W]
 /// grey, [1, H, W] grey or [3, H, W] colour), drawn `scale` times: examples within [0, 1] as they
 /// are, others each stretched to its own range. Throws std::invalid_argument where the examples
