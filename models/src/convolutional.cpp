@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -173,14 +174,27 @@ void ConvolutionalAutoencoderImpl::pretty_print(std::ostream& stream) const {
   stream << ")";
 }
 
-torch::Tensor ConvolutionalAutoencoderImpl::feature_maps(const torch::Tensor& x) {
+torch::Tensor ConvolutionalAutoencoderImpl::images_of(const torch::Tensor& x) const {
   const auto shape = options.image_shape();
-  auto h = x.view({x.size(0), shape[0], shape[1], shape[2]});
-  for (std::size_t k = 0; k < encoder_.size(); ++k) {
-    h = core::activate(options.activation(), encoder_[k]->forward(h));
-    const auto pool = per_block(options.pooling(), k);
-    if (pool > 1) h = torch::max_pool2d(h, {pool, pool});
-  }
+  return x.view({x.size(0), shape[0], shape[1], shape[2]});
+}
+
+torch::Tensor ConvolutionalAutoencoderImpl::encode_block(std::size_t k, const torch::Tensor& maps) {
+  auto h = core::activate(options.activation(), encoder_[k]->forward(maps));
+  const auto pool = per_block(options.pooling(), k);
+  return pool > 1 ? torch::max_pool2d(h, {pool, pool}) : h;
+}
+
+torch::Tensor ConvolutionalAutoencoderImpl::decode_block(std::size_t k, torch::Tensor maps) {
+  const auto& sizes = sizes_[k];
+  maps = resize_nearest(maps, sizes.convolved);
+  if (options.decoder() == ConvolutionalDecoder::kUpsample) maps = resize_nearest(maps, sizes.input);
+  return core::activate(k == 0 ? options.output_activation() : options.activation(), decoder_[k]->forward(maps, sizes.input));
+}
+
+torch::Tensor ConvolutionalAutoencoderImpl::feature_maps(const torch::Tensor& x) {
+  auto h = images_of(x);
+  for (std::size_t k = 0; k < encoder_.size(); ++k) h = encode_block(k, h);
   return h;
 }
 
@@ -193,21 +207,17 @@ torch::Tensor ConvolutionalAutoencoderImpl::code_of_maps(const torch::Tensor& ma
 torch::Tensor ConvolutionalAutoencoderImpl::encode(const torch::Tensor& x) { return code_of_maps(feature_maps(x)); }
 
 torch::Tensor ConvolutionalAutoencoderImpl::decode_maps(torch::Tensor h) {
-  const bool upsample = options.decoder() == ConvolutionalDecoder::kUpsample;
-  for (auto k = decoder_.size(); k-- > 0;) {
-    const auto& sizes = sizes_[k];
-    h = resize_nearest(h, sizes.convolved);
-    if (upsample) h = resize_nearest(h, sizes.input);
-    h = core::activate(k == 0 ? options.output_activation() : options.activation(), decoder_[k]->forward(h, sizes.input));
-  }
+  for (auto k = decoder_.size(); k-- > 0;) h = decode_block(k, h);
   return h;
+}
+
+torch::Tensor ConvolutionalAutoencoderImpl::uncode(const torch::Tensor& z) {
+  return core::activate(options.activation(), uncode_->forward(z));
 }
 
 torch::Tensor ConvolutionalAutoencoderImpl::decode_latent(const torch::Tensor& z) {
   TORCH_CHECK(uncode_, "decode_latent: this convolutional autoencoder has no dense code (code_dim 0)");
-  const auto maps =
-      core::activate(options.activation(), uncode_->forward(z)).view({z.size(0), top_shape_[0], top_shape_[1], top_shape_[2]});
-  return decode_maps(maps).flatten(1);
+  return decode_maps(uncode(z).view({z.size(0), top_shape_[0], top_shape_[1], top_shape_[2]})).flatten(1);
 }
 
 torch::Tensor ConvolutionalAutoencoderImpl::forward(const torch::Tensor& x) {
@@ -223,6 +233,75 @@ EndToEndObjective ConvolutionalAutoencoderImpl::end_to_end_objective(const torch
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), x) : x;
   return variational_objective(
       latent_->forward(feature_maps(input).flatten(1)), x, loss, [this](const torch::Tensor& z) { return decode_latent(z); }, kl_weight);
+}
+
+int ConvolutionalAutoencoderImpl::greedy_blocks() const { return static_cast<int>(encoder_.size()) + (options.code_dim() > 0 ? 1 : 0); }
+
+std::vector<torch::Tensor> ConvolutionalAutoencoderImpl::greedy_block_parameters(int block) {
+  TORCH_CHECK(block >= 0 && block < greedy_blocks(), "greedy block ", block, " is not one of the model's ", greedy_blocks());
+  const auto k = static_cast<std::size_t>(block);
+  auto parameters = k < encoder_.size() ? encoder_[k]->parameters() : (latent_ ? latent_->parameters() : code_->parameters());
+  for (const auto& p : (k < encoder_.size() ? decoder_[k]->parameters() : uncode_->parameters())) parameters.push_back(p);
+  return parameters;
+}
+
+namespace {
+
+// Holds modules in eval mode (batch normalisation with its running statistics, left unchanged)
+// and gives them back their mode.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(std::vector<std::shared_ptr<torch::nn::Module>> modules) : modules_(std::move(modules)) {
+    for (const auto& m : modules_) {
+      was_training_.push_back(m->is_training());
+      m->eval();
+    }
+  }
+  ~EvalModeGuard() {
+    for (std::size_t i = 0; i < modules_.size(); ++i) modules_[i]->train(was_training_[i]);
+  }
+  EvalModeGuard(const EvalModeGuard&) = delete;
+  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
+
+ private:
+  std::vector<std::shared_ptr<torch::nn::Module>> modules_;
+  std::vector<bool> was_training_;
+};
+
+}  // namespace
+
+EndToEndObjective ConvolutionalAutoencoderImpl::greedy_block_objective(const torch::Tensor& x, int block, ReconstructionLoss loss) {
+  TORCH_CHECK(block >= 0 && block < greedy_blocks(), "greedy block ", block, " is not one of the model's ", greedy_blocks());
+  const auto k = static_cast<std::size_t>(block);
+  // The block's input: the maps of the frozen blocks below, as they encode for the layers above
+  // (their batch normalisation in eval mode), without gradients.
+  torch::Tensor target;
+  {
+    torch::NoGradGuard no_grad;
+    const auto below = std::min(k, encoder_.size());
+    std::vector<std::shared_ptr<torch::nn::Module>> frozen;
+    for (std::size_t i = 0; i < below; ++i) frozen.push_back(encoder_[i].ptr());
+    const EvalModeGuard eval(frozen);
+    target = images_of(x);
+    for (std::size_t i = 0; i < below; ++i) target = encode_block(i, target);
+  }
+  const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), target) : target;
+  if (k == encoder_.size()) {
+    // The dense code layer reconstructs the flattened top maps, which the activation keeps in its range: MSE.
+    const auto flat = target.flatten(1);
+    if (latent_) {
+      const double kl_weight = KlSchedule{options.kl_weight(), options.kl_warmup_steps()}.next(training_steps_, is_training());
+      return variational_objective(
+          latent_->forward(input.flatten(1)), flat, ReconstructionLoss::kMse, [this](const torch::Tensor& z) { return uncode(z); },
+          kl_weight);
+    }
+    const auto reconstruction = reconstruction_loss(ReconstructionLoss::kMse, uncode(code_of_maps(input)), flat);
+    return {reconstruction, {{"reconstruction", reconstruction}}};
+  }
+  // Inner blocks reconstruct activations, not pixels: only the first is scored with `loss`.
+  const auto reconstruction =
+      reconstruction_loss(k == 0 ? loss : ReconstructionLoss::kMse, decode_block(k, encode_block(k, input)), target);
+  return {reconstruction, {{"reconstruction", reconstruction}}};
 }
 
 std::int64_t ConvolutionalAutoencoderImpl::code_dim() const {

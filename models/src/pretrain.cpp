@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 
 #include "encore/core/random.h"
@@ -68,15 +69,21 @@ void check_pretrain_fits_model(const PretrainConfig& c, AutoencoderModel& model)
                                                           c.mode));
   }
   if (!c.runs_greedy()) return;
-  const auto depth = model.greedy_layers().size();
+  const auto depth = greedy_depth(model);
   if (depth == 0) {
-    throw core::ConfigError("/pretrain/mode",
-                            fmt::format("\"{}\" needs a model with greedy layers; this model trains only \"end_to_end\"", c.mode));
+    throw core::ConfigError("/pretrain/mode", fmt::format("\"{}\" needs a model with greedy layers or blocks; this model trains only "
+                                                          "\"end_to_end\"",
+                                                          c.mode));
   }
   if (!c.greedy_layers.empty() && c.greedy_layers.size() != depth) {
-    throw core::ConfigError("/pretrain/greedy/layers",
-                            fmt::format("has {} entries, but the model has {} layers", c.greedy_layers.size(), depth));
+    throw core::ConfigError("/pretrain/greedy/layers", fmt::format("has {} entries, but the model has {} greedy {}", c.greedy_layers.size(),
+                                                                   depth, model.greedy_layers().empty() ? "blocks" : "layers"));
   }
+}
+
+std::size_t greedy_depth(AutoencoderModel& model) {
+  const auto layers = model.greedy_layers().size();
+  return layers > 0 ? layers : static_cast<std::size_t>(model.greedy_blocks());
 }
 
 ReconstructionLoss greedy_layer_loss(const AutoencoderLayerImpl& layer, bool first_layer, ReconstructionLoss configured) {
@@ -130,6 +137,28 @@ torch::Tensor GreedyLayerTask::validation_loss(const core::Batch& batch, core::M
   return layer_loss(batch, metrics, true);
 }
 
+namespace {
+
+// An objective's total, its parts reported as metrics where they are not trained on (validation).
+torch::Tensor loss_of(const EndToEndObjective& objective, const core::Batch& batch, core::MetricSums& metrics) {
+  if (!torch::GradMode::is_enabled()) {
+    for (const auto& [name, value] : objective.parts) metrics.add(name, value.item<double>(), static_cast<double>(batch.size()));
+  }
+  return objective.total;
+}
+
+}  // namespace
+
+GreedyBlockTask::GreedyBlockTask(std::shared_ptr<AutoencoderModel> model, int block, ReconstructionLoss loss)
+    : model_(std::move(model)), block_(block), loss_(loss) {
+  TORCH_CHECK(block >= 0 && block < model_->greedy_blocks(), "block ", block, " is not one of the model's ", model_->greedy_blocks(),
+              " greedy blocks");
+}
+
+torch::Tensor GreedyBlockTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
+  return loss_of(model_->greedy_block_objective(batch.inputs, block_, loss_), batch, metrics);
+}
+
 EndToEndTask::EndToEndTask(std::shared_ptr<AutoencoderModel> model, ReconstructionLoss loss) : model_(std::move(model)), loss_(loss) {}
 
 EndToEndObjective AutoencoderModel::end_to_end_objective(const torch::Tensor& x, ReconstructionLoss loss) {
@@ -138,11 +167,7 @@ EndToEndObjective AutoencoderModel::end_to_end_objective(const torch::Tensor& x,
 }
 
 torch::Tensor EndToEndTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
-  auto objective = model_->end_to_end_objective(batch.inputs, loss_);
-  if (!torch::GradMode::is_enabled()) {
-    for (const auto& [name, value] : objective.parts) metrics.add(name, value.item<double>(), static_cast<double>(batch.size()));
-  }
-  return objective.total;
+  return loss_of(model_->end_to_end_objective(batch.inputs, loss_), batch, metrics);
 }
 
 core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& source, torch::Device device) {
@@ -172,6 +197,7 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
 namespace {
 
 std::string greedy_stage_name(std::size_t layer) { return fmt::format("pretrain/layer{}", layer); }
+std::string greedy_block_stage_name(std::size_t block) { return fmt::format("pretrain/block{}", block); }
 const char* const kEndToEndStage = "pretrain/end_to_end";
 
 // Greedy layer k: learns to reconstruct the codes of the frozen layers below (the data itself for
@@ -237,33 +263,47 @@ class GreedyLayerStage : public core::Stage {
   std::optional<GreedyLayerTask> task_;
 };
 
-// The whole stack learns to reconstruct its input.
-class EndToEndStage : public core::Stage {
+// A stage that trains on the pretraining rows themselves, reshuffled every epoch from its own
+// random stream: a greedy block (its task runs the frozen blocks below on every batch), or the
+// whole model end to end.
+class RowsStage : public core::Stage {
  public:
-  EndToEndStage(std::shared_ptr<AutoencoderModel> model, const PretrainConfig& config, const core::BatchSource& train,
-                const core::BatchSource* validation)
-      : model_(std::move(model)), config_(config), train_(train), validation_(validation) {}
+  RowsStage(std::string name, const core::TrainConfig& config, core::RandomStream stream, std::size_t stream_index,
+            std::shared_ptr<AutoencoderModel> model, std::function<std::unique_ptr<core::TrainTask>()> make_task,
+            const core::BatchSource& train, const core::BatchSource* validation)
+      : name_(std::move(name)),
+        config_(config),
+        stream_(stream),
+        stream_index_(stream_index),
+        model_(std::move(model)),
+        make_task_(std::move(make_task)),
+        train_(train),
+        validation_(validation) {}
 
-  std::string name() const override { return kEndToEndStage; }
-  const core::TrainConfig& config() const override { return config_.end_to_end; }
+  std::string name() const override { return name_; }
+  const core::TrainConfig& config() const override { return config_; }
   torch::nn::Module& module() override { return model_->module(); }
   core::TrainTask& task() override { return *task_; }
   const core::BatchSource& train() const override { return *stage_train_; }
   const core::BatchSource* validation() const override { return validation_; }
 
   void prepare(const core::StageContext& context) override {
-    stage_train_.emplace(train_.data(), train_.indices(), train_.scaler(), config().batch_size, true,
-                         core::stream_seed(context.seed, core::RandomStream::kEndToEnd));
-    task_.emplace(model_, config_.loss);
+    stage_train_.emplace(train_.data(), train_.indices(), train_.scaler(), config_.batch_size, true,
+                         core::stream_seed(context.seed, stream_, stream_index_));
+    task_ = make_task_();
   }
 
  private:
+  std::string name_;
+  const core::TrainConfig& config_;
+  core::RandomStream stream_;
+  std::size_t stream_index_;
   std::shared_ptr<AutoencoderModel> model_;
-  const PretrainConfig& config_;
+  std::function<std::unique_ptr<core::TrainTask>()> make_task_;
   const core::BatchSource& train_;
   const core::BatchSource* validation_;
   std::optional<core::BatchSource> stage_train_;
-  std::optional<EndToEndTask> task_;
+  std::unique_ptr<core::TrainTask> task_;
 };
 
 }  // namespace
@@ -271,7 +311,8 @@ class EndToEndStage : public core::Stage {
 std::vector<std::string> pretrain_stage_names(const PretrainConfig& config, AutoencoderModel& model) {
   std::vector<std::string> names;
   if (config.runs_greedy()) {
-    for (std::size_t k = 0; k < model.greedy_layers().size(); ++k) names.push_back(greedy_stage_name(k));
+    const bool blocks = model.greedy_layers().empty();
+    for (std::size_t k = 0; k < greedy_depth(model); ++k) names.push_back(blocks ? greedy_block_stage_name(k) : greedy_stage_name(k));
   }
   if (config.runs_end_to_end()) names.push_back(kEndToEndStage);
   return names;
@@ -283,11 +324,24 @@ std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderM
   check_pretrain_fits_model(config, *model);
   std::vector<std::unique_ptr<core::Stage>> stages;
   if (config.runs_greedy()) {
-    for (std::size_t k = 0; k < model->greedy_layers().size(); ++k) {
-      stages.push_back(std::make_unique<GreedyLayerStage>(model, k, config, train, validation));
+    const bool blocks = model->greedy_layers().empty();
+    for (std::size_t k = 0; k < greedy_depth(*model); ++k) {
+      if (blocks) {
+        const auto make_task = [model, k, loss = config.loss] {
+          return std::make_unique<GreedyBlockTask>(model, static_cast<int>(k), loss);
+        };
+        stages.push_back(std::make_unique<RowsStage>(greedy_block_stage_name(k), config.greedy_layer(k), core::RandomStream::kGreedyLayer,
+                                                     k, model, make_task, train, validation));
+      } else {
+        stages.push_back(std::make_unique<GreedyLayerStage>(model, k, config, train, validation));
+      }
     }
   }
-  if (config.runs_end_to_end()) stages.push_back(std::make_unique<EndToEndStage>(model, config, train, validation));
+  if (config.runs_end_to_end()) {
+    const auto make_task = [model, loss = config.loss] { return std::make_unique<EndToEndTask>(model, loss); };
+    stages.push_back(std::make_unique<RowsStage>(kEndToEndStage, config.end_to_end, core::RandomStream::kEndToEnd, 0, model, make_task,
+                                                 train, validation));
+  }
   std::map<std::string, core::Metrics> results;
   for (auto& stage : stages) {
     if (auto metrics = core::run_stage(*stage, context)) results[stage->name()] = *metrics;

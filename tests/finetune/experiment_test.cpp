@@ -104,11 +104,14 @@ TEST(Experiment, AConvolutionalAutoencoderPretrainsEndToEndFineTunesBlockByBlock
   EXPECT_TRUE(torch::equal(before_buffers["encoder0.norm.running_mean"], after_buffers["encoder0.norm.running_mean"]));
   EXPECT_FALSE(torch::equal(before["encoder1.conv.weight"], after["encoder1.conv.weight"]));
 
-  // Greedy pretraining needs layers; a block name that does not exist lists those that do.
+  // Greedy pretraining trains block by block (its stages are in the summary); a block name that
+  // does not exist lists those that do.
   json["pretrain"]["mode"] = "greedy";
+  json["pretrain"]["greedy"] = {{"epochs", 1}, {"batch_size", 8}};
   options.run_dir = dir / "greedy";
-  EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
-                    "config error at /pretrain/mode: \"greedy\" needs a model with greedy layers");
+  summary = finetune::run_experiment(finetune::parse_experiment(json, components), components, options);
+  EXPECT_TRUE(summary["stages"].contains("pretrain/block0") && summary["stages"].contains("pretrain/block1")) << summary["stages"].dump();
+  EXPECT_FALSE(summary["stages"].contains("pretrain/end_to_end"));
   json["pretrain"]["mode"] = "end_to_end";
   json["finetune"]["phases"][0]["trainable"] = {"encoder.block2", "head"};
   options.run_dir = dir / "no_block2";

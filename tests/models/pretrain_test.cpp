@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "encore/models/convolutional.h"
 #include "encore/models/registry.h"
 #include "support/support.h"
 
@@ -28,11 +29,17 @@ struct StageLosses : core::Callback {
 
 }  // namespace
 
-TEST(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
-  const auto data = image_data();
-  const auto registry = encore::testing::builtin_optimizers();
-  const auto scaler = core::Scaler::fit(core::Scaling::kUnit, data, torch::arange(200));
-  core::BatchSource train(data, torch::arange(160), scaler, 32, true, 1);
+// 160 training and 40 validation rows of image_data().
+class Pretrain : public ::testing::Test {
+ protected:
+  const core::Dataset data = image_data();
+  const core::OptimizerRegistry registry = encore::testing::builtin_optimizers();
+  const core::Scaler scaler = core::Scaler::fit(core::Scaling::kUnit, data, torch::arange(200));
+  core::BatchSource train{data, torch::arange(160), scaler, 32, true, 1};
+  core::BatchSource validation{data, torch::arange(160, 200), scaler, 40, false, 1};
+};
+
+TEST_F(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
   torch::manual_seed(1);
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(36, {16, 8}));
   std::map<std::string, torch::Tensor> layer0_before;
@@ -51,12 +58,7 @@ TEST(Pretrain, GreedyTrainingOfALayerLeavesLowerLayersBitwiseUnchanged) {
   EXPECT_FALSE(encore::testing::bitwise_equal(stack->layer(1)->encoder_weight, layer1_before));
 }
 
-TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
-  const auto data = image_data();
-  const auto registry = encore::testing::builtin_optimizers();
-  const auto scaler = core::Scaler::fit(core::Scaling::kUnit, data, torch::arange(200));
-  core::BatchSource train(data, torch::arange(160), scaler, 32, true, 1);
-  core::BatchSource validation(data, torch::arange(160, 200), scaler, 40, false, 1);
+TEST_F(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
   core::Json j = {{"mode", "greedy_then_end_to_end"},
                   {"greedy", {{"epochs", 4}, {"optimizer", {{"lr", 0.01}}}, {"layers", {core::Json::object(), {{"epochs", 6}}}}}},
                   {"end_to_end", {{"epochs", 4}, {"optimizer", {{"lr", 0.003}}}}}};
@@ -77,13 +79,66 @@ TEST(Pretrain, GreedyThenEndToEndRunsEveryStageAndReconstructionImproves) {
   EXPECT_EQ(recorder->losses.at("pretrain/layer1").size(), 6u);
 }
 
-TEST(Pretrain, PerLayerSettingsMustMatchTheDepth) {
-  const auto registry = encore::testing::builtin_optimizers();
+TEST_F(Pretrain, GreedyTrainingOfAConvolutionalBlockLeavesTheBlocksBelowBitwiseUnchanged) {
+  torch::manual_seed(1);
+  models::ConvolutionalAutoencoder model(models::ConvolutionalAutoencoderOptions(36, {4, 6})
+                                             .pooling({2, 1})
+                                             .batch_norm(true)
+                                             .code_dim(3)
+                                             .corruption(models::Corruption::kMasking)
+                                             .corruption_level(0.2));
+  ASSERT_EQ(model->greedy_blocks(), 3);
+  const auto named = [&] {
+    std::map<std::string, torch::Tensor> state;
+    for (const auto& item : model->named_parameters()) state[item.key()] = item.value().detach().clone();
+    for (const auto& item : model->named_buffers()) state[item.key()] = item.value().clone();
+    return state;
+  };
+  const auto before = named();
+  models::GreedyBlockTask task(model.ptr(), 1, models::ReconstructionLoss::kMse);
+  core::Json j = {{"epochs", 2}};
+  core::Trainer trainer(task, core::parse_train_config(core::JsonReader(j), registry, core::TrainConfig{}), "block1");
+  trainer.fit(train, nullptr);
+  for (const auto& [name, value] : named()) {
+    // Block 1 is encoder1 and decoder1 (their batch statistics move with them); nothing else moves.
+    const bool trained = name.rfind("encoder1.", 0) == 0 || name.rfind("decoder1.", 0) == 0;
+    EXPECT_NE(encore::testing::bitwise_equal(value, before.at(name)), trained) << name;
+  }
+}
+
+TEST_F(Pretrain, GreedyConvolutionalBlocksThenEndToEndRunEveryStageAndEachReconstructionImproves) {
+  core::Json j = {{"mode", "greedy_then_end_to_end"},
+                  {"loss", "bce"},
+                  {"greedy", {{"epochs", 6}, {"optimizer", {{"lr", 0.01}}}}},
+                  {"end_to_end", {{"epochs", 4}, {"optimizer", {{"lr", 0.003}}}}}};
+  const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry);
+  for (const bool variational : {false, true}) {
+    torch::manual_seed(1);
+    models::ConvolutionalAutoencoder model(
+        models::ConvolutionalAutoencoderOptions(36, {4, 6}).pooling({2, 1}).code_dim(3).variational(variational));
+    EXPECT_EQ(models::pretrain_stage_names(config, *model),
+              (std::vector<std::string>{"pretrain/block0", "pretrain/block1", "pretrain/block2", "pretrain/end_to_end"}));
+    auto recorder = std::make_shared<StageLosses>();
+    core::StageContext context;
+    context.attach_callbacks = [&](core::Trainer& t) { t.add_callback(recorder); };
+    const auto results = models::pretrain(model.ptr(), config, train, &validation, context);
+    EXPECT_EQ(results.size(), 4u);
+    for (const auto& [stage, losses] : recorder->losses)
+      EXPECT_LT(losses.back(), losses.front()) << stage << " variational " << variational;
+    // The variational code layer's greedy objective is an ELBO over the top maps: it has a KL term.
+    EXPECT_EQ(results.at("pretrain/block2").count("val/kl"), variational ? 1u : 0u);
+  }
+}
+
+TEST_F(Pretrain, PerLayerSettingsMustMatchTheDepth) {
   core::Json j = {{"greedy", {{"layers", {core::Json::object()}}}}};
   const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry);
   models::StackedAutoencoder stack(models::StackedAutoencoderOptions(10, {6, 4, 2}));
   EXPECT_THROW_WITH(models::check_pretrain_fits_model(config, *stack), core::ConfigError,
-                    "config error at /pretrain/greedy/layers: has 1 entries, but the model has 3 layers");
+                    "config error at /pretrain/greedy/layers: has 1 entries, but the model has 3 greedy layers");
+  models::ConvolutionalAutoencoder blocks(models::ConvolutionalAutoencoderOptions(36, {4, 4}).code_dim(2));
+  EXPECT_THROW_WITH(models::check_pretrain_fits_model(config, *blocks), core::ConfigError,
+                    "config error at /pretrain/greedy/layers: has 1 entries, but the model has 3 greedy blocks");
 }
 
 TEST(ModelRegistry, BuildsByTypeNameAndRejectsBadOptions) {

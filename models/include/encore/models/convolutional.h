@@ -185,6 +185,14 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   torch::Tensor forward(const torch::Tensor& x) override;
   std::int64_t code_dim() const override;
   std::vector<EncoderPart> encoder_parts() override;
+  /// The blocks, then the dense code layer where code_dim > 0.
+  int greedy_blocks() const override;
+  /// Block k's encoder and decoder{k}; the code layer's `code` and `uncode`.
+  std::vector<torch::Tensor> greedy_block_parameters(int block) override;
+  /// Block k reconstructs its input maps (the images for k = 0, scored with `loss`; else the frozen
+  /// blocks' output, MSE) from them corrupted with the model's corruption; the code layer
+  /// reconstructs the flattened top maps (MSE), a variational one with its KL term.
+  EndToEndObjective greedy_block_objective(const torch::Tensor& x, int block, ReconstructionLoss loss) override;
   torch::Tensor input_filters(const std::vector<std::int64_t>& example_shape) override;
   /// code_of and reconstruction_of, with helpers maps_of and code_of_maps; code_of ignores depth.
   std::string torchscript() const override;
@@ -205,10 +213,18 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   struct Sizes {
     std::vector<std::int64_t> input, convolved, pooled;
   };
+  /// Flat rows [B, D] viewed as images [B, C, H, W].
+  torch::Tensor images_of(const torch::Tensor& x) const;
+  /// Block k's output maps of its input maps.
+  torch::Tensor encode_block(std::size_t k, const torch::Tensor& maps);
+  /// decoder{k}'s reconstruction of block k's input maps from its output maps.
+  torch::Tensor decode_block(std::size_t k, torch::Tensor maps);
   /// The code of the last block's maps.
   torch::Tensor code_of_maps(const torch::Tensor& maps);
   /// The reconstruction [B, C, H, W] of the last block's maps.
   torch::Tensor decode_maps(torch::Tensor h);
+  /// The dense code layer's reconstruction of the flattened top maps from codes [B, code_dim].
+  torch::Tensor uncode(const torch::Tensor& z);
 
   std::vector<ConvolutionBlock> encoder_, decoder_;
   std::vector<Sizes> sizes_;

@@ -53,6 +53,24 @@ class AutoencoderModel {
   /// Layers that greedy pretraining trains one at a time, bottom first; layer k must accept the
   /// codes of layer k-1. Empty for models that only train end to end.
   virtual std::vector<AutoencoderLayer> greedy_layers() { return {}; }
+  /// Units that greedy pretraining trains one at a time, bottom first, where they are not dense
+  /// greedy_layers() (a convolutional model's blocks, then its dense code layer); 0, the default,
+  /// for models without. Each learns to reconstruct its own input, the output of the frozen units
+  /// below, which are run on every batch (convolutional maps are too large to keep for a dataset).
+  virtual int greedy_blocks() const { return 0; }
+  /// The parameters greedy block `block` trains.
+  virtual std::vector<torch::Tensor> greedy_block_parameters(int block) {
+    (void)block;
+    throw std::logic_error("greedy_block_parameters: this model has no greedy blocks (greedy_blocks() is 0)");
+  }
+  /// Greedy block `block`'s objective on a batch x [B, D] of model inputs, `loss` scoring the
+  /// reconstruction of the model's own inputs; gradients reach only its greedy_block_parameters().
+  virtual EndToEndObjective greedy_block_objective(const torch::Tensor& x, int block, ReconstructionLoss loss) {
+    (void)x;
+    (void)block;
+    (void)loss;
+    throw std::logic_error("greedy_block_objective: this model has no greedy blocks (greedy_blocks() is 0)");
+  }
   /// Levels (the input, then each layer) whose denoising the model scores itself in semi-supervised
   /// fine-tuning (denoising_cost); 0, the default, for models whose greedy_layers() are scored
   /// instead (models::layerwise_denoising_cost) or that have neither.

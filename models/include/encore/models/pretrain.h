@@ -85,6 +85,23 @@ class GreedyLayerTask : public core::TrainTask {
   ReconstructionLoss loss_;
 };
 
+/// Trains greedy block k of a model (AutoencoderModel::greedy_blocks) to reconstruct its input, the
+/// output of the frozen blocks below, which the model computes on every batch. Only block k's
+/// parameters are optimised.
+class GreedyBlockTask : public core::TrainTask {
+ public:
+  /// Trains block `block` of `model`, scoring the reconstruction of the model's inputs with `loss`.
+  GreedyBlockTask(std::shared_ptr<AutoencoderModel> model, int block, ReconstructionLoss loss);
+  torch::nn::Module& module() override { return model_->module(); }
+  std::vector<torch::Tensor> trainable_parameters() override { return model_->greedy_block_parameters(block_); }
+  torch::Tensor training_loss(const core::Batch& batch, core::MetricSums& metrics) override;
+
+ private:
+  std::shared_ptr<AutoencoderModel> model_;
+  int block_;
+  ReconstructionLoss loss_;
+};
+
 /// Trains the whole model to reconstruct its input.
 class EndToEndTask : public core::TrainTask {
  public:
@@ -104,6 +121,9 @@ using Encoder = std::function<torch::Tensor(const torch::Tensor&)>;
 /// The codes of every row of a source (in its index order) as a float dataset with the source's
 /// labels, computed without gradients in batches on `device`.
 core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& source, torch::Device device = torch::kCPU);
+
+/// The units greedy pretraining trains one at a time: the model's greedy layers, or else its greedy blocks.
+std::size_t greedy_depth(AutoencoderModel& model);
 
 /// Names of the stages pretrain() runs for this config and model, in order.
 std::vector<std::string> pretrain_stage_names(const PretrainConfig& config, AutoencoderModel& model);
