@@ -135,11 +135,11 @@ void check_phases_fit_classifier(const FinetuneConfig& config, const ClassifierI
       if (levels == 0) {
         throw core::ConfigError(path,
                                 "needs an encoder of greedy layers to reconstruct, or a model that scores its own denoising "
-                                "(ladder_network); this model has neither");
+                                "(ladder_network, convolutional_autoencoder); this model has neither");
       }
       const auto what = classifier.encoder_layer_count() > 0
                             ? fmt::format("the encoder has {} layers (give one per layer, or one for all)", levels)
-                            : fmt::format("the model has {} levels, the input and each layer (give one per level, or one for all)", levels);
+                            : fmt::format("the model scores {} levels of denoising (give one per level, or one for all)", levels);
       if (semi->layer_weights.size() != 1 && semi->layer_weights.size() != static_cast<std::size_t>(levels)) {
         throw core::ConfigError(path + "/layer_weights", fmt::format("has {} weights, but {}", semi->layer_weights.size(), what));
       }
@@ -211,7 +211,7 @@ torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::
     const auto weights = semi_supervised_->weights_for(classifier_->denoising_levels());
     add(classifier_->encoder_layer_count() > 0
             ? models::layerwise_denoising_cost(classifier_->encoder_layers(), batch.unlabelled, weights, semi_supervised_->loss)
-            : classifier_->autoencoder().denoising_cost(batch.unlabelled, weights));
+            : classifier_->autoencoder().denoising_cost(batch.unlabelled, weights, semi_supervised_->loss));
   }
   if (semi_supervised_->consistency_weight > 0) {
     auto& head = classifier_->head();

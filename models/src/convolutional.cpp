@@ -270,22 +270,9 @@ class EvalModeGuard {
 
 }  // namespace
 
-EndToEndObjective ConvolutionalAutoencoderImpl::greedy_block_objective(const torch::Tensor& x, int block, ReconstructionLoss loss) {
-  TORCH_CHECK(block >= 0 && block < greedy_blocks(), "greedy block ", block, " is not one of the model's ", greedy_blocks());
-  const auto k = static_cast<std::size_t>(block);
-  // The block's input: the maps of the frozen blocks below, as they encode for the layers above
-  // (their batch normalisation in eval mode), without gradients.
-  torch::Tensor target;
-  {
-    torch::NoGradGuard no_grad;
-    const auto below = std::min(k, encoder_.size());
-    std::vector<std::shared_ptr<torch::nn::Module>> frozen;
-    for (std::size_t i = 0; i < below; ++i) frozen.push_back(encoder_[i].ptr());
-    const EvalModeGuard eval(frozen);
-    target = images_of(x);
-    for (std::size_t i = 0; i < below; ++i) target = encode_block(i, target);
-  }
-  const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), target) : target;
+EndToEndObjective ConvolutionalAutoencoderImpl::block_objective(std::size_t k, const torch::Tensor& maps, ReconstructionLoss loss) {
+  const auto target = maps.detach();
+  const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), maps) : maps;
   if (k == encoder_.size()) {
     // The dense code layer reconstructs the flattened top maps, which the activation keeps in its range: MSE.
     const auto flat = target.flatten(1);
@@ -302,6 +289,44 @@ EndToEndObjective ConvolutionalAutoencoderImpl::greedy_block_objective(const tor
   const auto reconstruction =
       reconstruction_loss(k == 0 ? loss : ReconstructionLoss::kMse, decode_block(k, encode_block(k, input)), target);
   return {reconstruction, {{"reconstruction", reconstruction}}};
+}
+
+EndToEndObjective ConvolutionalAutoencoderImpl::greedy_block_objective(const torch::Tensor& x, int block, ReconstructionLoss loss) {
+  TORCH_CHECK(block >= 0 && block < greedy_blocks(), "greedy block ", block, " is not one of the model's ", greedy_blocks());
+  const auto k = static_cast<std::size_t>(block);
+  // The block's input: the maps of the frozen blocks below, as they encode for the layers above
+  // (their batch normalisation in eval mode), without gradients.
+  torch::Tensor maps;
+  {
+    torch::NoGradGuard no_grad;
+    const auto below = std::min(k, encoder_.size());
+    std::vector<std::shared_ptr<torch::nn::Module>> frozen;
+    for (std::size_t i = 0; i < below; ++i) frozen.push_back(encoder_[i].ptr());
+    const EvalModeGuard eval(frozen);
+    maps = images_of(x);
+    for (std::size_t i = 0; i < below; ++i) maps = encode_block(i, maps);
+  }
+  return block_objective(k, maps, loss);
+}
+
+torch::Tensor ConvolutionalAutoencoderImpl::denoising_cost(const torch::Tensor& x, const std::vector<double>& weights,
+                                                           ReconstructionLoss loss) {
+  TORCH_CHECK(weights.size() == static_cast<std::size_t>(denoising_levels()), "convolutional autoencoder: ", weights.size(),
+              " weights for ", denoising_levels(), " levels");
+  // Blocks above the last weighted one add nothing: their maps are never computed.
+  const auto last = std::find_if(weights.rbegin(), weights.rend(), [](double w) { return w > 0; });
+  TORCH_CHECK(last != weights.rend(), "convolutional autoencoder: every level's weight is 0");
+  const auto used = static_cast<std::size_t>(weights.rend() - last);
+  torch::Tensor total;
+  auto maps = images_of(x);
+  for (std::size_t k = 0; k < used; ++k) {
+    if (weights[k] > 0) {
+      const auto cost = weights[k] * block_objective(k, maps, loss).total;
+      total = total.defined() ? total + cost : cost;
+    }
+    if (k + 1 < used) maps = encode_block(k, maps);
+  }
+  return total;
 }
 
 std::int64_t ConvolutionalAutoencoderImpl::code_dim() const {

@@ -137,7 +137,7 @@ torch::Tensor LadderNetworkImpl::forward(const torch::Tensor& x) {
   return down(noisy, 0).front();
 }
 
-torch::Tensor LadderNetworkImpl::denoising_cost(const torch::Tensor& x, const std::vector<double>& weights) {
+torch::Tensor LadderNetworkImpl::denoising_cost(const torch::Tensor& x, const std::vector<double>& weights, ReconstructionLoss /*loss*/) {
   TORCH_CHECK(weights.size() == static_cast<std::size_t>(denoising_levels()), "ladder network: ", weights.size(), " weights for ",
               denoising_levels(), " levels");
   int lowest = 0;

@@ -60,9 +60,7 @@ core::Json to_json(const PretrainConfig& c, const core::OptimizerRegistry& optim
 }
 
 void check_pretrain_fits_model(const PretrainConfig& c, AutoencoderModel& model) {
-  // Such a model's reconstruction of the input alone is not its objective: it would teach the
-  // lateral connection to copy the input and leave the layers above untrained.
-  if (c.runs() && model.denoising_levels() > 0) {
+  if (c.runs() && !model.pretrains()) {
     throw core::ConfigError("/pretrain/mode", fmt::format("\"{}\": this model learns from rows without labels in semi-supervised "
                                                           "fine-tuning phases (/finetune/phases/N/semi_supervised), with every "
                                                           "level's denoising cost; set it to \"none\"",

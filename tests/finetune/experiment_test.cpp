@@ -112,6 +112,21 @@ TEST(Experiment, AConvolutionalAutoencoderPretrainsEndToEndFineTunesBlockByBlock
   summary = finetune::run_experiment(finetune::parse_experiment(json, components), components, options);
   EXPECT_TRUE(summary["stages"].contains("pretrain/block0") && summary["stages"].contains("pretrain/block1")) << summary["stages"].dump();
   EXPECT_FALSE(summary["stages"].contains("pretrain/end_to_end"));
+  // A semi-supervised phase keeps every block's denoising cost on the rows without labels.
+  json["finetune"]["phases"] = {{{"name", "semi"},
+                                 {"trainable", {"encoder", "head"}},
+                                 {"epochs", 1},
+                                 {"batch_size", 8},
+                                 {"semi_supervised", {{"layer_weights", {1, 0.1}}, {"unlabelled_batch_size", 16}, {"loss", "bce"}}}}};
+  options.run_dir = dir / "semi";
+  summary = finetune::run_experiment(finetune::parse_experiment(json, components), components, options);
+  EXPECT_GT(summary["stages"]["finetune/semi"]["train/unlabelled_cost"].get<double>(), 0) << summary.dump();
+  json["finetune"]["phases"][0]["semi_supervised"]["layer_weights"] = {1, 1, 1};
+  options.run_dir = dir / "three_weights";
+  EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
+                    "config error at /finetune/phases/0/semi_supervised/layer_weights: has 3 weights, but the model scores 2 levels of "
+                    "denoising");
+  json["finetune"]["phases"][0].erase("semi_supervised");
   json["pretrain"]["mode"] = "end_to_end";
   json["finetune"]["phases"][0]["trainable"] = {"encoder.block2", "head"};
   options.run_dir = dir / "no_block2";
@@ -154,8 +169,8 @@ TEST(Experiment, ALadderNetworkTrainsInASemiSupervisedPhaseAndIsSavedAndPredicte
   json["finetune"]["phases"][0]["semi_supervised"]["layer_weights"] = {1, 1};
   options.run_dir = dir / "two_weights";
   EXPECT_THROW_WITH(finetune::run_experiment(finetune::parse_experiment(json, components), components, options), core::ConfigError,
-                    "config error at /finetune/phases/0/semi_supervised/layer_weights: has 2 weights, but the model has 3 levels, the "
-                    "input and each layer");
+                    "config error at /finetune/phases/0/semi_supervised/layer_weights: has 2 weights, but the model scores 3 levels of "
+                    "denoising");
 }
 
 TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeWithMovedAndMirroredImagesAndListsTheFilesItLeftOut) {

@@ -92,3 +92,31 @@ TEST(ConvolutionalAutoencoder, EncoderPartsAreTheBlocksAndTheCodeAndFiltersAreDr
   EXPECT_EQ(encore::testing::png_size(dir / "filters.png"), std::make_pair(8 * (3 * 4 + 1), 8 * (2 * 4 + 1)));
   EXPECT_EQ(core::image_grid(torch::rand({5, 3, 3, 3}), 3, 1, true).sizes(), (std::vector<std::int64_t>{9, 13, 3}));
 }
+
+TEST(ConvolutionalAutoencoder, TheDenoisingCostWeighsEachBlocksObjectiveAndTrainsTheBlocksBelowThroughTheirMaps) {
+  torch::manual_seed(3);
+  models::ConvolutionalAutoencoder model(ConvolutionalAutoencoderOptions(64, {4, 6}).pooling({2}).code_dim(3));
+  const auto x = encore::testing::square_images(8);
+  const auto bce = models::ReconstructionLoss::kBinaryCrossEntropy;
+  ASSERT_EQ(model->denoising_levels(), 3);
+  // In eval mode nothing is corrupted: each level's cost is its greedy objective, weighted.
+  model->eval();
+  for (int level = 0; level < 3; ++level) {
+    std::vector<double> weights(3, 0.0);
+    weights[static_cast<std::size_t>(level)] = 2.0;
+    EXPECT_NEAR(model->denoising_cost(x, weights, bce).item<double>(),
+                2.0 * model->greedy_block_objective(x, level, bce).total.item<double>(), 1e-5)
+        << level;
+  }
+  // Block 1's cost reaches block 0 through its input maps (unlike greedy training), not decoder0 or the code layer.
+  model->train();
+  model->zero_grad();
+  model->denoising_cost(x, {0.0, 1.0, 0.0}, bce).backward();
+  const auto grads = model->named_parameters();
+  for (const auto& name : {"encoder0.conv.weight", "encoder1.conv.weight", "decoder1.conv.weight"}) {
+    ASSERT_TRUE(grads[name].grad().defined()) << name;
+    EXPECT_GT(grads[name].grad().abs().sum().item<double>(), 0) << name;
+  }
+  for (const auto& name : {"decoder0.conv.weight", "code.weight", "uncode.weight"}) EXPECT_FALSE(grads[name].grad().defined()) << name;
+  EXPECT_THROW_WITH(model->denoising_cost(x, {1.0, 1.0}, bce), c10::Error, "2 weights for 3 levels");
+}

@@ -75,10 +75,10 @@ TEST(LadderNetwork, TrainingOnItsDenoisingCostLowersItAndReachesEveryLayer) {
   torch::optim::Adam optimizer(ladder->parameters(), torch::optim::AdamOptions(0.01));
   ladder->train();
   torch::manual_seed(1);
-  const double before = ladder->denoising_cost(x, weights).item<double>();
+  const double before = ladder->denoising_cost(x, weights, models::ReconstructionLoss::kMse).item<double>();
   for (int step = 0; step < 200; ++step) {
     optimizer.zero_grad();
-    const auto cost = ladder->denoising_cost(x, weights);
+    const auto cost = ladder->denoising_cost(x, weights, models::ReconstructionLoss::kMse);
     cost.backward();
     // The combinators start at a zero estimate, blind to the paths: gradients reach the layers once they have moved.
     if (step == 10) {
@@ -90,7 +90,7 @@ TEST(LadderNetwork, TrainingOnItsDenoisingCostLowersItAndReachesEveryLayer) {
     optimizer.step();
   }
   torch::manual_seed(1);
-  const double after = ladder->denoising_cost(x, weights).item<double>();
+  const double after = ladder->denoising_cost(x, weights, models::ReconstructionLoss::kMse).item<double>();
   EXPECT_LT(after, 0.5 * before) << "denoising cost " << before << " -> " << after;
 }
 
@@ -100,7 +100,7 @@ TEST(LadderNetwork, TheCleanPathIsTheTargetAndAZeroWeightedLevelAddsNoTerm) {
   ladder->train();
   // Only level 1 weighted: the decoder runs from the top down to level 1, so the weight from
   // level 1 to the input, and the input's combinator, take no part.
-  ladder->denoising_cost(x, {0.0, 1.0, 0.0}).backward();
+  ladder->denoising_cost(x, {0.0, 1.0, 0.0}, models::ReconstructionLoss::kMse).backward();
   EXPECT_FALSE(tensor_named(ladder, "decoder_weight1").grad().defined());
   EXPECT_FALSE(tensor_named(ladder, "combinator0").grad().defined());
   EXPECT_TRUE(tensor_named(ladder, "decoder_weight2").grad().defined());
@@ -113,7 +113,7 @@ TEST(LadderNetwork, TheCleanPathIsTheTargetAndAZeroWeightedLevelAddsNoTerm) {
     tensor_named(quiet, "combinator0").zero_();
     tensor_named(quiet, "combinator0")[9].fill_(1);
   }
-  EXPECT_NEAR(quiet->denoising_cost(x, {1.0, 0.0, 0.0}).item<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(quiet->denoising_cost(x, {1.0, 0.0, 0.0}, models::ReconstructionLoss::kMse).item<double>(), 0.0, 1e-12);
   // With noise of deviation 0.3 the same estimate is off by the noise: a cost near 0.3^2.
   auto noisy = small_ladder(0.3);
   {
@@ -121,5 +121,5 @@ TEST(LadderNetwork, TheCleanPathIsTheTargetAndAZeroWeightedLevelAddsNoTerm) {
     tensor_named(noisy, "combinator0").zero_();
     tensor_named(noisy, "combinator0")[9].fill_(1);
   }
-  EXPECT_NEAR(noisy->denoising_cost(x, {1.0, 0.0, 0.0}).item<double>(), 0.09, 0.03);
+  EXPECT_NEAR(noisy->denoising_cost(x, {1.0, 0.0, 0.0}, models::ReconstructionLoss::kMse).item<double>(), 0.09, 0.03);
 }

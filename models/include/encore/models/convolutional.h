@@ -193,6 +193,11 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   /// blocks' output, MSE) from them corrupted with the model's corruption; the code layer
   /// reconstructs the flattened top maps (MSE), a variational one with its KL term.
   EndToEndObjective greedy_block_objective(const torch::Tensor& x, int block, ReconstructionLoss loss) override;
+  /// One level per greedy block.
+  int denoising_levels() const override { return greedy_blocks(); }
+  /// sum_k weights[k] * greedy block k's objective, its input the maps of the blocks below as they
+  /// are now, which carry gradients to those blocks (the targets are fixed: no gradient).
+  torch::Tensor denoising_cost(const torch::Tensor& x, const std::vector<double>& weights, ReconstructionLoss loss) override;
   torch::Tensor input_filters(const std::vector<std::int64_t>& example_shape) override;
   /// code_of and reconstruction_of, with helpers maps_of and code_of_maps; code_of ignores depth.
   std::string torchscript() const override;
@@ -225,6 +230,9 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   torch::Tensor decode_maps(torch::Tensor h);
   /// The dense code layer's reconstruction of the flattened top maps from codes [B, code_dim].
   torch::Tensor uncode(const torch::Tensor& z);
+  /// Greedy block k's objective on its input maps (block k - 1's output; the images for k = 0):
+  /// their reconstruction from them corrupted, against them without gradient.
+  EndToEndObjective block_objective(std::size_t k, const torch::Tensor& maps, ReconstructionLoss loss);
 
   std::vector<ConvolutionBlock> encoder_, decoder_;
   std::vector<Sizes> sizes_;

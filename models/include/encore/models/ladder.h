@@ -96,8 +96,10 @@ class LadderNetworkImpl : public torch::nn::Cloneable<LadderNetworkImpl>, public
   /// sum_l weights[l] * mean over rows and units of (estimate_l, normalised with the clean path's
   /// batch statistics at level l, - clean normalised pre-activation_l)^2; level 0 is the input,
   /// compared as it is. The clean path is a fixed target (no gradient); in training mode it updates
-  /// the running statistics.
-  torch::Tensor denoising_cost(const torch::Tensor& x, const std::vector<double>& weights) override;
+  /// the running statistics. `loss` is unused: every level is scored by its squared error.
+  torch::Tensor denoising_cost(const torch::Tensor& x, const std::vector<double>& weights, ReconstructionLoss loss) override;
+  /// False: the ladder learns from rows without labels in semi-supervised phases.
+  bool pretrains() const override { return false; }
 
   /// Layers (levels are one more: the input).
   int depth() const { return static_cast<int>(options.hidden_dims().size()); }

@@ -71,17 +71,24 @@ class AutoencoderModel {
     (void)loss;
     throw std::logic_error("greedy_block_objective: this model has no greedy blocks (greedy_blocks() is 0)");
   }
-  /// Levels (the input, then each layer) whose denoising the model scores itself in semi-supervised
-  /// fine-tuning (denoising_cost); 0, the default, for models whose greedy_layers() are scored
-  /// instead (models::layerwise_denoising_cost) or that have neither.
+  /// Levels whose denoising the model scores itself in semi-supervised fine-tuning
+  /// (denoising_cost): a ladder network's input and layers, a convolutional model's greedy blocks;
+  /// 0, the default, for models whose greedy_layers() are scored instead
+  /// (models::layerwise_denoising_cost) or that have neither.
   virtual int denoising_levels() const { return 0; }
   /// The model's own unsupervised cost of a batch x [B, D], with one weight per level
-  /// (denoising_levels() of them, not all 0), carrying gradients to the parameters it trains.
-  virtual torch::Tensor denoising_cost(const torch::Tensor& x, const std::vector<double>& weights) {
+  /// (denoising_levels() of them, not all 0), `loss` scoring the reconstruction of x itself where
+  /// the model reconstructs it; carries gradients to the parameters it trains.
+  virtual torch::Tensor denoising_cost(const torch::Tensor& x, const std::vector<double>& weights, ReconstructionLoss loss) {
     (void)x;
     (void)weights;
+    (void)loss;
     throw std::logic_error("denoising_cost: this model scores no denoising of its own (denoising_levels() is 0)");
   }
+  /// Whether unsupervised pretraining fits the model; false for one that learns from rows without
+  /// labels only beside the labelled cost (a ladder network: reconstructing the input alone would
+  /// teach its lateral connection to copy it and leave the layers above untrained).
+  virtual bool pretrains() const { return true; }
   /// The parts of an encoder that encodes in one piece, from the input up, for freezing by name;
   /// empty, the default, where the encoder is one block (or the model has greedy layers).
   virtual std::vector<EncoderPart> encoder_parts() { return {}; }
