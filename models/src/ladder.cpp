@@ -162,4 +162,33 @@ torch::Tensor LadderNetworkImpl::denoising_cost(const torch::Tensor& x, const st
   return cost;
 }
 
+std::string LadderNetworkImpl::torchscript() const {
+  // The clean path in eval mode: every level's normalised pre-activation z{l} (z0 the input), and h
+  // the layer's activation.
+  std::string up = "    z0 = x\n    h = x\n";
+  for (int l = 1; l <= depth(); ++l) {
+    up += fmt::format("    z{} = (torch.linear(h, self.weight{}) - self.running_mean{}) / torch.sqrt(self.running_var{} + {})\n", l, l, l,
+                      l, kVarianceEpsilon);
+    up += fmt::format("    h = {}\n", core::activation_script(l == depth() ? options.top_activation() : options.activation(),
+                                                              fmt::format("self.gamma{} * (z{} + self.beta{})", l, l, l)));
+  }
+  std::string code = fmt::format(
+      "def ladder_normalised(self, t: Tensor) -> Tensor:\n"
+      "    return (t - t.mean(0)) / torch.sqrt(t.var(0, unbiased=False) + {})\n\n"
+      "def ladder_combined(self, a: Tensor, noisy: Tensor, u: Tensor) -> Tensor:\n"
+      "    mu = a[0] * torch.sigmoid(a[1] * u + a[2]) + a[3] * u + a[4]\n"
+      "    v = a[5] * torch.sigmoid(a[6] * u + a[7]) + a[8] * u + a[9]\n"
+      "    return (noisy - mu) * v + mu\n\n",
+      kVarianceEpsilon);
+  code += "def code_of(self, x: Tensor, depth: int) -> Tensor:\n" + up + "    return h\n\n";
+  // The decoder, as down(): the top's signal is the top itself, each level's the estimate above
+  // through the decoder's weight, both normalised with their batch statistics.
+  code += "def reconstruction_of(self, x: Tensor) -> Tensor:\n" + up + "    u = self.ladder_normalised(h)\n";
+  for (int l = depth(); l >= 0; --l) {
+    if (l < depth()) code += fmt::format("    u = self.ladder_normalised(torch.linear(e, self.decoder_weight{}))\n", l + 1);
+    code += fmt::format("    e = self.ladder_combined(self.combinator{}, z{}, u)\n", l, l);
+  }
+  return code + "    return e\n";
+}
+
 }  // namespace encore::models

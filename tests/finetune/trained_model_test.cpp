@@ -142,6 +142,10 @@ TEST(TrainedModel, TheFilesAreTorchScriptModulesComputingWhatEncoreComputesFromR
           {"variational", true}}},
         {"pretrain", {{"mode", "end_to_end"}}},
         {"finetune", {{"head", {{"type", "softmax"}}}}}}},
+      {"ladder network: the clean path with the running statistics",
+       {{"model", {{"type", "ladder_network"}, {"hidden_dims", {6, 4}}, {"corruption", nullptr}, {"corruption_levels", nullptr}}},
+        {"pretrain", {{"mode", "none"}}},
+        {"finetune", {{"head", {{"type", "softmax"}}}}}}},
   };
   for (const auto& [name, patch] : variants) {
     SCOPED_TRACE(name);
@@ -151,6 +155,10 @@ TEST(TrainedModel, TheFilesAreTorchScriptModulesComputingWhatEncoreComputesFromR
     auto& [config, data, scaler, model, classifier] = toy;
     // Weights away from their initial values, so that every bias matters.
     for (auto& p : classifier->parameters()) p.data().add_(torch::randn_like(p) * 0.3);
+    // Running statistics away from 0 and 1 (the variances stay positive), so that they matter too.
+    for (auto& b : classifier->buffers()) {
+      if (b.is_floating_point()) b.add_(torch::rand_like(b) * 0.3);
+    }
     core::write_file_atomically(dir / "model.pt", finetune::trained_model_bytes(*classifier, config, components, scaler, data.train));
     core::write_file_atomically(dir / "pretrained.pt", finetune::pretrained_model_bytes(*model, config, components, scaler, data.train));
 

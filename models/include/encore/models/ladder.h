@@ -9,6 +9,7 @@
 /// the noisy path's top.
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/nn/cloneable.h>
@@ -100,6 +101,10 @@ class LadderNetworkImpl : public torch::nn::Cloneable<LadderNetworkImpl>, public
   torch::Tensor denoising_cost(const torch::Tensor& x, const std::vector<double>& weights, ReconstructionLoss loss) override;
   /// False: the ladder learns from rows without labels in semi-supervised phases.
   bool pretrains() const override { return false; }
+  /// code_of (the clean path with the running statistics; depth ignored) and reconstruction_of
+  /// (the decoder's estimate of the input from the clean path, as forward in eval mode), with the
+  /// helpers ladder_normalised and ladder_combined.
+  std::string torchscript() const override;
 
   /// Layers (levels are one more: the input).
   int depth() const { return static_cast<int>(options.hidden_dims().size()); }
