@@ -57,6 +57,9 @@ void SemiSupervisedConfig::check() const {
     throw core::OptionError("layer_weights",
                             "must have a weight > 0 when consistency_weight is 0 (a phase without unlabelled costs is a supervised one)");
   }
+  if (consistency_augmented && consistency_weight == 0) {
+    throw core::OptionError("consistency_augmented", "needs a consistency_weight > 0: it changes the head's denoising cost");
+  }
 }
 
 bool SemiSupervisedConfig::reconstructs() const {
@@ -93,6 +96,13 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
     }
   }
   if (auto a = r.optional_object("augment")) c.augment = core::read_options<AugmentConfig>(*a);
+  for (std::size_t i = 0; i < c.phases.size(); ++i) {
+    const auto& semi = c.phases[i].semi_supervised;
+    if (semi && semi->consistency_augmented && !c.augment) {
+      throw core::ConfigError(fmt::format("{}/{}/semi_supervised/consistency_augmented", r.path_of("phases"), i),
+                              fmt::format("needs {} (the moves and mirrors it draws)", r.path_of("augment")));
+    }
+  }
   r.finish();
   return c;
 }
@@ -220,7 +230,9 @@ torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::
       torch::NoGradGuard no_grad;
       target = head.probabilities(classifier_->forward(batch.unlabelled));
     }
-    const auto noisy = head.probabilities(head.forward(classifier_->noisy_features(batch.unlabelled, semi_supervised_->consistency_noise)));
+    const auto moved =
+        semi_supervised_->consistency_augmented ? augment_images(batch.unlabelled, image_shape_, *augment_) : batch.unlabelled;
+    const auto noisy = head.probabilities(head.forward(classifier_->noisy_features(moved, semi_supervised_->consistency_noise)));
     add(semi_supervised_->consistency_weight * (noisy - target).pow(2).sum(1).mean());
   }
   metrics.add("supervised_loss", supervised.item<double>(), static_cast<double>(batch.size()));

@@ -196,6 +196,11 @@ TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
       "config error at /finetune/phases/0/semi_supervised/layer_weights: must have a weight > 0 when consistency_weight is 0");
   // The head's denoising cost alone is a semi-supervised phase too.
   EXPECT_NO_THROW(finetune::parse_experiment(with_semi_supervised({{"layer_weights", {0}}, {"consistency_weight", 1}}), components));
+  EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"consistency_augmented", true}}), components), core::ConfigError,
+                    "config error at /finetune/phases/0/semi_supervised/consistency_augmented: needs a consistency_weight > 0");
+  EXPECT_THROW_WITH(
+      finetune::parse_experiment(with_semi_supervised({{"consistency_weight", 1}, {"consistency_augmented", true}}), components),
+      core::ConfigError, "config error at /finetune/phases/0/semi_supervised/consistency_augmented: needs /finetune/augment");
   EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"unlabelled_batch_size", 0}}), components), core::ConfigError,
                     "config error at /finetune/phases/0/semi_supervised/unlabelled_batch_size: must be >= 1");
   EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"loss", "l2"}}), components), core::ConfigError,
@@ -206,7 +211,8 @@ TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
                                                                               {"layer_weights", {1, 0.1, 0.1}},
                                                                               {"loss", "bce"},
                                                                               {"consistency_weight", 0.0},
-                                                                              {"consistency_noise", 0.3}}));
+                                                                              {"consistency_noise", 0.3},
+                                                                              {"consistency_augmented", false}}));
   EXPECT_EQ(finetune::to_json(finetune::parse_experiment(resolved, components), components), resolved);
   auto model = models::build_model(config.model, components.models, {64});
   const auto classifier = finetune::build_classifier(*config.finetune, model, components.heads, 4);

@@ -279,6 +279,31 @@ TEST(Finetune, TheAugmentedLabelledRowsOfASemiSupervisedStepAreDrawnAlikeOnEvery
   EXPECT_NE(loss_at(std::nullopt, 0), first_rank);
 }
 
+TEST(Finetune, AnAugmentedConsistencyCostComparesTheMovedRowsWithoutLabelsWithTheRowsAsTheyAre) {
+  const auto data = labelled_data();
+  auto classifier = stacked_classifier();
+  auto p = phase({"encoder", "head"}, 1);
+  p.semi_supervised = finetune::SemiSupervisedConfig{};
+  p.semi_supervised->layer_weights = {0.0};
+  p.semi_supervised->consistency_weight = 1.0;
+  p.semi_supervised->consistency_noise = 0.0;
+  core::Batch batch;
+  batch.inputs = data.features.narrow(0, 0, 16);
+  batch.labels = data.labels.narrow(0, 0, 16);
+  batch.unlabelled = data.features.narrow(0, 16, 8);
+  const auto unlabelled_cost = [&](bool augmented) {
+    p.semi_supervised->consistency_augmented = augmented;
+    finetune::ClassificationTask task(classifier, p, finetune::AugmentConfig{1, true}, {3, 4});
+    core::MetricSums metrics;
+    torch::manual_seed(9);
+    task.training_loss(batch, metrics);
+    return metrics.averages("").at("unlabelled_cost");
+  };
+  // Without noise the two paths see the same rows: no cost. Moved and mirrored, they differ.
+  EXPECT_EQ(unlabelled_cost(false), 0.0);
+  EXPECT_GT(unlabelled_cost(true), 0.0);
+}
+
 TEST(Finetune, GradualUnfreezingAddsOneBlockEveryNEpochs) {
   const auto data = labelled_data();
   const auto scaler = core::Scaler::fit(core::Scaling::kNone, data, torch::arange(120));

@@ -43,6 +43,10 @@ struct SemiSupervisedConfig {
   /// Deviation of the Gaussian noise of the head's denoising cost, added to the input and to every
   /// encoder layer's code.
   double consistency_noise = 0.3;
+  /// The head's denoising cost compares the probabilities of the rows without labels moved and
+  /// mirrored as `finetune.augment` says (and noised as consistency_noise says) with those of the
+  /// rows as they are.
+  bool consistency_augmented = false;
 
   /// The fields of a phase's `semi_supervised` object (core/options.h).
   template <class Fields>
@@ -60,8 +64,11 @@ struct SemiSupervisedConfig {
       core::at_least(0.0));
     f("consistency_noise", consistency_noise, "deviation of the Gaussian noise on the input and every code for the head's denoising cost",
       core::at_least(0.0));
+    f("consistency_augmented", consistency_augmented,
+      "the head's denoising cost moves and mirrors the rows without labels as /finetune/augment says");
   }
-  /// One layer weight or one per layer, and some cost weighted above 0. Throws core::OptionError.
+  /// One layer weight or one per layer, some cost weighted above 0, and consistency_augmented only
+  /// with a consistency_weight. Throws core::OptionError.
   void check() const;
   /// Whether some layer's reconstruction cost is weighted above 0.
   bool reconstructs() const;
