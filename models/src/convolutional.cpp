@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 
+#include "encore/core/eval_mode.h"
 #include "encore/core/ops.h"
 
 namespace encore::models {
@@ -245,31 +246,6 @@ std::vector<torch::Tensor> ConvolutionalAutoencoderImpl::greedy_block_parameters
   return parameters;
 }
 
-namespace {
-
-// Holds modules in eval mode (batch normalisation with its running statistics, left unchanged)
-// and gives them back their mode.
-class EvalModeGuard {
- public:
-  explicit EvalModeGuard(std::vector<std::shared_ptr<torch::nn::Module>> modules) : modules_(std::move(modules)) {
-    for (const auto& m : modules_) {
-      was_training_.push_back(m->is_training());
-      m->eval();
-    }
-  }
-  ~EvalModeGuard() {
-    for (std::size_t i = 0; i < modules_.size(); ++i) modules_[i]->train(was_training_[i]);
-  }
-  EvalModeGuard(const EvalModeGuard&) = delete;
-  EvalModeGuard& operator=(const EvalModeGuard&) = delete;
-
- private:
-  std::vector<std::shared_ptr<torch::nn::Module>> modules_;
-  std::vector<bool> was_training_;
-};
-
-}  // namespace
-
 EndToEndObjective ConvolutionalAutoencoderImpl::block_objective(std::size_t k, const torch::Tensor& maps, ReconstructionLoss loss) {
   const auto target = maps.detach();
   const auto input = is_training() ? corrupt(options.corruption(), options.corruption_level(), maps) : maps;
@@ -300,9 +276,9 @@ EndToEndObjective ConvolutionalAutoencoderImpl::greedy_block_objective(const tor
   {
     torch::NoGradGuard no_grad;
     const auto below = std::min(k, encoder_.size());
-    std::vector<std::shared_ptr<torch::nn::Module>> frozen;
-    for (std::size_t i = 0; i < below; ++i) frozen.push_back(encoder_[i].ptr());
-    const EvalModeGuard eval(frozen);
+    std::vector<torch::nn::Module*> frozen;
+    for (std::size_t i = 0; i < below; ++i) frozen.push_back(encoder_[i].get());
+    const core::EvalModeGuard eval(frozen);
     maps = images_of(x);
     for (std::size_t i = 0; i < below; ++i) maps = encode_block(i, maps);
   }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 
+#include "encore/core/eval_mode.h"
 #include "encore/core/random.h"
 
 #include <fmt/format.h>
@@ -243,12 +244,9 @@ class GreedyLayerStage : public core::Stage {
       for (std::size_t i = 0; i < layer_; ++i) h = layers[i]->encode(h);
       return h;
     };
-    auto& module = model_->module();
-    const bool was_training = module.is_training();
-    module.eval();
+    const core::EvalModeGuard eval({&model_->module()});
     train_codes_ = encode_dataset(below, train_, device);
     if (validation_) validation_codes_ = encode_dataset(below, *validation_, device);
-    module.train(was_training);
   }
 
   std::shared_ptr<AutoencoderModel> model_;
