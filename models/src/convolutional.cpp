@@ -289,20 +289,9 @@ torch::Tensor ConvolutionalAutoencoderImpl::denoising_cost(const torch::Tensor& 
                                                            ReconstructionLoss loss) {
   TORCH_CHECK(weights.size() == static_cast<std::size_t>(denoising_levels()), "convolutional autoencoder: ", weights.size(),
               " weights for ", denoising_levels(), " levels");
-  // Blocks above the last weighted one add nothing: their maps are never computed.
-  const auto last = std::find_if(weights.rbegin(), weights.rend(), [](double w) { return w > 0; });
-  TORCH_CHECK(last != weights.rend(), "convolutional autoencoder: every level's weight is 0");
-  const auto used = static_cast<std::size_t>(weights.rend() - last);
-  torch::Tensor total;
-  auto maps = images_of(x);
-  for (std::size_t k = 0; k < used; ++k) {
-    if (weights[k] > 0) {
-      const auto cost = weights[k] * block_objective(k, maps, loss).total;
-      total = total.defined() ? total + cost : cost;
-    }
-    if (k + 1 < used) maps = encode_block(k, maps);
-  }
-  return total;
+  return weighted_level_costs(
+      weights, images_of(x), [&](std::size_t k, const torch::Tensor& maps) { return block_objective(k, maps, loss).total; },
+      [&](std::size_t k, const torch::Tensor& maps) { return encode_block(k, maps); });
 }
 
 std::int64_t ConvolutionalAutoencoderImpl::code_dim() const {

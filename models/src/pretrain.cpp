@@ -94,18 +94,26 @@ ReconstructionLoss greedy_layer_loss(const AutoencoderLayerImpl& layer, bool fir
 torch::Tensor layerwise_denoising_cost(std::vector<AutoencoderLayer> layers, const torch::Tensor& x, const std::vector<double>& weights,
                                        ReconstructionLoss loss) {
   TORCH_CHECK(weights.size() == layers.size(), "layerwise_denoising_cost: ", weights.size(), " weights for ", layers.size(), " layers");
-  // Layers above the last weighted one add nothing: their codes are never computed.
+  return weighted_level_costs(
+      weights, x,
+      [&](std::size_t k, const torch::Tensor& codes) { return layers[k]->loss(codes, greedy_layer_loss(*layers[k], k == 0, loss)).total; },
+      [&](std::size_t k, const torch::Tensor& codes) { return layers[k]->encode(codes); });
+}
+
+torch::Tensor weighted_level_costs(const std::vector<double>& weights, const torch::Tensor& x,
+                                   const std::function<torch::Tensor(std::size_t, const torch::Tensor&)>& cost,
+                                   const std::function<torch::Tensor(std::size_t, const torch::Tensor&)>& next) {
   const auto last = std::find_if(weights.rbegin(), weights.rend(), [](double w) { return w > 0; });
-  TORCH_CHECK(last != weights.rend(), "layerwise_denoising_cost: every weight is 0");
+  TORCH_CHECK(last != weights.rend(), "weighted_level_costs: every level's weight is 0");
   const auto used = static_cast<std::size_t>(weights.rend() - last);
   torch::Tensor total;
-  torch::Tensor codes = x;
+  torch::Tensor input = x;
   for (std::size_t k = 0; k < used; ++k) {
     if (weights[k] > 0) {
-      const auto cost = weights[k] * layers[k]->loss(codes, greedy_layer_loss(*layers[k], k == 0, loss)).total;
-      total = total.defined() ? total + cost : cost;
+      const auto term = weights[k] * cost(k, input);
+      total = total.defined() ? total + term : term;
     }
-    if (k + 1 < used) codes = layers[k]->encode(codes);
+    if (k + 1 < used) input = next(k, input);
   }
   return total;
 }
@@ -196,7 +204,10 @@ core::Dataset encode_dataset(const Encoder& encoder, const core::BatchSource& so
 namespace {
 
 std::string greedy_stage_name(std::size_t layer) { return fmt::format("pretrain/layer{}", layer); }
-std::string greedy_block_stage_name(std::size_t block) { return fmt::format("pretrain/block{}", block); }
+// A model's greedy unit k: a dense layer, or else a block.
+std::string greedy_stage_name(AutoencoderModel& model, std::size_t k) {
+  return model.greedy_layers().empty() ? fmt::format("pretrain/block{}", k) : greedy_stage_name(k);
+}
 const char* const kEndToEndStage = "pretrain/end_to_end";
 
 // Greedy layer k: learns to reconstruct the codes of the frozen layers below (the data itself for
@@ -307,8 +318,7 @@ class RowsStage : public core::Stage {
 std::vector<std::string> pretrain_stage_names(const PretrainConfig& config, AutoencoderModel& model) {
   std::vector<std::string> names;
   if (config.runs_greedy()) {
-    const bool blocks = model.greedy_layers().empty();
-    for (std::size_t k = 0; k < greedy_depth(model); ++k) names.push_back(blocks ? greedy_block_stage_name(k) : greedy_stage_name(k));
+    for (std::size_t k = 0; k < greedy_depth(model); ++k) names.push_back(greedy_stage_name(model, k));
   }
   if (config.runs_end_to_end()) names.push_back(kEndToEndStage);
   return names;
@@ -320,13 +330,12 @@ std::map<std::string, core::Metrics> pretrain(const std::shared_ptr<AutoencoderM
   check_pretrain_fits_model(config, *model);
   std::vector<std::unique_ptr<core::Stage>> stages;
   if (config.runs_greedy()) {
-    const bool blocks = model->greedy_layers().empty();
     for (std::size_t k = 0; k < greedy_depth(*model); ++k) {
-      if (blocks) {
+      if (model->greedy_layers().empty()) {
         const auto make_task = [model, k, loss = config.loss] {
           return std::make_unique<GreedyBlockTask>(model, static_cast<int>(k), loss);
         };
-        stages.push_back(std::make_unique<RowsStage>(greedy_block_stage_name(k), config.greedy_layer(k), core::RandomStream::kGreedyLayer,
+        stages.push_back(std::make_unique<RowsStage>(greedy_stage_name(*model, k), config.greedy_layer(k), core::RandomStream::kGreedyLayer,
                                                      k, model, make_task, train, validation));
       } else {
         stages.push_back(std::make_unique<GreedyLayerStage>(model, k, config, train, validation));

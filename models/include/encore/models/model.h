@@ -3,6 +3,7 @@
 /// implements it; a user's own torch::nn module implements it to reuse the same machinery.
 
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -32,6 +33,14 @@ struct EndToEndObjective {
   /// Its named parts, reported as metrics ("reconstruction", "kl").
   std::vector<std::pair<std::string, torch::Tensor>> parts;
 };
+
+/// sum_k weights[k] * cost(k, input_k) over the levels of a model, input_0 = x and input_{k+1} =
+/// next(k, input_k): the semi-supervised denoising costs of layers or blocks, each computed on the
+/// output of those below. Levels above the last one weighted above 0 are never computed, and levels
+/// weighted 0 add no term; not every weight may be 0.
+torch::Tensor weighted_level_costs(const std::vector<double>& weights, const torch::Tensor& x,
+                                   const std::function<torch::Tensor(std::size_t, const torch::Tensor&)>& cost,
+                                   const std::function<torch::Tensor(std::size_t, const torch::Tensor&)>& next);
 
 /// An autoencoder usable by encore. Implement it beside torch::nn::Module (or Cloneable):
 ///
