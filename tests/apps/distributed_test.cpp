@@ -129,14 +129,16 @@ TEST(DataParallel, ConvolutionalAndVariationalModelsTrainWithTwoProcessesAsWithO
                      {"pooling", {1, 2}},
                      {"corruption", "masking"},
                      {"corruption_level", 0.2}};
-  config["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 7}}}};
-  config["finetune"]["phases"].erase(2);
+  // Greedy block stages, then end to end, and a semi-supervised phase scoring every block.
   config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "head"};
+  config["finetune"]["phases"][2]["trainable"] = {"encoder", "head"};
   expect_same_model_as_one_process(config, 2);
-  // Variational: latent samples drawn as the noise is, and the KL warm-up counted alike.
+  // Variational: latent samples drawn as the noise is, and the KL warm-up counted alike; the code
+  // layer is a third greedy stage and a third level of the semi-supervised cost.
   config["model"]["code_dim"] = 3;
   config["model"]["variational"] = true;
   config["model"]["kl_warmup_steps"] = 10;
+  config["finetune"]["phases"][2]["semi_supervised"]["layer_weights"] = {1.0, 0.5, 0.5};
   expect_same_model_as_one_process(config, 2);
 }
 

@@ -166,7 +166,8 @@ TEST(Process, AConvolutionalVariationalRunKilledAtRandomMomentsResumesToTheUnint
   TempDir dir;
   auto config = resumable_config(dir);
   // Batch statistics (running means in buffers), masking noise, pooling, a variational code (latent
-  // samples, the KL warm-up's step count in a buffer), and blocks unfrozen one by one.
+  // samples, the KL warm-up's step count in a buffer), greedy block stages (the frozen blocks below
+  // in eval mode), blocks unfrozen one by one, and a semi-supervised phase scoring every block.
   config["model"] = {{"type", "convolutional_autoencoder"},
                      {"channels", {4, 6}},
                      {"pooling", {2}},
@@ -176,9 +177,10 @@ TEST(Process, AConvolutionalVariationalRunKilledAtRandomMomentsResumesToTheUnint
                      {"code_dim", 3},
                      {"variational", true},
                      {"kl_warmup_steps", 20}};
-  config["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 3}, {"batch_size", 8}}}};
-  config["finetune"]["phases"].erase(2);
+  config["pretrain"]["greedy"]["epochs"] = 2;
   config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "hidden", "head"};
+  config["finetune"]["phases"][2]["trainable"] = {"encoder", "hidden", "head"};
+  config["finetune"]["phases"][2]["semi_supervised"]["layer_weights"] = {1.0, 0.5, 0.5};
   expect_killed_runs_resume_bitwise(dir, config, 8);
 }
 
