@@ -8,6 +8,8 @@ Usage: peer_training.py CASE [--samples N] [--tuned] [--device cpu|cuda] [--batc
            sets the OpenBLAS kernel and glibc allocator thresholds in the environment for this run.
   --device cuda: data set and model on the GPU (scripts/device-check); --batch-size: every job's
            batch size instead of its own (128, or 64 for small_relu).
+  --channels-last: conv_autoencoder's model and images in channels-last memory format, as encore
+           runs its convolutions (not the idiomatic script: the comparison beside it).
 Prints one JSON line: {"case", "samples", "seconds", "samples_per_second"}.
 """
 import argparse
@@ -26,6 +28,7 @@ DATA = "/usr/share/datasets/fashion-mnist"
 
 DEVICE = torch.device("cpu")
 BATCH_SIZE = None
+CHANNELS_LAST = False
 
 
 def load_images(samples):
@@ -131,6 +134,9 @@ def conv_autoencoder(samples):
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Upsample(scale_factor=2), nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(),
         nn.Upsample(scale_factor=2), nn.Conv2d(32, 1, 3, padding=1), nn.Sigmoid()).to(DEVICE)
+    if CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     start = time.perf_counter()
     train_epoch(lambda batch: F.mse_loss(model(batch), batch), model.parameters(), x, 128)
     return finished(start), samples
@@ -146,9 +152,11 @@ if __name__ == "__main__":
     parser.add_argument("--tuned", action="store_true")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
     DEVICE = torch.device(args.device)
     BATCH_SIZE = args.batch_size
+    CHANNELS_LAST = args.channels_last
     torch.manual_seed(0)
     if args.tuned:
         torch.set_num_threads(len(os.sched_getaffinity(0)))

@@ -106,6 +106,13 @@ void ConvolutionBlockImpl::reset() {
     conv = register_module("conv",
                            torch::nn::Conv2d(torch::nn::Conv2dOptions(in_, out_, kernel_).stride(stride_).padding(same_padding(kernel_))));
   }
+  // Channels-last kernels: LibTorch's CPU convolutions (oneDNN) then run on channels-last maps,
+  // where NCHW ones are reordered to its layout and back on every call, and their outputs stay
+  // channels-last for the next block. Strides only: every value keeps its logical position. A
+  // copy, not contiguous(): a kernel of one input channel is both layouts at once, and would stay
+  // NCHW-strided, which LibTorch reads as NCHW.
+  auto& weight = transposed_ ? transposed->weight : conv->weight;
+  weight.set_data(torch::empty_like(weight, weight.options(), torch::MemoryFormat::ChannelsLast).copy_(weight));
   if (batch_norm_) norm = register_module("norm", torch::nn::BatchNorm2d(out_));
 }
 
