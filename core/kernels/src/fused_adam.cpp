@@ -12,9 +12,13 @@ namespace encore::core {
 
 namespace {
 
+// The update walks the storage in blocks of whole rows (dim 0), so the parameter must be dense with
+// dim 0 outermost (contiguous, or channels-last as convolution kernels are), and its gradient and
+// moments laid out as it is.
 bool fusable(const torch::Tensor& p) {
   const auto& g = p.grad();
-  return cpu_kernel_takes(p) && p.is_contiguous() && g.scalar_type() == torch::kFloat32 && g.is_contiguous() && !g.is_sparse();
+  const bool rows_outermost = p.is_contiguous() || (p.dim() == 4 && p.is_contiguous(torch::MemoryFormat::ChannelsLast));
+  return cpu_kernel_takes(p) && rows_outermost && g.scalar_type() == torch::kFloat32 && !g.is_sparse() && g.strides() == p.strides();
 }
 
 template <class Options>
@@ -43,8 +47,8 @@ void fused_step(std::vector<torch::optim::OptimizerParamGroup>& groups, libtorch
         // zero fill here would map them all on this thread).
         auto fresh = std::make_unique<State>();
         fresh->step(0);
-        fresh->exp_avg(torch::empty_like(p, torch::MemoryFormat::Contiguous));
-        fresh->exp_avg_sq(torch::empty_like(p, torch::MemoryFormat::Contiguous));
+        fresh->exp_avg(torch::empty_like(p));
+        fresh->exp_avg_sq(torch::empty_like(p));
         slot = std::move(fresh);
       }
       auto& state = static_cast<State&>(*slot);

@@ -19,9 +19,12 @@ template <class Reference, class Fused, class Options>
 void expect_same_trajectory(const Options& options) {
   torch::manual_seed(3);
   // Odd sizes exercise the vector loops' remainders; zero gradients in one block exercise v = 0.
-  // The big one is updated in blocks by three threads, as linear() splits it.
+  // The big one is updated in blocks by three threads, as linear() splits it. The last is a
+  // convolution kernel in channels-last layout, as encore keeps them: its gradient and moments
+  // must be walked in the same order.
   IntraOpThreads threads(3);
-  std::vector<torch::Tensor> reference_params{torch::randn({37, 129}), torch::randn({1001}), torch::randn({kSplitRows, kSplitColumns})};
+  std::vector<torch::Tensor> reference_params{torch::randn({37, 129}), torch::randn({1001}), torch::randn({kSplitRows, kSplitColumns}),
+                                              torch::randn({7, 5, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast)};
   std::vector<torch::Tensor> fused_params;
   for (auto& p : reference_params) {
     p.requires_grad_(true);
