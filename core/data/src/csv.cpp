@@ -24,7 +24,12 @@ namespace {
 /// Splits CSV text into records of fields, honouring double quotes ("" inside quotes is a quote).
 class CsvScanner {
  public:
-  CsvScanner(const std::string& text, char delimiter, const std::string& source) : text_(text), delimiter_(delimiter), source_(source) {}
+  /// Starts after the byte-order mark that spreadsheets put before the header, so that a quoted
+  /// first name is still recognised as quoted.
+  CsvScanner(const std::string& text, char delimiter, const std::string& source) : text_(text), delimiter_(delimiter), source_(source) {
+    constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+    if (std::string_view(text_).substr(0, kByteOrderMark.size()) == kByteOrderMark) pos_ = kByteOrderMark.size();
+  }
 
   /// Reads the next record into `fields`; false at the end of the text. Blank lines are skipped.
   bool next(std::vector<std::string>& fields) {
@@ -113,16 +118,13 @@ float parse_number(const std::string& cell, const std::string& source, std::size
   return value;
 }
 
-// The header's column names, trimmed, without the byte-order mark spreadsheets put before the first.
+// The header's column names, trimmed.
 // Two columns of one name would be matched to the wrong values: refused, naming both positions.
 std::vector<std::string> header_names(const std::vector<std::string>& fields, const std::string& source, std::size_t line) {
-  constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
   std::vector<std::string> names;
   std::map<std::string, std::size_t> first_column;
   for (std::size_t i = 0; i < fields.size(); ++i) {
-    std::string_view field = fields[i];
-    if (i == 0 && field.substr(0, kByteOrderMark.size()) == kByteOrderMark) field.remove_prefix(kByteOrderMark.size());
-    names.push_back(trim(std::string(field)));
+    names.push_back(trim(fields[i]));
     const auto [found, inserted] = first_column.emplace(names.back(), i);
     if (!inserted)
       fail(source, line, i + 1, fmt::format("columns {} and {} are both named \"{}\"", found->second + 1, i + 1, names.back()));
@@ -145,7 +147,21 @@ ColumnPlan read_columns(const std::vector<std::string>& names, const CsvOptions&
   if (const auto label = position.find(options.label_column); label != position.end()) {
     plan.label = label->second;
   } else if (options.label_required) {
-    fail(source, line, 1, fmt::format("no label column \"{}\" in the header (columns: {})", options.label_column, fmt::join(names, ", ")));
+    // A file written with another separator (spreadsheets in many locales use ';') reads as one column.
+    std::string separator_hint;
+    if (names.size() == 1) {
+      for (const char other : {';', '\t', '|'}) {
+        if (names.front().find(other) != std::string::npos) {
+          separator_hint = fmt::format(
+              "; the header reads as a single column: encore reads comma-separated values, and this file looks "
+              "separated by '{}'",
+              other == '\t' ? std::string("\\t") : std::string(1, other));
+          break;
+        }
+      }
+    }
+    fail(source, line, 1,
+         fmt::format("no label column \"{}\" in the header (columns: {}){}", options.label_column, fmt::join(names, ", "), separator_hint));
   }
   if (options.feature_columns.empty()) {
     for (std::size_t i = 0; i < names.size(); ++i) {

@@ -342,8 +342,8 @@ IndexSplit stratified_subset(const torch::Tensor& labels, const torch::Tensor& i
   for (std::size_t c = 0; c < class_names.size(); ++c) {
     const std::size_t available = c < by_class.size() ? by_class[c].size() : 0;
     if (available < static_cast<std::size_t>(per_class)) {
-      throw DataError(
-          fmt::format("class \"{}\" has {} training examples, fewer than labelled_per_class = {}", class_names[c], available, per_class));
+      throw DataError(fmt::format("class \"{}\" has {} training examples outside the validation split, fewer than labelled_per_class = {}",
+                                  class_names[c], available, per_class));
     }
     const auto& members = by_class[c];
     first.insert(first.end(), members.begin(), members.begin() + per_class);

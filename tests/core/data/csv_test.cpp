@@ -49,6 +49,9 @@ TEST(Csv, NumbersBelowAFloatsRangeReadAsZeroAndAboveItAreRejected) {
 TEST(Csv, MissingLabelColumnIsRejectedListingColumns) {
   EXPECT_THROW_WITH(parse_csv("x,y,class\n1,2,0\n", "m.csv"), DataError,
                     "m.csv:1:1: no label column \"label\" in the header (columns: x, y, class)");
+  EXPECT_THROW_WITH(parse_csv("x;y;label\n1;2;0\n", "semicolons.csv"), DataError,
+                    "semicolons.csv:1:1: no label column \"label\" in the header (columns: x;y;label); the header reads as a single "
+                    "column: encore reads comma-separated values, and this file looks separated by ';'");
 }
 
 TEST(Csv, DuplicateColumnNamesAreRejectedNamingBoth) {
@@ -67,6 +70,9 @@ TEST(Csv, AByteOrderMarkBeforeTheHeaderIsNotPartOfTheFirstName) {
   const auto table = parse_csv("\xEF\xBB\xBFlabel,x\n0,1\n", "bom.csv");
   EXPECT_EQ(table.labels, (std::vector<std::string>{"0"}));
   EXPECT_EQ(table.feature_names, (std::vector<std::string>{"x"}));
+  // Spreadsheets quote names with spaces; the mark comes before the opening quote.
+  const auto quoted = parse_csv("\xEF\xBB\xBF\"a b\",label\r\n1,0\r\n", "bom_quoted.csv");
+  EXPECT_EQ(quoted.feature_names, (std::vector<std::string>{"a b"}));
 }
 
 TEST(Csv, DatasetMapsTextLabelsAndKeepsTrainingClassesForTest) {

@@ -62,7 +62,7 @@ TEST(Split, LabelledSubsetTakesExactlyPerClass) {
   EXPECT_EQ(s.second.size(0), 30);
   for (int k = 0; k < 3; ++k) EXPECT_EQ(d.labels.index_select(0, s.first).eq(k).sum().item<std::int64_t>(), 10);
   EXPECT_THROW_WITH(stratified_subset(d.labels, torch::arange(60), 21, d.class_names, 3), DataError,
-                    "class \"0\" has 20 training examples, fewer than labelled_per_class = 21");
+                    "class \"0\" has 20 training examples outside the validation split, fewer than labelled_per_class = 21");
 }
 
 TEST(BatchSource, OrderIsAPureFunctionOfSeedEpochAndPosition) {
