@@ -12,6 +12,7 @@
 
 #include "encore/core/errors.h"
 #include "encore/core/files.h"
+#include "encore/core/utf8.h"
 
 namespace encore::core {
 
@@ -118,12 +119,24 @@ float parse_number(const std::string& cell, const std::string& source, std::size
   return value;
 }
 
+// Names and labels go into the run's JSON files, which hold UTF-8 only: a file saved in another
+// encoding is refused at its first such byte (the message shows the text before it, never the byte).
+void check_utf8(const std::string& cell, const std::string& source, std::size_t row, std::size_t column) {
+  const auto offset = first_non_utf8_byte(cell);
+  if (!offset) return;
+  fail(source, row, column,
+       fmt::format("\"{}\" is followed by byte 0x{:02X}, which is not UTF-8 text: save the file as UTF-8 (this byte suggests Latin-1 "
+                   "or Windows-1252)",
+                   cell.substr(0, *offset), static_cast<unsigned char>(cell[*offset])));
+}
+
 // The header's column names, trimmed.
 // Two columns of one name would be matched to the wrong values: refused, naming both positions.
 std::vector<std::string> header_names(const std::vector<std::string>& fields, const std::string& source, std::size_t line) {
   std::vector<std::string> names;
   std::map<std::string, std::size_t> first_column;
   for (std::size_t i = 0; i < fields.size(); ++i) {
+    check_utf8(fields[i], source, line, i + 1);
     names.push_back(trim(fields[i]));
     const auto [found, inserted] = first_column.emplace(names.back(), i);
     if (!inserted)
@@ -214,6 +227,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source, const Csv
     if (columns.label) {
       const std::string label = trim(fields[*columns.label]);
       if (label.empty()) fail(source, row, *columns.label + 1, "label is empty");
+      check_utf8(label, source, row, *columns.label + 1);
       table.labels.push_back(label);
     }
     for (const auto i : columns.features) table.features.push_back(parse_number(trim(fields[i]), source, row, i + 1));

@@ -21,6 +21,7 @@
 #include "encore/core/errors.h"
 #include "encore/core/files.h"
 #include "encore/core/json.h"
+#include "encore/core/utf8.h"
 
 namespace encore::core {
 
@@ -108,6 +109,11 @@ std::int64_t class_index(const std::string& name, const fs::path& folder, std::v
   if (classes_given) {
     throw DataError(fmt::format("{}: the class folder \"{}\" is not one of the training classes ({})", folder.parent_path().string(), name,
                                 fmt::join(classes, ", ")));
+  }
+  // Class names go into the run's JSON files, which hold UTF-8 only.
+  if (const auto offset = first_non_utf8_byte(name)) {
+    throw DataError(fmt::format("{}: the name of a class folder is not UTF-8 text (byte 0x{:02X} after \"{}\"): rename the folder",
+                                folder.parent_path().string(), static_cast<unsigned char>(name[*offset]), name.substr(0, *offset)));
   }
   classes.push_back(name);
   return static_cast<std::int64_t>(classes.size()) - 1;
@@ -280,7 +286,9 @@ void write_cache(const fs::path& file, const std::vector<ListedImage>& listing, 
   const auto decoded = decode_listing(listing, options, [&](const std::vector<std::uint8_t>& pixels) {
     write_all(descriptor.get(), pixels.data(), pixels.size(), temporary);
   });
-  const auto trailer = cache_trailer(key, options.shape, decoded).dump();
+  // The skip list names files as they are named on disk, which need not be UTF-8; it is read by
+  // people only, so such bytes become U+FFFD rather than stopping the run.
+  const auto trailer = cache_trailer(key, options.shape, decoded).dump(-1, ' ', false, Json::error_handler_t::replace);
   std::string length(8, '\0');
   for (int k = 0; k < 8; ++k) length[k] = static_cast<char>((static_cast<std::uint64_t>(trailer.size()) >> (8 * k)) & 0xFF);
   write_all(descriptor.get(), trailer.data(), trailer.size(), temporary);

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "encore/core/files.h"
+#include "encore/core/utf8.h"
 
 namespace encore::core {
 
@@ -72,17 +73,9 @@ const stbtt_fontinfo& font() {
 std::vector<int> code_points(const std::string& text) {
   std::vector<int> out;
   for (std::size_t i = 0; i < text.size();) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    const int length = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 0;
-    int point = length == 1 ? lead : length == 2 ? lead & 0x1F : length == 3 ? lead & 0x0F : lead & 0x07;
-    bool valid = length > 0 && i + static_cast<std::size_t>(length) <= text.size();
-    for (int k = 1; valid && k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + static_cast<std::size_t>(k)]);
-      valid = (next >> 6) == 0x2;
-      point = (point << 6) | (next & 0x3F);
-    }
-    out.push_back(valid ? point : 0xFFFD);
-    i += valid ? static_cast<std::size_t>(length) : 1;
+    const auto point = decode_utf8(text, i);
+    out.push_back(point.value < 0 ? 0xFFFD : point.value);
+    i += point.length;
   }
   return out;
 }

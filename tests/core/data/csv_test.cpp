@@ -54,6 +54,14 @@ TEST(Csv, MissingLabelColumnIsRejectedListingColumns) {
                     "column: encore reads comma-separated values, and this file looks separated by ';'");
 }
 
+TEST(Csv, TextInAnotherEncodingThanUtf8IsRefusedAtItsRowAndColumn) {
+  EXPECT_THROW_WITH(parse_csv("x,label\n1,Th\xE9\n", "latin1.csv"), DataError,
+                    "latin1.csv:2:2: \"Th\" is followed by byte 0xE9, which is not UTF-8 text: save the file as UTF-8");
+  EXPECT_THROW_WITH(parse_csv("x,\xE9tiquette\n1,a\n", "header.csv"), DataError, "header.csv:1:2: \"\" is followed by byte 0xE9");
+  // Feature cells are numbers, and UTF-8 text passes.
+  EXPECT_EQ(parse_csv("x,label\n1,Caf\xC3\xA9\n", "utf8.csv").labels, (std::vector<std::string>{"Caf\xC3\xA9"}));
+}
+
 TEST(Csv, DuplicateColumnNamesAreRejectedNamingBoth) {
   EXPECT_THROW_WITH(parse_csv("x,y,label, x \n1,2,0,3\n", "d.csv"), DataError, "d.csv:1:4: columns 1 and 4 are both named \"x\"");
 }

@@ -207,6 +207,11 @@ TEST(ImageFolder, UnreadableFilesFailTheLoadNamingThemOrAreSkippedAndListed) {
   ASSERT_EQ(data.skipped_images.size(), 2u);
   EXPECT_EQ(data.skipped_images[0].rfind(cut + ": truncated JPEG", 0), 0u) << data.skipped_images[0];
   EXPECT_NE(data.skipped_images[1].find("fake.png: not a PNG, JPEG or BMP image"), std::string::npos) << data.skipped_images[1];
+  // A skipped file whose name is not UTF-8 is listed (the cache's list keeps it, bytes replaced).
+  encore::testing::write_text(dir / "train" / "class1" / "caf\xE9.png", "text again\n");
+  EXPECT_EQ(core::load_data(config).skipped_images.size(), 3u);
+  EXPECT_EQ(core::load_data(config).skipped_images.size(), 3u);
+  fs::remove(dir / "train" / "class1" / "caf\xE9.png");
   // A cache written while skipping still fails a load that does not skip.
   config.unreadable_images = core::UnreadableImages::kError;
   EXPECT_THROW_WITH(core::load_data(config), core::DataError, cut + ": truncated JPEG");
@@ -216,6 +221,12 @@ TEST(ImageFolder, UnreadableFilesFailTheLoadNamingThemOrAreSkippedAndListed) {
   config.unreadable_images = core::UnreadableImages::kSkip;
   EXPECT_THROW_WITH(core::load_data(config), core::DataError,
                     "the class folder \"class9\" is not one of the training classes (class0, class1)");
+  // A class name goes into JSON files: a folder name that is not UTF-8 is refused.
+  fs::create_directories(dir / "latin1" / "caf\xE9");
+  encore::testing::write_text(dir / "latin1" / "caf\xE9" / "x.png", "");
+  config.train_folder = (dir / "latin1").string();
+  EXPECT_THROW_WITH(core::load_data(config), core::DataError,
+                    "latin1: the name of a class folder is not UTF-8 text (byte 0xE9 after \"caf\"): rename the folder");
   // Folders without classes or without images say so.
   fs::create_directories(dir / "empty_root");
   config.train_folder = (dir / "empty_root").string();
