@@ -35,10 +35,26 @@ std::uint32_t little_endian_u32(const std::string& bytes, std::size_t offset) {
   return value;
 }
 
+std::uint32_t big_endian_u32(const std::string& bytes, std::size_t offset) {
+  std::uint32_t value = 0;
+  for (int k = 0; k < 4; ++k) value = (value << 8) | static_cast<unsigned char>(bytes[offset + k]);
+  return value;
+}
+
+void check_pixel_count(std::int64_t width, std::int64_t height, const std::string& source) {
+  if (width * height > kMaxImagePixels) {
+    throw DataError(fmt::format("{}: {} x {} pixels; images over {} megapixels are refused", source, width, height, kMaxImagePixels >> 20));
+  }
+}
+
 // stb decodes a truncated file by inventing the missing bytes; each container says where it ends.
 void check_container(const std::string& bytes, const std::string& source) {
   if (starts_with(bytes, "\x89PNG\r\n\x1A\n")) {
     if (bytes.rfind("IEND") == std::string::npos) throw DataError(source + ": truncated PNG: the file ends before its IEND chunk");
+    // stb refuses a PNG past its own size limit as "unknown image type", hiding the reason: the
+    // first chunk (IHDR) gives the size, so the limit is checked here first.
+    if (bytes.size() >= 24 && bytes.compare(12, 4, "IHDR") == 0)
+      check_pixel_count(big_endian_u32(bytes, 16), big_endian_u32(bytes, 20), source);
   } else if (starts_with(bytes, "\xFF\xD8\xFF")) {
     if (!jpeg_is_complete(bytes)) throw DataError(source + ": truncated JPEG: the image data ends without the end-of-image marker");
   } else if (starts_with(bytes, "BM") && bytes.size() >= 14) {
@@ -91,9 +107,7 @@ std::vector<std::uint8_t> decode_image(const std::string& bytes, const std::stri
   if (!stbi_info_from_memory(data, length, &width, &height, &stored_channels)) {
     throw DataError(fmt::format("{}: cannot decode: {}", source, stbi_failure_reason()));
   }
-  if (static_cast<std::int64_t>(width) * height > kMaxImagePixels) {
-    throw DataError(fmt::format("{}: {} x {} pixels; images over {} megapixels are refused", source, width, height, kMaxImagePixels >> 20));
-  }
+  check_pixel_count(width, height, source);
   const int channels = static_cast<int>(shape.channels);
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(stbi_load_from_memory(data, length, &width, &height, &stored_channels, channels),
                                                    stbi_image_free);

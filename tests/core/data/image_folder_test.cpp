@@ -105,6 +105,16 @@ TEST(ImageFolder, BrokenFilesAreErrorsThatNameTheFileAndSayWhatIsWrong) {
   EXPECT_THROW_WITH(core::decode_image("hello, I am text\n", "text.png", shape), core::DataError,
                     "text.png: not a PNG, JPEG or BMP image (it starts with \"hello, I\")");
   EXPECT_THROW_WITH(core::decode_image("", "empty.png", shape), core::DataError, "empty.png: not a PNG, JPEG or BMP image");
+  // A header may promise any size: past 100 megapixels nothing is allocated. stb's own limit
+  // answers "unknown image type" for this PNG; the message says the size instead.
+  auto huge_png = png;
+  huge_png.replace(16, 8, std::string("\x00\x00\x9C\x40\x00\x00\x9C\x40", 8));  // 40,000 x 40,000
+  EXPECT_THROW_WITH(core::decode_image(huge_png, "huge.png", shape), core::DataError,
+                    "huge.png: 40000 x 40000 pixels; images over 100 megapixels are refused");
+  auto huge_bmp = bmp;
+  huge_bmp.replace(18, 8, std::string("\x20\x4E\x00\x00\x20\x4E\x00\x00", 8));  // 20,000 x 20,000
+  EXPECT_THROW_WITH(core::decode_image(huge_bmp, "huge.bmp", shape), core::DataError,
+                    "huge.bmp: 20000 x 20000 pixels; images over 100 megapixels are refused");
   // A PNG whose compressed pixels are garbled fails in the decoder, which says why.
   auto garbled = png;
   ASSERT_GT(garbled.size(), 80u);
