@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "encore/core/csv.h"
 #include "encore/core/errors.h"
@@ -96,6 +97,9 @@ Dataset dataset_of_arrays(torch::Tensor features, torch::Tensor raw_labels, cons
   }
   if (raw_labels.is_floating_point()) throw DataError(fmt::format("{}: labels must be integers", labels_file));
   if (features.size(0) == 0) throw DataError(fmt::format("{}: holds no examples", features_file));
+  if (features[0].numel() == 0) {
+    throw DataError(fmt::format("{}: examples of shape {} hold no features", features_file, fmt::join(features.sizes().slice(1), " x ")));
+  }
   Dataset data;
   data.labels = raw_labels.to(torch::kInt64);
   const auto low = data.labels.min().item<std::int64_t>();

@@ -95,4 +95,11 @@ TEST(Npy, DatasetMatchesTheIdxFilesItWasCopiedFrom) {
                     "two.npy: features are int64; encore reads uint8, float32 or float64");
   EXPECT_THROW_WITH(encore::core::load_npy_dataset((dir / "x.npy").string(), (dir / "x.npy").string()), DataError,
                     "labels must be one-dimensional");
+  // numpy.zeros((2, 0)) and (2, 3, 0): examples without a single feature.
+  write(dir / "empty_rows.npy", bytes_of(NpyType::kFloat32, {2, 0}, torch::zeros({2, 0})));
+  EXPECT_THROW_WITH(encore::core::load_npy_dataset((dir / "empty_rows.npy").string(), (dir / "two.npy").string()), DataError,
+                    "empty_rows.npy: examples of shape 0 hold no features");
+  write(dir / "empty_maps.npy", bytes_of(NpyType::kFloat32, {2, 3, 0}, torch::zeros({2, 3, 0})));
+  EXPECT_THROW_WITH(encore::core::load_npy_dataset((dir / "empty_maps.npy").string(), (dir / "two.npy").string()), DataError,
+                    "empty_maps.npy: examples of shape 3 x 0 hold no features");
 }
