@@ -1,6 +1,7 @@
 #include "encore/core/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -82,11 +83,18 @@ ConfigError ConfigError::in_file(const std::string& file, const std::string& mes
   return ConfigError("", fmt::format("config error in {}: {}", file, message), 0);
 }
 
+std::string lower_case(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
 std::optional<std::string> nearest_name(const std::string& name, const std::vector<std::string>& known) {
   std::optional<std::string> best;
   std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  // Letter case is no distance: "CSV", "Adam" and "ReLU" are near misses of "csv", "adam", "relu".
+  const auto folded = lower_case(name);
   for (const auto& candidate : known) {
-    const std::size_t d = edit_distance(name, candidate);
+    const std::size_t d = edit_distance(folded, lower_case(candidate));
     if (d < best_distance) {
       best_distance = d;
       best = candidate;

@@ -87,6 +87,11 @@ TEST(JsonReader, ChoiceListsOptionsAndNearMiss) {
   JsonReader r(j);
   EXPECT_THROW_WITH(r.choice("mode", {"greedy", "end_to_end"}, "greedy"), ConfigError,
                     "must be one of greedy, end_to_end, got \"gredy\" (did you mean \"greedy\"?)");
+  // Choices are lower case; a value written in capitals is the near miss it looks like.
+  const Json capitals = parse(R"({"format": "CSV"})");
+  JsonReader capitals_reader(capitals);
+  EXPECT_THROW_WITH(capitals_reader.choice("format", {"idx", "npy", "csv"}, "idx"), ConfigError,
+                    "must be one of idx, npy, csv, got \"CSV\" (did you mean \"csv\"?)");
 }
 
 TEST(JsonText, SyntaxErrorReportsLineAndColumn) {
