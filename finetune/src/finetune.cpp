@@ -51,6 +51,12 @@ core::Json phase_json(const PhaseConfig& p, const core::OptimizerRegistry& optim
 
 }  // namespace
 
+const core::Choices<SemiSupervisedConfig::ConsistencyTarget>& SemiSupervisedConfig::consistency_target_choices() {
+  static const core::Choices<ConsistencyTarget> choices{{"probabilities", ConsistencyTarget::kProbabilities},
+                                                        {"confident_class", ConsistencyTarget::kConfidentClass}};
+  return choices;
+}
+
 void SemiSupervisedConfig::check() const {
   if (layer_weights.empty()) throw core::OptionError("layer_weights", "must give at least one weight (0 for none)");
   if (consistency_weight == 0 && !reconstructs()) {
@@ -211,6 +217,25 @@ std::vector<core::ParameterGroup> ClassificationTask::unfreeze(const std::string
   return groups_of({block});
 }
 
+namespace {
+
+/// The head's denoising cost of `scores` for changed rows whose clean rows the head gives
+/// `clean_probabilities`, as `semi` says.
+torch::Tensor consistency_cost(const Head& head, const torch::Tensor& scores, const torch::Tensor& clean_probabilities,
+                               const SemiSupervisedConfig& semi) {
+  if (semi.consistency_target == SemiSupervisedConfig::ConsistencyTarget::kProbabilities) {
+    return (head.probabilities(scores) - clean_probabilities).pow(2).sum(1).mean();
+  }
+  const auto [confidence, pseudo_labels] = clean_probabilities.max(1);
+  const auto confident = (confidence >= semi.consistency_threshold).nonzero().squeeze(1);
+  // Zero through the scores (not a constant) so that every rank's step reaches the same parameters.
+  if (confident.numel() == 0) return scores.sum() * 0;
+  const double share = static_cast<double>(confident.size(0)) / static_cast<double>(scores.size(0));
+  return share * head.loss(scores.index_select(0, confident), pseudo_labels.index_select(0, confident));
+}
+
+}  // namespace
+
 torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
   const auto supervised = classifier_->head().loss(classifier_->forward(labelled_inputs(batch)), batch.labels);
   if (!batch.unlabelled.defined()) return supervised;
@@ -232,8 +257,8 @@ torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::
     }
     const auto moved =
         semi_supervised_->consistency_augmented ? augment_images(batch.unlabelled, image_shape_, *augment_) : batch.unlabelled;
-    const auto noisy = head.probabilities(head.forward(classifier_->noisy_features(moved, semi_supervised_->consistency_noise)));
-    add(semi_supervised_->consistency_weight * (noisy - target).pow(2).sum(1).mean());
+    const auto scores = head.forward(classifier_->noisy_features(moved, semi_supervised_->consistency_noise));
+    add(semi_supervised_->consistency_weight * consistency_cost(head, scores, target, *semi_supervised_));
   }
   metrics.add("supervised_loss", supervised.item<double>(), static_cast<double>(batch.size()));
   // A rank whose share of a short last batch is empty holds a stand-in row weighted 0.

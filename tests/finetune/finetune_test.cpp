@@ -257,15 +257,36 @@ TEST(Finetune, BatchNormRunningStatisticsInAFrozenBlockDoNotMove) {
   EXPECT_FALSE(encore::testing::bitwise_equal(autoencoder->norm->running_mean, mean_before));
 }
 
+namespace {
+
+/// A semi-supervised step's batch: 16 labelled rows and 8 without labels.
+core::Batch semi_supervised_batch(const core::Dataset& data) {
+  core::Batch batch;
+  batch.inputs = data.features.narrow(0, 0, 16);
+  batch.labels = data.labels.narrow(0, 0, 16);
+  batch.unlabelled = data.features.narrow(0, 16, 8);
+  return batch;
+}
+
+/// A semi-supervised phase whose only cost on rows without labels is the head's denoising cost,
+/// without noise.
+finetune::PhaseConfig consistency_only_phase() {
+  auto p = phase({"encoder", "head"}, 1);
+  p.semi_supervised = finetune::SemiSupervisedConfig{};
+  p.semi_supervised->layer_weights = {0.0};
+  p.semi_supervised->consistency_weight = 1.0;
+  p.semi_supervised->consistency_noise = 0.0;
+  return p;
+}
+
+}  // namespace
+
 TEST(Finetune, TheAugmentedLabelledRowsOfASemiSupervisedStepAreDrawnAlikeOnEveryRank) {
   const auto data = labelled_data();
   auto classifier = stacked_classifier();
   auto p = phase({"encoder", "head"}, 1);
   p.semi_supervised = finetune::SemiSupervisedConfig{};
-  core::Batch batch;
-  batch.inputs = data.features.narrow(0, 0, 16);
-  batch.labels = data.labels.narrow(0, 0, 16);
-  batch.unlabelled = data.features.narrow(0, 16, 8);
+  const auto batch = semi_supervised_batch(data);
   // The 12 features as 3 x 4 images; the stack has no corruption, so only the moves draw noise.
   const auto loss_at = [&](std::optional<finetune::AugmentConfig> augment, std::int64_t rank_first_row) {
     finetune::ClassificationTask task(classifier, p, augment, {3, 4});
@@ -282,15 +303,8 @@ TEST(Finetune, TheAugmentedLabelledRowsOfASemiSupervisedStepAreDrawnAlikeOnEvery
 TEST(Finetune, AnAugmentedConsistencyCostComparesTheMovedRowsWithoutLabelsWithTheRowsAsTheyAre) {
   const auto data = labelled_data();
   auto classifier = stacked_classifier();
-  auto p = phase({"encoder", "head"}, 1);
-  p.semi_supervised = finetune::SemiSupervisedConfig{};
-  p.semi_supervised->layer_weights = {0.0};
-  p.semi_supervised->consistency_weight = 1.0;
-  p.semi_supervised->consistency_noise = 0.0;
-  core::Batch batch;
-  batch.inputs = data.features.narrow(0, 0, 16);
-  batch.labels = data.labels.narrow(0, 0, 16);
-  batch.unlabelled = data.features.narrow(0, 16, 8);
+  auto p = consistency_only_phase();
+  const auto batch = semi_supervised_batch(data);
   const auto unlabelled_cost = [&](bool augmented) {
     p.semi_supervised->consistency_augmented = augmented;
     finetune::ClassificationTask task(classifier, p, finetune::AugmentConfig{1, true}, {3, 4});
@@ -302,6 +316,36 @@ TEST(Finetune, AnAugmentedConsistencyCostComparesTheMovedRowsWithoutLabelsWithTh
   // Without noise the two paths see the same rows: no cost. Moved and mirrored, they differ.
   EXPECT_EQ(unlabelled_cost(false), 0.0);
   EXPECT_GT(unlabelled_cost(true), 0.0);
+}
+
+TEST(Finetune, AConfidentClassConsistencyCostTrainsTheHeadOnTheClassesItIsSureOf) {
+  const auto data = labelled_data();
+  auto classifier = stacked_classifier();
+  auto p = consistency_only_phase();
+  p.semi_supervised->consistency_target = finetune::SemiSupervisedConfig::ConsistencyTarget::kConfidentClass;
+  const auto batch = semi_supervised_batch(data);
+  const auto unlabelled_cost = [&](double threshold) {
+    p.semi_supervised->consistency_threshold = threshold;
+    finetune::ClassificationTask task(classifier, p);
+    core::MetricSums metrics;
+    task.training_loss(batch, metrics);
+    return metrics.averages("").at("unlabelled_cost");
+  };
+  torch::Tensor confidence, scores;
+  {
+    torch::NoGradGuard no_grad;
+    scores = classifier->forward(batch.unlabelled);
+    confidence = std::get<0>(torch::sigmoid(scores).max(1));
+  }
+  // Every row is sure enough: the head's loss against each row's most probable class.
+  const double every_row = classifier->head().loss(scores, scores.argmax(1)).item<double>();
+  EXPECT_NEAR(unlabelled_cost(1e-9), every_row, 1e-6);
+  // The surer half only: its share of the sum, so less, but not nothing.
+  const double half = unlabelled_cost(confidence.median().item<double>());
+  EXPECT_GT(half, 0.0);
+  EXPECT_LT(half, every_row);
+  // No row is sure of a class: no cost.
+  EXPECT_EQ(unlabelled_cost(1.0), 0.0);
 }
 
 TEST(Finetune, GradualUnfreezingAddsOneBlockEveryNEpochs) {

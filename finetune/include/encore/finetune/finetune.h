@@ -30,6 +30,17 @@ namespace encore::finetune {
 /// rows, in batches of `unlabelled_batch_size`; each step also takes the phase's `batch_size`
 /// labelled rows, cycled through the labelled set (core::BatchSource::with_labelled).
 struct SemiSupervisedConfig {
+  /// What the head's denoising cost holds the changed rows' scores to.
+  enum class ConsistencyTarget {
+    /// The clean rows' probabilities, by squared distance (the Pi model; the ladder's top cost).
+    kProbabilities,
+    /// The clean rows' most probable class, by the head's own loss, for the rows whose
+    /// probability of it reaches consistency_threshold (pseudo-labels, as FixMatch draws them);
+    /// averaged over every row without a label, so the cost grows as the head grows sure of more.
+    kConfidentClass,
+  };
+  static const core::Choices<ConsistencyTarget>& consistency_target_choices();
+
   /// Rows without labels per step.
   std::int64_t unlabelled_batch_size = 128;
   /// Weight of each encoder layer's cost, from the input up: one per layer used, or one for all
@@ -47,6 +58,11 @@ struct SemiSupervisedConfig {
   /// mirrored as `finetune.augment` says (and noised as consistency_noise says) with those of the
   /// rows as they are.
   bool consistency_augmented = false;
+  /// What the changed rows' scores are held to.
+  ConsistencyTarget consistency_target = ConsistencyTarget::kProbabilities;
+  /// The probability a clean row's most probable class must reach to be its pseudo-label
+  /// (consistency_target "confident_class").
+  double consistency_threshold = 0.95;
 
   /// The fields of a phase's `semi_supervised` object (core/options.h).
   template <class Fields>
@@ -66,6 +82,13 @@ struct SemiSupervisedConfig {
       core::at_least(0.0));
     f("consistency_augmented", consistency_augmented,
       "the head's denoising cost moves and mirrors the rows without labels as /finetune/augment says");
+    f("consistency_target", consistency_target,
+      "what the changed rows' scores are held to: the clean rows' probabilities (squared distance), or the clean rows' most probable "
+      "class where its probability reaches consistency_threshold (the head's own loss; pseudo-labels)",
+      consistency_target_choices());
+    f("consistency_threshold", consistency_threshold,
+      "probability a clean row's most probable class must reach to become its pseudo-label (consistency_target confident_class)",
+      core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
   }
   /// One layer weight or one per layer, some cost weighted above 0, and consistency_augmented only
   /// with a consistency_weight. Throws core::OptionError.
