@@ -67,10 +67,18 @@ std::map<std::string, torch::Tensor> parameters_of(const fs::path& model_file) {
 
 Json summary_of(const fs::path& run) { return encore::core::load_json_file((run / "summary.json").string()); }
 
+std::vector<Json> metrics_lines(const fs::path& run) {
+  std::vector<Json> out;
+  std::ifstream in(run / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
+  return out;
+}
+
 /// Runs the config with 1 process and with `processes` (same global batch and seed), and checks that
 /// they train the same model: parameters within a relative 1e-5, identical test predictions.
-void expect_same_model_as_one_process(const Json& config, int processes) {
-  TempDir dir;
+/// The runs are left in `dir`/one and `dir`/many.
+void expect_same_model_as_one_process(const Json& config, int processes, const fs::path& dir) {
+  fs::create_directories(dir);
   const auto file = (dir / "config.json").string();
   encore::testing::write_text(file, config.dump());
   const auto one = encore::testing::wait_for_encore(
@@ -110,13 +118,13 @@ void expect_same_model_as_one_process(const Json& config, int processes) {
 TEST(DataParallel, TwoProcessesTrainTheModelOneProcessTrains) {
   TempDir dir;
   // 108 training rows in batches of 7: the last batch of 3 rows splits 1 + 2.
-  expect_same_model_as_one_process(parallel_config(dir, 7, 3), 2);
+  expect_same_model_as_one_process(parallel_config(dir, 7, 3), 2, dir.path());
 }
 
 TEST(DataParallel, ARankWithoutARowOfTheLastBatchStillTakesPart) {
   TempDir dir;
   // 108 rows in batches of 53: the last batch has 2 rows for 3 ranks.
-  expect_same_model_as_one_process(parallel_config(dir, 53, 3), 3);
+  expect_same_model_as_one_process(parallel_config(dir, 53, 3), 3, dir.path());
 }
 
 TEST(DataParallel, ConvolutionalAndVariationalModelsTrainWithTwoProcessesAsWithOne) {
@@ -132,21 +140,33 @@ TEST(DataParallel, ConvolutionalAndVariationalModelsTrainWithTwoProcessesAsWithO
   // Greedy block stages, then end to end, and a semi-supervised phase scoring every block.
   config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "head"};
   config["finetune"]["phases"][2]["trainable"] = {"encoder", "head"};
-  expect_same_model_as_one_process(config, 2);
+  expect_same_model_as_one_process(config, 2, dir / "convolutional");
   // Variational: latent samples drawn as the noise is, and the KL warm-up counted alike; the code
   // layer is a third greedy stage and a third level of the semi-supervised cost.
   config["model"]["code_dim"] = 3;
   config["model"]["variational"] = true;
   config["model"]["kl_warmup_steps"] = 10;
   config["finetune"]["phases"][2]["semi_supervised"]["layer_weights"] = {1.0, 0.5, 0.5};
-  expect_same_model_as_one_process(config, 2);
+  expect_same_model_as_one_process(config, 2, dir / "variational");
 }
 
-std::vector<Json> metrics_lines(const fs::path& run) {
-  std::vector<Json> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) out.push_back(Json::parse(line));
-  return out;
+TEST(DataParallel, APseudoLabelPhaseTrainsWithTwoProcessesAsWithOne) {
+  TempDir dir;
+  auto config = parallel_config(dir, 7, 3);
+  // Each rank picks the confident rows of its own share; without noise (drawn by each rank, as
+  // dropout is) the ranks' averaged gradients are one process's.
+  config["finetune"]["phases"][2]["semi_supervised"] = {{"unlabelled_batch_size", 7},
+                                                        {"layer_weights", {0.0}},
+                                                        {"consistency_weight", 1.0},
+                                                        {"consistency_noise", 0.0},
+                                                        {"consistency_target", "confident_class"},
+                                                        {"consistency_threshold", 0.3}};
+  expect_same_model_as_one_process(config, 2, dir.path());
+  // Some rows were confident enough: the phase did train on pseudo-labels.
+  const auto lines = metrics_lines(dir / "one");
+  const auto semi = std::find_if(lines.begin(), lines.end(), [](const Json& line) { return line.at("stage") == "finetune/semi"; });
+  ASSERT_NE(semi, lines.end());
+  EXPECT_GT(semi->at("train/unlabelled_cost").get<double>(), 0.0);
 }
 
 TEST(DataParallel, EveryRankSkipsANonFiniteStepAlike) {
