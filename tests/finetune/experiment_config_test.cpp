@@ -205,6 +205,13 @@ TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
                     "config error at /finetune/phases/0/semi_supervised/unlabelled_batch_size: must be >= 1");
   EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"loss", "l2"}}), components), core::ConfigError,
                     "config error at /finetune/phases/0/semi_supervised/loss");
+  EXPECT_THROW_WITH(
+      finetune::parse_experiment(with_semi_supervised({{"consistency_weight", 1}, {"consistency_target", "pseudo_labels"}}), components),
+      core::ConfigError,
+      "config error at /finetune/phases/0/semi_supervised/consistency_target: must be one of probabilities, confident_class");
+  EXPECT_THROW_WITH(
+      finetune::parse_experiment(with_semi_supervised({{"consistency_weight", 1}, {"consistency_threshold", 1.5}}), components),
+      core::ConfigError, "config error at /finetune/phases/0/semi_supervised/consistency_threshold: must be in (0, 1]");
   const auto config = finetune::parse_experiment(with_semi_supervised({{"layer_weights", {1, 0.1, 0.1}}, {"loss", "bce"}}), components);
   const auto resolved = finetune::to_json(config, components);
   EXPECT_EQ(resolved["finetune"]["phases"][0]["semi_supervised"], (core::Json{{"unlabelled_batch_size", 128},
@@ -212,7 +219,9 @@ TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
                                                                               {"loss", "bce"},
                                                                               {"consistency_weight", 0.0},
                                                                               {"consistency_noise", 0.3},
-                                                                              {"consistency_augmented", false}}));
+                                                                              {"consistency_augmented", false},
+                                                                              {"consistency_target", "probabilities"},
+                                                                              {"consistency_threshold", 0.95}}));
   EXPECT_EQ(finetune::to_json(finetune::parse_experiment(resolved, components), components), resolved);
   auto model = models::build_model(config.model, components.models, {64});
   const auto classifier = finetune::build_classifier(*config.finetune, model, components.heads, 4);

@@ -39,6 +39,7 @@ struct SemiSupervisedConfig {
     /// averaged over every row without a label, so the cost grows as the head grows sure of more.
     kConfidentClass,
   };
+  /// The names of the targets in a config: "probabilities", "confident_class".
   static const core::Choices<ConsistencyTarget>& consistency_target_choices();
 
   /// Rows without labels per step.
