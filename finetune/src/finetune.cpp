@@ -106,7 +106,7 @@ FinetuneConfig parse_finetune_config(core::JsonReader r, const core::OptimizerRe
     const auto& semi = c.phases[i].semi_supervised;
     if (semi && semi->consistency_augmented && !c.augment) {
       throw core::ConfigError(fmt::format("{}/{}/semi_supervised/consistency_augmented", r.path_of("phases"), i),
-                              fmt::format("needs {} (the moves and mirrors it draws)", r.path_of("augment")));
+                              fmt::format("needs {} (the changes it draws)", r.path_of("augment")));
     }
   }
   r.finish();

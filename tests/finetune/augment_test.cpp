@@ -84,6 +84,32 @@ TEST(Augment, ColourChannelsMoveTogether) {
   EXPECT_TRUE(torch::equal(rows.sum(2), torch::ones({50, 3})));
 }
 
+TEST(Augment, CutoutBlanksOneSquareOfItsSideCentredAnywhereInEveryChannelAndNothingElse) {
+  // All-ones 3-channel 7x9 images: what a cutout of side 3 leaves is a 0/1 picture of the square.
+  torch::manual_seed(7);
+  const auto rows = finetune::augment_images(torch::ones({1500, 189}), {3, 7, 9}, {0, false, 3}).view({1500, 3, 7, 9});
+  EXPECT_TRUE(torch::equal(rows.select(1, 0), rows.select(1, 1)));
+  EXPECT_TRUE(torch::equal(rows.select(1, 0), rows.select(1, 2)));
+  std::set<std::pair<std::int64_t, std::int64_t>> centres;
+  for (std::int64_t i = 0; i < 1500; ++i) {
+    const auto blank = rows[i][0].eq(0);
+    const auto blank_rows = blank.any(1).nonzero().squeeze(1);
+    const auto blank_columns = blank.any(0).nonzero().squeeze(1);
+    ASSERT_GT(blank_rows.numel(), 0) << "image " << i;
+    // One rectangle, the square clipped at the edges: every pixel of its rows and columns blank.
+    ASSERT_EQ(blank.sum().item<std::int64_t>(), blank_rows.numel() * blank_columns.numel()) << "image " << i;
+    ASSERT_LE(blank_rows.numel(), 3);
+    ASSERT_LE(blank_columns.numel(), 3);
+    const auto first_row = blank_rows[0].item<std::int64_t>();
+    const auto first_column = blank_columns[0].item<std::int64_t>();
+    // The centre is the second of the square's three rows and columns, edges aside.
+    centres.emplace(blank_rows.numel() == 3 || first_row > 0 ? first_row + 1 : blank_rows[-1].item<std::int64_t>() - 1,
+                    blank_columns.numel() == 3 || first_column > 0 ? first_column + 1 : blank_columns[-1].item<std::int64_t>() - 1);
+  }
+  // Every pixel of the image was a centre, the corners too.
+  EXPECT_EQ(centres.size(), 63U);
+}
+
 TEST(Augment, DrawsFollowTheSeedAndADataParallelRankDrawsItsRowsOfTheGlobalBatch) {
   const auto images = torch::rand({40, 63});
   const finetune::AugmentConfig config{2, true};
@@ -102,8 +128,10 @@ TEST(Augment, ConfigsThatAugmentNothingAndDataThatAreNotImagesAreConfigErrors) {
   core::JsonReader nothing(empty, "/finetune/augment");
   EXPECT_THROW_WITH(core::read_options<finetune::AugmentConfig>(nothing), core::ConfigError, "/finetune/augment/shift: augments nothing");
   EXPECT_THROW_WITH(finetune::check_augment_fits_data({2, false}, {784}), core::ConfigError,
-                    "/finetune/augment: moves and mirrors images, but the data's examples have shape [784]");
+                    "/finetune/augment: changes images, but the data's examples have shape [784]");
   EXPECT_THROW_WITH(finetune::check_augment_fits_data({7, false}, {1, 7, 9}), core::ConfigError,
                     "/finetune/augment/shift: must be smaller than the images' shorter side (7 pixels), got 7");
-  EXPECT_NO_THROW(finetune::check_augment_fits_data({6, true}, {3, 7, 9}));
+  EXPECT_THROW_WITH(finetune::check_augment_fits_data({0, false, 7}, {1, 7, 9}), core::ConfigError,
+                    "/finetune/augment/cutout: must be smaller than the images' shorter side (7 pixels), got 7");
+  EXPECT_NO_THROW(finetune::check_augment_fits_data({6, true, 6}, {3, 7, 9}));
 }

@@ -173,7 +173,7 @@ TEST(Experiment, ALadderNetworkTrainsInASemiSupervisedPhaseAndIsSavedAndPredicte
                     "denoising");
 }
 
-TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeWithMovedAndMirroredImagesAndListsTheFilesItLeftOut) {
+TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeWithMovedMirroredAndCutOutImagesAndListsTheFilesItLeftOut) {
   encore::testing::TempDir dir;
   const auto components = finetune::builtin_components();
   encore::testing::write_toy_image_folder(dir / "train", 3, 12, 8, 3);
@@ -192,7 +192,7 @@ TEST(Experiment, AColourImageFolderTrainsAConvolutionalModelOfItsShapeWithMovedA
   json["pretrain"] = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 8}}}};
   json["finetune"] = {{"head", {{"type", "softmax"}}},
                       {"phases", {{{"name", "all"}, {"epochs", 2}, {"batch_size", 8}}}},
-                      {"augment", {{"shift", 1}, {"flip", true}}}};
+                      {"augment", {{"shift", 1}, {"flip", true}, {"cutout", 3}}}};
   const auto config = finetune::parse_experiment(json, components);
   std::ostringstream log;
   auto options = run_options(dir / "run", log);

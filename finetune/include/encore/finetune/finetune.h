@@ -55,9 +55,9 @@ struct SemiSupervisedConfig {
   /// Deviation of the Gaussian noise of the head's denoising cost, added to the input and to every
   /// encoder layer's code.
   double consistency_noise = 0.3;
-  /// The head's denoising cost compares the probabilities of the rows without labels moved and
-  /// mirrored as `finetune.augment` says (and noised as consistency_noise says) with those of the
-  /// rows as they are.
+  /// The head's denoising cost compares the probabilities of the rows without labels changed as
+  /// `finetune.augment` says (and noised as consistency_noise says) with those of the rows as they
+  /// are.
   bool consistency_augmented = false;
   /// What the changed rows' scores are held to.
   ConsistencyTarget consistency_target = ConsistencyTarget::kProbabilities;
@@ -82,7 +82,7 @@ struct SemiSupervisedConfig {
     f("consistency_noise", consistency_noise, "deviation of the Gaussian noise on the input and every code for the head's denoising cost",
       core::at_least(0.0));
     f("consistency_augmented", consistency_augmented,
-      "the head's denoising cost moves and mirrors the rows without labels as /finetune/augment says");
+      "the head's denoising cost changes the rows without labels as /finetune/augment says");
     f("consistency_target", consistency_target,
       "what the changed rows' scores are held to: the clean rows' probabilities (squared distance), or the clean rows' most probable "
       "class where its probability reaches consistency_threshold (the head's own loss; pseudo-labels)",
