@@ -14,9 +14,9 @@ namespace encore::finetune {
 /// The `finetune.augment` section: at every step of every phase, each labelled training image is
 /// moved by a whole number of pixels drawn in [-shift, shift] down and across (the edge pixels
 /// repeated into the space it leaves) and, with `flip`, mirrored left to right with probability
-/// 1/2, and with `cutout` a square of that side, centred on a pixel drawn uniformly (so it may reach
-/// past the edges), set to 0 in every channel (DeVries and Taylor's Cutout, 2017). Validation,
-/// test and unlabelled rows are never augmented (a semi-supervised phase's
+/// 1/2, and with `cutout` a square of that side, centred on a pixel drawn uniformly (so it may
+/// reach past the edges), set to 0 in every channel (DeVries and Taylor's Cutout, 2017).
+/// Validation, test and unlabelled rows are never augmented (a semi-supervised phase's
 /// consistency_augmented changes the unlabelled rows of its consistency cost alone).
 struct AugmentConfig {
   /// Largest move in pixels along each axis (0: none).
@@ -40,9 +40,10 @@ struct AugmentConfig {
 };
 
 /// `rows` [B, D] of images of `image_shape` ([H, W] or [C, H, W], D their product), each moved,
-/// mirrored and cut out as `config` says. The draws are keyed as core::masking_noise's mask is (one draw of the
-/// default CPU generator, each row's place in the global batch: core::BatchRowOffset), so a resumed
-/// run and data-parallel ranks draw what one uninterrupted process draws.
+/// mirrored and cut out as `config` says. The draws are keyed as core::masking_noise's mask is
+/// (one draw of the default CPU generator, each row's place in the global batch:
+/// core::BatchRowOffset), so a resumed run and data-parallel ranks draw what one uninterrupted
+/// process draws.
 torch::Tensor augment_images(const torch::Tensor& rows, const std::vector<std::int64_t>& image_shape, const AugmentConfig& config);
 
 /// Throws core::ConfigError at /finetune/augment where examples of `example_shape` are not images
