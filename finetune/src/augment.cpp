@@ -37,13 +37,11 @@ torch::Tensor augment_images(const torch::Tensor& rows, const std::vector<std::i
   const auto pixels = (source_rows.unsqueeze(2) * width + source_columns.unsqueeze(1)).view({batch, 1, height * width});
   auto images = rows.view({batch, channels, height * width}).gather(2, pixels.expand({batch, channels, height * width}));
   if (config.cutout > 0) {
-    // The square's first row and column: its centre less half its side, anywhere past the edges.
-    const auto corners = (draws.narrow(1, 3, 2) * torch::tensor({static_cast<double>(height), static_cast<double>(width)}, draws.options()))
-                             .floor()
-                             .to(torch::kInt64) -
-                         config.cutout / 2;
+    // Whether each row's square covers each of `length` positions along `axis`: its first
+    // position is its centre, drawn uniformly, less half its side (so it may start past an edge).
     const auto inside = [&](std::int64_t length, int axis) {
-      const auto offsets = torch::arange(length, index_options).unsqueeze(0) - corners.select(1, axis).unsqueeze(1);
+      const auto first = (draws.select(1, 3 + axis) * static_cast<double>(length)).floor().to(torch::kInt64) - config.cutout / 2;
+      const auto offsets = torch::arange(length, index_options).unsqueeze(0) - first.unsqueeze(1);
       return offsets.ge(0).logical_and(offsets.lt(config.cutout));
     };
     const auto cut = inside(height, 0).unsqueeze(2).logical_and(inside(width, 1).unsqueeze(1)).view({batch, 1, height * width});

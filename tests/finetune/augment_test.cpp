@@ -105,9 +105,10 @@ TEST(Augment, CutoutBlanksOneSquareOfItsSideCentredAnywhereInEveryChannelAndNoth
     const bool inside_columns = first_column > 0 && blank_columns[-1].item<std::int64_t>() < 8;
     ASSERT_TRUE(inside_rows ? blank_rows.numel() == 3 : blank_rows.numel() <= 3) << "image " << i;
     ASSERT_TRUE(inside_columns ? blank_columns.numel() == 3 : blank_columns.numel() <= 3) << "image " << i;
-    // The centre is the second of the square's three rows and columns, edges aside.
-    centres.emplace(blank_rows.numel() == 3 || first_row > 0 ? first_row + 1 : blank_rows[-1].item<std::int64_t>() - 1,
-                    blank_columns.numel() == 3 || first_column > 0 ? first_column + 1 : blank_columns[-1].item<std::int64_t>() - 1);
+    // The centre is the middle of the square's three rows and columns: one after the first blank
+    // one, or one before the last where the square starts past the top or left edge.
+    centres.emplace(first_row > 0 ? first_row + 1 : blank_rows[-1].item<std::int64_t>() - 1,
+                    first_column > 0 ? first_column + 1 : blank_columns[-1].item<std::int64_t>() - 1);
   }
   // Every pixel of the image was a centre, the corners too.
   EXPECT_EQ(centres.size(), 63U);
