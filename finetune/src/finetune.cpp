@@ -66,6 +66,9 @@ void SemiSupervisedConfig::check() const {
   if (consistency_augmented && consistency_weight == 0) {
     throw core::OptionError("consistency_augmented", "needs a consistency_weight > 0: it changes the head's denoising cost");
   }
+  if (teacher_decay > 0 && consistency_weight == 0) {
+    throw core::OptionError("teacher_decay", "needs a consistency_weight > 0: it gives the head's denoising cost its targets");
+  }
 }
 
 bool SemiSupervisedConfig::reconstructs() const {
@@ -183,6 +186,9 @@ ClassificationTask::ClassificationTask(Classifier classifier, const PhaseConfig&
     trainable_.insert(phase.trainable.begin(), phase.trainable.end());
   }
   classifier_->set_trainable(trainable_);
+  if (semi_supervised_ && semi_supervised_->teacher_decay > 0) {
+    teacher_ = std::make_shared<core::WeightAverage>(*classifier_, semi_supervised_->teacher_decay);
+  }
 }
 
 std::vector<core::ParameterGroup> ClassificationTask::groups_of(const std::set<std::string>& blocks) const {
@@ -236,7 +242,17 @@ torch::Tensor consistency_cost(const Head& head, const torch::Tensor& scores, co
 
 }  // namespace
 
+torch::Tensor ClassificationTask::clean_probabilities(const torch::Tensor& rows) {
+  torch::NoGradGuard no_grad;
+  return classifier_->head().probabilities(classifier_->forward(rows));
+}
+
 torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::MetricSums& metrics) {
+  // The teacher's targets before any pass that builds a graph: serving its weights writes into the
+  // parameters, which that graph would need unchanged for its backward pass.
+  const auto teacher_targets = teacher_ && batch.unlabelled.defined()
+                                   ? teacher_->with_averaged_parameters([&] { return clean_probabilities(batch.unlabelled); })
+                                   : torch::Tensor();
   const auto supervised = classifier_->head().loss(classifier_->forward(labelled_inputs(batch)), batch.labels);
   if (!batch.unlabelled.defined()) return supervised;
   TORCH_CHECK(semi_supervised_, "a batch with unlabelled rows reached a phase that is not semi-supervised");
@@ -250,11 +266,7 @@ torch::Tensor ClassificationTask::training_loss(const core::Batch& batch, core::
   }
   if (semi_supervised_->consistency_weight > 0) {
     auto& head = classifier_->head();
-    torch::Tensor target;
-    {
-      torch::NoGradGuard no_grad;
-      target = head.probabilities(classifier_->forward(batch.unlabelled));
-    }
+    const auto target = teacher_targets.defined() ? teacher_targets : clean_probabilities(batch.unlabelled);
     const auto moved =
         semi_supervised_->consistency_augmented ? augment_images(batch.unlabelled, image_shape_, *augment_) : batch.unlabelled;
     const auto scores = head.forward(classifier_->noisy_features(moved, semi_supervised_->consistency_noise));
@@ -339,6 +351,8 @@ class PhaseStage : public core::Stage {
   }
 
   void attach(core::Trainer& trainer) override {
+    // Added before the checkpoint saver (run_stage), so that checkpoints hold the average of every step before them.
+    if (const auto teacher = task_->teacher()) trainer.add_callback(teacher);
     if (phase_.unfreeze_every_epochs <= 0) return;
     std::vector<std::string> pending(phase_.trainable.begin(), phase_.trainable.end() - 1);
     unfreezing_ = std::make_shared<GradualUnfreezing>(*task_, pending, phase_.unfreeze_every_epochs);

@@ -150,17 +150,18 @@ TEST(DataParallel, ConvolutionalAndVariationalModelsTrainWithTwoProcessesAsWithO
   expect_same_model_as_one_process(config, 2, dir / "variational");
 }
 
-TEST(DataParallel, APseudoLabelPhaseTrainsWithTwoProcessesAsWithOne) {
+TEST(DataParallel, AMeanTeacherPseudoLabelPhaseTrainsWithTwoProcessesAsWithOne) {
   TempDir dir;
   auto config = parallel_config(dir, 7, 3);
   // Each rank picks the confident rows of its own share; without noise (drawn by each rank, as
-  // dropout is) the ranks' averaged gradients are one process's.
+  // dropout is) the ranks' averaged gradients are one process's, and so are their moving averages.
   config["finetune"]["phases"][2]["semi_supervised"] = {{"unlabelled_batch_size", 7},
                                                         {"layer_weights", {0.0}},
                                                         {"consistency_weight", 1.0},
                                                         {"consistency_noise", 0.0},
                                                         {"consistency_target", "confident_class"},
-                                                        {"consistency_threshold", 0.3}};
+                                                        {"consistency_threshold", 0.3},
+                                                        {"teacher_decay", 0.9}};
   expect_same_model_as_one_process(config, 2, dir.path());
   // Some rows were confident enough: the phase did train on pseudo-labels.
   const auto lines = metrics_lines(dir / "one");

@@ -167,7 +167,8 @@ TEST(Process, AConvolutionalVariationalRunKilledAtRandomMomentsResumesToTheUnint
   auto config = resumable_config(dir);
   // Batch statistics (running means in buffers), masking noise, pooling, a variational code (latent
   // samples, the KL warm-up's step count in a buffer), greedy block stages (the frozen blocks below
-  // in eval mode), blocks unfrozen one by one, and a semi-supervised phase scoring every block.
+  // in eval mode), blocks unfrozen one by one, and a semi-supervised phase scoring every block and
+  // holding the head to a moving average's probabilities (a Mean Teacher, its average checkpointed).
   config["model"] = {{"type", "convolutional_autoencoder"},
                      {"channels", {4, 6}},
                      {"pooling", {2}},
@@ -181,6 +182,8 @@ TEST(Process, AConvolutionalVariationalRunKilledAtRandomMomentsResumesToTheUnint
   config["finetune"]["phases"][1]["trainable"] = {"encoder.block0", "encoder.block1", "hidden", "head"};
   config["finetune"]["phases"][2]["trainable"] = {"encoder", "hidden", "head"};
   config["finetune"]["phases"][2]["semi_supervised"]["layer_weights"] = {1.0, 0.5, 0.5};
+  config["finetune"]["phases"][2]["semi_supervised"]["consistency_weight"] = 1.0;
+  config["finetune"]["phases"][2]["semi_supervised"]["teacher_decay"] = 0.9;
   expect_killed_runs_resume_bitwise(dir, config, 8);
 }
 

@@ -198,6 +198,10 @@ TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
   EXPECT_NO_THROW(finetune::parse_experiment(with_semi_supervised({{"layer_weights", {0}}, {"consistency_weight", 1}}), components));
   EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"consistency_augmented", true}}), components), core::ConfigError,
                     "config error at /finetune/phases/0/semi_supervised/consistency_augmented: needs a consistency_weight > 0");
+  EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"teacher_decay", 0.99}}), components), core::ConfigError,
+                    "config error at /finetune/phases/0/semi_supervised/teacher_decay: needs a consistency_weight > 0");
+  EXPECT_THROW_WITH(finetune::parse_experiment(with_semi_supervised({{"consistency_weight", 1}, {"teacher_decay", 1}}), components),
+                    core::ConfigError, "config error at /finetune/phases/0/semi_supervised/teacher_decay: must be in [0, 1), got 1");
   EXPECT_THROW_WITH(
       finetune::parse_experiment(with_semi_supervised({{"consistency_weight", 1}, {"consistency_augmented", true}}), components),
       core::ConfigError, "config error at /finetune/phases/0/semi_supervised/consistency_augmented: needs /finetune/augment");
@@ -221,7 +225,8 @@ TEST(ExperimentConfig, SemiSupervisedPhasesAreCheckedAtTheirPaths) {
                                                                               {"consistency_noise", 0.3},
                                                                               {"consistency_augmented", false},
                                                                               {"consistency_target", "probabilities"},
-                                                                              {"consistency_threshold", 0.95}}));
+                                                                              {"consistency_threshold", 0.95},
+                                                                              {"teacher_decay", 0.0}}));
   EXPECT_EQ(finetune::to_json(finetune::parse_experiment(resolved, components), components), resolved);
   auto model = models::build_model(config.model, components.models, {64});
   const auto classifier = finetune::build_classifier(*config.finetune, model, components.heads, 4);

@@ -101,6 +101,70 @@ void EarlyStopping::load(torch::serialize::InputArchive& archive) {
   best_weights_ = value.toTensorVector();
 }
 
+WeightAverage::WeightAverage(torch::nn::Module& module, double decay) : module_(module), decay_(decay), average_(module_state(module)) {
+  if (!(decay >= 0 && decay < 1)) throw std::invalid_argument(fmt::format("a weight average's decay must be in [0, 1), got {}", decay));
+}
+
+torch::Tensor WeightAverage::with_averaged_parameters(const std::function<torch::Tensor()>& forward) {
+  torch::NoGradGuard no_grad;
+  auto parameters = module_.parameters();
+  std::vector<torch::Tensor> own;
+  own.reserve(parameters.size());
+  for (std::size_t i = 0; i < parameters.size(); ++i) {
+    own.push_back(parameters[i].detach().clone());
+    parameters[i].copy_(average_[i]);
+  }
+  const auto put_back = [&] {
+    for (std::size_t i = 0; i < parameters.size(); ++i) parameters[i].copy_(own[i]);
+  };
+  torch::Tensor result;
+  try {
+    result = forward();
+  } catch (...) {
+    put_back();
+    throw;
+  }
+  put_back();
+  return result;
+}
+
+void WeightAverage::on_batch_end(Trainer&, double, std::int64_t) {
+  torch::NoGradGuard no_grad;
+  std::size_t i = 0;
+  const auto follow = [&](const torch::Tensor& weight) {
+    // Integer buffers (batch norm's batch count) are counts, not weights: they follow the module.
+    if (average_[i].is_floating_point()) {
+      average_[i].lerp_(weight, 1 - decay_);
+    } else {
+      average_[i].copy_(weight);
+    }
+    ++i;
+  };
+  for (const auto& p : module_.parameters()) follow(p);
+  for (const auto& b : module_.buffers()) follow(b);
+}
+
+void WeightAverage::on_fit_end(Trainer&) { restore_module_state(module_, average_); }
+
+void WeightAverage::save(torch::serialize::OutputArchive& archive) const {
+  archive.write("average", c10::IValue(c10::List<torch::Tensor>(average_)));
+}
+
+void WeightAverage::load(torch::serialize::InputArchive& archive) {
+  c10::IValue value;
+  archive.read("average", value);
+  auto average = value.toTensorVector();
+  const auto fits = [&] {
+    if (average.size() != average_.size()) return false;
+    for (std::size_t i = 0; i < average.size(); ++i) {
+      if (!average[i].sizes().equals(average_[i].sizes()) || average[i].dtype() != average_[i].dtype()) return false;
+    }
+    return true;
+  };
+  if (!fits()) throw DataError("the checkpoint's weight average does not fit this model's weights (another model's checkpoint?)");
+  average_ = std::move(average);
+}
+
 MetricsWriter::MetricsWriter(std::filesystem::path file) : file_(std::move(file)) {}
 
 void MetricsWriter::write(const Json& record) {

@@ -175,7 +175,11 @@ void Checkpoint::load_callback(Callback& callback) const {
   if (!archive_->try_read("callbacks/" + callback.state_key(), callback_archive)) {
     throw DataError(fmt::format("{}: has no state for the \"{}\" callback this run has", file_.string(), callback.state_key()));
   }
-  callback.load(callback_archive);
+  try {
+    callback.load(callback_archive);
+  } catch (const std::exception& e) {
+    throw DataError(fmt::format("{}: the \"{}\" callback's state is not readable: {}", file_.string(), callback.state_key(), e.what()));
+  }
 }
 
 }  // namespace encore::core

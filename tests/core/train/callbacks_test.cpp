@@ -108,3 +108,71 @@ TEST(MetricsWriter, AppendsOneParseableLinePerEpoch) {
   }
   EXPECT_EQ(lines, 3);
 }
+
+namespace {
+
+struct RecordStepWeights : Callback {
+  void on_batch_end(Trainer& trainer, double, std::int64_t) override { history.push_back(weights(trainer.task().module())); }
+  std::vector<std::vector<torch::Tensor>> history;
+};
+
+}  // namespace
+
+TEST(WeightAverage, FollowsEveryStepByItsDecayAndEndsTheFitWithTheAverage) {
+  const auto data = toy_data();
+  BatchSource train(data, torch::arange(120), Scaler::fit(Scaling::kNone, data, torch::arange(120)), 16, true, 1);
+  ToyTask task;
+  auto expected = weights(*task.net);
+  Trainer trainer(task, adam_config(2), "toy");
+  trainer.add_callback(std::make_shared<WeightAverage>(*task.net, 0.75));
+  auto recorder = std::make_shared<RecordStepWeights>();
+  trainer.add_callback(recorder);
+  trainer.fit(train, nullptr);
+  ASSERT_EQ(recorder->history.size(), 16u);
+  for (const auto& step : recorder->history) {
+    for (std::size_t i = 0; i < expected.size(); ++i) expected[i] = 0.75 * expected[i] + 0.25 * step[i];
+  }
+  const auto now = weights(*task.net);
+  const auto last = recorder->history.back();
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(now[i], expected[i], 1e-5, 1e-6)) << "parameter " << i;
+    EXPECT_FALSE(torch::allclose(now[i], last[i])) << "parameter " << i << " is the last step's, not the average";
+  }
+}
+
+TEST(WeightAverage, ServesTheAverageToAForwardPassAndPutsTheModuleOwnWeightsBack) {
+  ToyTask task;
+  const auto first = weights(*task.net);
+  WeightAverage average(*task.net, 0.5);
+  Trainer trainer(task, adam_config(1), "toy");
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : task.net->parameters()) p.add_(2.0);
+  }
+  average.on_batch_end(trainer, 0.0, 1);  // average: first + 1
+  const auto own = weights(*task.net);
+  const auto input = torch::ones({2, 4});
+  task.net->eval();
+  const auto served = average.with_averaged_parameters([&] { return task.net->linear->forward(input); });
+  const auto by_hand = torch::nn::functional::linear(input, first[0] + 1, first[1] + 1);
+  EXPECT_TRUE(torch::allclose(served, by_hand));
+  EXPECT_THROW(average.with_averaged_parameters([]() -> torch::Tensor { throw std::runtime_error("forward failed"); }), std::runtime_error);
+  const auto after = weights(*task.net);
+  for (std::size_t i = 0; i < own.size(); ++i) EXPECT_TRUE(encore::testing::bitwise_equal(after[i], own[i])) << "parameter " << i;
+}
+
+TEST(WeightAverage, ACheckpointOfAnotherModelsAverageIsRefused) {
+  ToyTask task;
+  WeightAverage average(*task.net, 0.9);
+  torch::serialize::OutputArchive out;
+  average.save(out);
+  std::ostringstream bytes;
+  out.save_to(bytes);
+  torch::nn::Linear other(5, 2);
+  WeightAverage mismatched(*other, 0.9);
+  torch::serialize::InputArchive in;
+  std::istringstream stream(bytes.str());
+  in.load_from(stream);
+  EXPECT_THROW_WITH(mismatched.load(in), DataError, "the checkpoint's weight average does not fit this model's weights");
+  EXPECT_THROW_WITH(WeightAverage(*other, 1.0), std::invalid_argument, "a weight average's decay must be in [0, 1), got 1");
+}

@@ -3,11 +3,13 @@
 /// and learning rate, and builds a fresh optimizer over its trainable parameters only.
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "encore/core/callbacks.h"
 #include "encore/core/config.h"
 #include "encore/core/stage.h"
 #include "encore/core/train_section.h"
@@ -64,6 +66,10 @@ struct SemiSupervisedConfig {
   /// The probability a clean row's most probable class must reach to be its pseudo-label
   /// (consistency_target "confident_class").
   double consistency_threshold = 0.95;
+  /// Decay of an exponential moving average of the weights (core::WeightAverage) whose head gives
+  /// the clean rows' targets and whose weights the classifier takes when the phase ends (Mean
+  /// Teacher); 0: the weights being trained give the targets and are kept.
+  double teacher_decay = 0.0;
 
   /// The fields of a phase's `semi_supervised` object (core/options.h).
   template <class Fields>
@@ -90,9 +96,13 @@ struct SemiSupervisedConfig {
     f("consistency_threshold", consistency_threshold,
       "probability a clean row's most probable class must reach to become its pseudo-label (consistency_target confident_class)",
       core::Rule<double>{[](const double& v) { return v > 0 && v <= 1; }, "in (0, 1]"});
+    f("teacher_decay", teacher_decay,
+      "decay of a moving average of the weights that gives the clean rows' targets and, when the phase ends, the classifier's weights "
+      "(Mean Teacher; 0: the weights being trained give the targets)",
+      core::Rule<double>{[](const double& v) { return v >= 0 && v < 1; }, "in [0, 1)"});
   }
-  /// One layer weight or one per layer, some cost weighted above 0, and consistency_augmented only
-  /// with a consistency_weight. Throws core::OptionError.
+  /// One layer weight or one per layer, some cost weighted above 0, and consistency_augmented and
+  /// teacher_decay only with a consistency_weight. Throws core::OptionError.
   void check() const;
   /// Whether some layer's reconstruction cost is weighted above 0.
   bool reconstructs() const;
@@ -169,9 +179,14 @@ class ClassificationTask : public core::TrainTask {
   std::vector<core::ParameterGroup> unfreeze(const std::string& block);
   /// Blocks trained now.
   const std::set<std::string>& trainable() const { return trainable_; }
+  /// The moving average of the weights that gives the consistency targets (semi_supervised.teacher_decay);
+  /// null without one. The trainer must run it as a callback.
+  std::shared_ptr<core::WeightAverage> teacher() const { return teacher_; }
 
  private:
   std::vector<core::ParameterGroup> groups_of(const std::set<std::string>& blocks) const;
+  // The head's probabilities of `rows` as the classifier gives them now, without gradients.
+  torch::Tensor clean_probabilities(const torch::Tensor& rows);
   // The labelled rows of `batch`, augmented where the fine-tuning says so.
   torch::Tensor labelled_inputs(const core::Batch& batch) const;
 
@@ -181,6 +196,7 @@ class ClassificationTask : public core::TrainTask {
   std::vector<std::int64_t> image_shape_;
   double lr_decay_per_depth_;
   std::set<std::string> trainable_;
+  std::shared_ptr<core::WeightAverage> teacher_;
 };
 
 /// Unfreezes the next block (walking `trainable` backwards) every n epochs.

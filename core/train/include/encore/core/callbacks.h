@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -84,6 +85,33 @@ class ProgressReporter : public Callback {
   std::int64_t batches_done_ = 0;
   std::int64_t samples_done_ = 0;
   double loss_sum_ = 0;
+};
+
+/// An exponential moving average of a module's weights, updated after every optimizer step
+/// (average = decay * average + (1 - decay) * weight, for the parameters and the floating-point
+/// buffers): serves its parameters in between through with_averaged_parameters (a Mean Teacher's
+/// targets), and replaces the module's weights with it when fit() ends (Polyak averaging).
+class WeightAverage : public Callback {
+ public:
+  /// Averages `module`'s weights from those it holds now; `decay` in [0, 1).
+  WeightAverage(torch::nn::Module& module, double decay);
+  /// Runs `forward` without gradients with the averaged parameters in place of the module's own,
+  /// which it puts back afterwards (the module's buffers serve as they are). Writes into the
+  /// parameters: call it before any forward pass whose graph holds them.
+  torch::Tensor with_averaged_parameters(const std::function<torch::Tensor()>& forward);
+  void on_batch_end(Trainer& trainer, double loss, std::int64_t batch_size) override;
+  /// Gives the module the averaged weights.
+  void on_fit_end(Trainer& trainer) override;
+  void save(torch::serialize::OutputArchive& archive) const override;
+  /// Throws DataError where the saved average does not fit the module's weights.
+  void load(torch::serialize::InputArchive& archive) override;
+  std::string state_key() const override { return "weight_average"; }
+
+ private:
+  torch::nn::Module& module_;
+  double decay_;
+  // The module's parameters, then its buffers.
+  std::vector<torch::Tensor> average_;
 };
 
 /// Saves checkpoints into a directory as latest.pt, keeping the one before as previous.pt: after
