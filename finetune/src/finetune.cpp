@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "encore/core/callbacks.h"
 #include "encore/core/ops.h"
 #include "encore/core/random.h"
 

@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "encore/core/checkpoint.h"
 #include "encore/core/resume.h"
 #include "support/support.h"
 #include "support/toy_training.h"
@@ -161,18 +162,17 @@ TEST(WeightAverage, ServesTheAverageToAForwardPassAndPutsTheModuleOwnWeightsBack
   for (std::size_t i = 0; i < own.size(); ++i) EXPECT_TRUE(encore::testing::bitwise_equal(after[i], own[i])) << "parameter " << i;
 }
 
-TEST(WeightAverage, ACheckpointOfAnotherModelsAverageIsRefused) {
+TEST(WeightAverage, ACheckpointOfAnotherModelsAverageIsRefusedNamingTheFile) {
+  encore::testing::TempDir dir;
   ToyTask task;
-  WeightAverage average(*task.net, 0.9);
-  torch::serialize::OutputArchive out;
-  average.save(out);
-  std::ostringstream bytes;
-  out.save_to(bytes);
+  Trainer trainer(task, adam_config(1), "toy");
+  trainer.add_callback(std::make_shared<WeightAverage>(*task.net, 0.9));
+  const auto file = dir / "average.pt";
+  trainer.save_checkpoint(file.string());
   torch::nn::Linear other(5, 2);
   WeightAverage mismatched(*other, 0.9);
-  torch::serialize::InputArchive in;
-  std::istringstream stream(bytes.str());
-  in.load_from(stream);
-  EXPECT_THROW_WITH(mismatched.load(in), DataError, "the checkpoint's weight average does not fit this model's weights");
+  EXPECT_THROW_WITH(Checkpoint(file).load_callback(mismatched), DataError,
+                    "average.pt: the \"weight_average\" callback's state is not readable: the checkpoint's weight average does not fit "
+                    "this model's weights");
   EXPECT_THROW_WITH(WeightAverage(*other, 1.0), std::invalid_argument, "a weight average's decay must be in [0, 1), got 1");
 }

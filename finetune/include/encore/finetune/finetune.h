@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "encore/core/callbacks.h"
 #include "encore/core/config.h"
 #include "encore/core/stage.h"
 #include "encore/core/train_section.h"
@@ -18,6 +17,10 @@
 #include "encore/finetune/classifier.h"
 #include "encore/finetune/heads.h"
 #include "encore/models/pretrain.h"
+
+namespace encore::core {
+class WeightAverage;
+}  // namespace encore::core
 
 namespace encore::finetune {
 
