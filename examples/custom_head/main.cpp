@@ -13,6 +13,7 @@
 
 #include "encore/core/config.h"
 #include "encore/core/options.h"
+#include "encore/core/runtime.h"
 #include "encore/finetune/experiment.h"
 #include "encore/finetune/heads.h"
 
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: custom_head CONFIG RUN_DIR\n";
     return 2;
   }
+  encore::core::prepare_process(argv);
   auto components = encore::finetune::builtin_components();
   encore::finetune::add_head<CosineHeadOptions>(
       components.heads, "cosine_softmax", "scaled cosines between the code and one weight vector per class, under a softmax (example)",

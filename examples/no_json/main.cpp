@@ -15,6 +15,7 @@
 #include "encore/core/data_config.h"
 #include "encore/core/files.h"
 #include "encore/core/random.h"
+#include "encore/core/runtime.h"
 #include "encore/finetune/components.h"
 #include "encore/finetune/evaluation.h"
 #include "encore/finetune/experiment_config.h"
@@ -80,6 +81,9 @@ int main(int argc, char** argv) {
     std::cerr << "usage: no_json OUTPUT_DIR\n";
     return 2;
   }
+  // As every encore program: the BLAS kernel `encore` itself runs, so the same experiment computes the same
+  // numbers here and there.
+  encore::core::prepare_process(argv);
   try {
     const std::filesystem::path output_dir = argv[1];
     const auto config = describe_experiment();

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: photo_patches OUTPUT_DIR PHOTO...\n";
     return 2;
   }
+  encore::core::prepare_process(argv);
   try {
     const std::filesystem::path output_dir = argv[1];
     const std::uint64_t seed = 5;
