@@ -243,6 +243,25 @@ EndToEndObjective ConvolutionalAutoencoderImpl::end_to_end_objective(const torch
       latent_->forward(feature_maps(input).flatten(1)), x, loss, [this](const torch::Tensor& z) { return decode_latent(z); }, kl_weight);
 }
 
+void ConvolutionalAutoencoderImpl::reestimate_encoder_statistics(const CleanRowFeed& feed) {
+  if (!options.batch_norm() || options.corruption() == Corruption::kNone || options.corruption_level() == 0) return;
+  // Without a momentum LibTorch's batch normalisation keeps the plain average of the statistics
+  // of every batch it normalises in training mode.
+  std::vector<std::pair<torch::nn::BatchNorm2dImpl*, c10::optional<double>>> norms;
+  for (auto& block : encoder_) {
+    if (!block->norm) continue;
+    norms.emplace_back(block->norm.get(), block->norm->options.momentum());
+    block->norm->reset_running_stats();
+    block->norm->options.momentum(c10::nullopt);
+  }
+  const bool was_training = is_training();
+  torch::NoGradGuard no_grad;
+  train();
+  feed([this](const torch::Tensor& rows) { feature_maps(rows); });
+  train(was_training);
+  for (auto& [norm, momentum] : norms) norm->options.momentum(momentum);
+}
+
 int ConvolutionalAutoencoderImpl::greedy_blocks() const { return static_cast<int>(encoder_.size()) + (options.code_dim() > 0 ? 1 : 0); }
 
 std::vector<torch::Tensor> ConvolutionalAutoencoderImpl::greedy_block_parameters(int block) {

@@ -300,6 +300,18 @@ class RowsStage : public core::Stage {
     task_ = make_task_();
   }
 
+  // The statistics of clean rows, in training batches, in the rows' own order: every rank feeds
+  // all of them, so each ends with what one process computes, without a collective.
+  void finish(const core::StageContext& context) override {
+    model_->reestimate_encoder_statistics([&](const std::function<void(const torch::Tensor&)>& take) {
+      const auto order = train_.indices();
+      for (std::int64_t start = 0; start < order.size(0); start += config_.batch_size) {
+        const auto rows = order.narrow(0, start, std::min<std::int64_t>(config_.batch_size, order.size(0) - start));
+        take(core::to_device(train_.rows(rows), context.device).inputs);
+      }
+    });
+  }
+
  private:
   std::string name_;
   const core::TrainConfig& config_;

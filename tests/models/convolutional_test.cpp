@@ -78,6 +78,66 @@ TEST(ConvolutionalAutoencoder, TrainingEndToEndLowersTheReconstructionErrorAndCo
   EXPECT_LT(after, before / 4) << before << " -> " << after;
 }
 
+namespace {
+
+// The per-channel mean and (unbiased) variance of block 0's convolution of `rows` [B, 64] (8 x 8
+// grey images), averaged over the batches `rows` is cut into: what batch normalisation without
+// a momentum keeps.
+std::pair<torch::Tensor, torch::Tensor> first_convolution_statistics(models::ConvolutionalAutoencoder& model,
+                                                                     const std::vector<torch::Tensor>& batches) {
+  torch::NoGradGuard no_grad;
+  auto& conv = *model->named_modules()["encoder0.conv"]->as<torch::nn::Conv2dImpl>();
+  torch::Tensor mean = torch::zeros({conv.options.out_channels()}), variance = torch::zeros_like(mean);
+  for (const auto& rows : batches) {
+    const auto maps = conv.forward(rows.view({-1, 1, 8, 8}));
+    mean += maps.mean({0, 2, 3}) / static_cast<double>(batches.size());
+    variance += maps.var({0, 2, 3}, /*unbiased=*/true) / static_cast<double>(batches.size());
+  }
+  return {mean, variance};
+}
+
+}  // namespace
+
+TEST(ConvolutionalAutoencoder, ReestimatedEncoderStatisticsAreThoseOfTheCleanRowsAndTheDecoderKeepsItsOwn) {
+  torch::manual_seed(3);
+  const auto x = encore::testing::square_images(32);
+  for (const double masking : {0.5, 0.0}) {
+    models::ConvolutionalAutoencoder model(ConvolutionalAutoencoderOptions(64, {3, 5})
+                                               .pooling({2})
+                                               .batch_norm(true)
+                                               .corruption(models::Corruption::kMasking)
+                                               .corruption_level(masking));
+    {
+      // Running statistics of masked images, as end-to-end training leaves them.
+      torch::NoGradGuard no_grad;
+      for (int step = 0; step < 5; ++step) model->forward(x);
+    }
+    model->eval();
+    std::map<std::string, torch::Tensor> trained;
+    for (const auto& item : model->named_buffers()) trained[item.key()] = item.value().clone();
+    const auto halves = x.chunk(2);
+    model->reestimate_encoder_statistics([&](const std::function<void(const torch::Tensor&)>& take) {
+      for (const auto& half : halves) take(half);
+    });
+    EXPECT_FALSE(model->is_training());
+    auto buffers = model->named_buffers();
+    if (masking == 0) {
+      // Trained on clean images already: nothing to re-estimate.
+      for (const auto& [name, value] : trained) EXPECT_TRUE(encore::testing::bitwise_equal(buffers[name], value)) << name;
+      continue;
+    }
+    const auto [mean, variance] = first_convolution_statistics(model, halves);
+    EXPECT_TRUE(torch::allclose(buffers["encoder0.norm.running_mean"], mean, 1e-4, 1e-6));
+    EXPECT_TRUE(torch::allclose(buffers["encoder0.norm.running_var"], variance, 1e-4, 1e-6));
+    EXPECT_FALSE(torch::allclose(trained["encoder0.norm.running_mean"], mean, 1e-2, 1e-4)) << "the masked images' statistics differ";
+    EXPECT_FALSE(encore::testing::bitwise_equal(buffers["encoder1.norm.running_var"], trained["encoder1.norm.running_var"]));
+    for (const auto& name : {"decoder1.norm.running_mean", "decoder1.norm.running_var"})
+      EXPECT_TRUE(encore::testing::bitwise_equal(buffers[name], trained[name])) << name;
+    // Training goes on with the momentum it had.
+    EXPECT_EQ(model->named_modules()["encoder0.norm"]->as<torch::nn::BatchNorm2dImpl>()->options.momentum(), 0.1);
+  }
+}
+
 TEST(ConvolutionalAutoencoder, EncoderPartsAreTheBlocksAndTheCodeAndFiltersAreDrawnInTheImagesColours) {
   models::ConvolutionalAutoencoder model(ConvolutionalAutoencoderOptions(3 * 8 * 8, {5, 6}).image_channels(3).code_dim(2));
   const auto parts = model->encoder_parts();

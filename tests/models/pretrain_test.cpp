@@ -130,6 +130,21 @@ TEST_F(Pretrain, GreedyConvolutionalBlocksThenEndToEndRunEveryStageAndEachRecons
   }
 }
 
+TEST_F(Pretrain, AMaskedConvolutionalEncoderEndsWithTheBatchStatisticsOfTheCleanRows) {
+  core::Json j = {{"mode", "end_to_end"}, {"end_to_end", {{"epochs", 2}, {"batch_size", 32}, {"optimizer", {{"lr", 0.003}}}}}};
+  const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry);
+  torch::manual_seed(1);
+  models::ConvolutionalAutoencoder model(
+      models::ConvolutionalAutoencoderOptions(36, {4}).batch_norm(true).corruption(models::Corruption::kMasking).corruption_level(0.5));
+  models::pretrain(model.ptr(), config, train, &validation, core::StageContext{});
+  // The 160 training rows in their own order, in the stage's batches of 32 (of equal size, so the
+  // average of the batches' means is the rows' mean).
+  torch::NoGradGuard no_grad;
+  const auto maps =
+      model->named_modules()["encoder0.conv"]->as<torch::nn::Conv2dImpl>()->forward(train.rows(train.indices()).inputs.view({-1, 1, 6, 6}));
+  EXPECT_TRUE(torch::allclose(model->named_buffers()["encoder0.norm.running_mean"], maps.mean({0, 2, 3}), 1e-4, 1e-6));
+}
+
 TEST_F(Pretrain, PerLayerSettingsMustMatchTheDepth) {
   core::Json j = {{"greedy", {{"layers", {core::Json::object()}}}}};
   const auto config = models::parse_pretrain_config(core::JsonReader(j, "/pretrain"), registry);

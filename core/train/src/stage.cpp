@@ -4,7 +4,11 @@ namespace encore::core {
 
 std::optional<Metrics> run_stage(Stage& stage, const StageContext& context) {
   const auto step = context.resume ? context.resume->step_for(stage.name(), stage.module()) : ResumePlan::Step::kRun;
-  if (step == ResumePlan::Step::kSkip || step == ResumePlan::Step::kRestoreAndSkip) return std::nullopt;
+  if (step == ResumePlan::Step::kSkip) return std::nullopt;
+  if (step == ResumePlan::Step::kRestoreAndSkip) {
+    stage.finish(context);
+    return std::nullopt;
+  }
   stage.prepare(context);
   Trainer trainer(stage.task(), stage.config(), stage.name(), context.device);
   stage.attach(trainer);
@@ -14,7 +18,9 @@ std::optional<Metrics> run_stage(Stage& stage, const StageContext& context) {
     stage.before_restore(trainer, checkpoint.state());
     trainer.load_checkpoint(checkpoint);
   }
-  return trainer.fit(stage.train(), stage.validation());
+  auto metrics = trainer.fit(stage.train(), stage.validation());
+  stage.finish(context);
+  return metrics;
 }
 
 }  // namespace encore::core

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "encore/core/callbacks.h"
 #include "support/support.h"
 #include "support/toy_training.h"
 
@@ -32,6 +33,7 @@ class RecordingStage : public Stage {
   void before_restore(Trainer&, const TrainerState& saved) override {
     calls_.push_back(name_ + ": restore at epoch " + std::to_string(saved.epoch));
   }
+  void finish(const StageContext&) override { calls_.push_back(name_ + ": finish"); }
 
  private:
   std::string name_;
@@ -69,8 +71,26 @@ TEST(Stage, RunsPrepareAttachAndFitOnlyForTheStagesAResumedRunStillHasToTrain) {
   ASSERT_TRUE(metrics.has_value());
   EXPECT_TRUE(metrics->count("train/loss"));
   EXPECT_TRUE(run_stage(after, context).has_value());
-  EXPECT_EQ(calls,
-            (std::vector<std::string>{"first: prepare", "first: attach", "first: restore at epoch 1", "after: prepare", "after: attach"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"first: prepare", "first: attach", "first: restore at epoch 1", "first: finish",
+                                             "after: prepare", "after: attach", "after: finish"}));
   EXPECT_TRUE(context.resume->is_past({"done"}));
   EXPECT_FALSE(context.resume->is_past({"done", "first"}));
+}
+
+TEST(Stage, IsFinishedAgainWhenAResumedRunRestoresItsFinishedCheckpoint) {
+  const auto data = toy_data();
+  encore::testing::TempDir dir;
+  std::vector<std::string> calls;
+  StageContext context;
+  context.attach_callbacks = [&](Trainer& trainer) { trainer.add_callback(std::make_shared<CheckpointSaver>(dir.path())); };
+  RecordingStage stage("only", data, calls);
+  ASSERT_TRUE(run_stage(stage, context).has_value());
+  // Killed after the stage's last checkpoint, before anything after it: the checkpoint holds the
+  // weights as fit left them, so what finish() does to them is done again, and nothing trains.
+  calls.clear();
+  context.attach_callbacks = nullptr;
+  context.resume = std::make_shared<ResumePlan>(Checkpoint(dir / CheckpointSaver::kLatest));
+  RecordingStage restored("only", data, calls);
+  EXPECT_FALSE(run_stage(restored, context).has_value());
+  EXPECT_EQ(calls, (std::vector<std::string>{"only: finish"}));
 }

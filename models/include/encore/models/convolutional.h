@@ -206,6 +206,9 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   std::int64_t latent_dim() const override { return options.variational() ? options.code_dim() : 0; }
   /// The reconstruction of codes [N, code_dim] (of latent samples, for a variational model).
   torch::Tensor decode_latent(const torch::Tensor& z) override;
+  /// With batch normalisation and a corruption, the encoder blocks' statistics from clean rows
+  /// (the decoder's stay as trained: its inputs come from the encoder in both cases).
+  void reestimate_encoder_statistics(const CleanRowFeed& feed) override;
 
   /// The last block's feature maps [B, C, h, w] of flat rows.
   torch::Tensor feature_maps(const torch::Tensor& x);

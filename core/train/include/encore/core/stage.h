@@ -56,11 +56,16 @@ class Stage {
   /// Brings a continued stage's Trainer to the shape it had at the checkpoint (optimizer groups
   /// added by then) before the checkpoint's state is loaded into it.
   virtual void before_restore(Trainer& /*trainer*/, const TrainerState& /*saved*/) {}
+  /// Work on the trained weights that follows training and must not change what its checkpoints
+  /// hold: run after fit, and again when a resumed run restores the stage's finished checkpoint
+  /// (which holds the weights as fit left them), so it must depend on the weights and data only.
+  virtual void finish(const StageContext& /*context*/) {}
 };
 
-/// Runs a stage: nullopt when the resume plan skips it; otherwise prepares it, builds its Trainer
-/// with the stage's callbacks and the run's, restores a continued stage from the checkpoint and
-/// fits. Returns the last epoch's metrics.
+/// Runs a stage: nullopt when the resume plan skips it (finishing it where it restores the stage's
+/// own finished checkpoint); otherwise prepares it, builds its Trainer with the stage's callbacks
+/// and the run's, restores a continued stage from the checkpoint, fits and finishes. Returns the
+/// last epoch's metrics.
 std::optional<Metrics> run_stage(Stage& stage, const StageContext& context);
 
 }  // namespace encore::core
