@@ -124,7 +124,7 @@ class AutoencoderModel {
   /// Where training corrupts what batch normalisation in the encoder sees, replaces its running
   /// statistics with averages over the batches of clean rows that `feed` gives: fine-tuning,
   /// embedding, reconstruction and evaluation feed the encoder clean rows, whose statistics
-  /// differ (masking a fraction p of the pixels scales a first convolution's mean by 1 - p).
+  /// differ (masking a fraction p of the inputs scales their mean by 1 - p).
   /// Pretraining calls it when a stage ends. The default, for models whose encoder has no batch
   /// normalisation or is trained on clean rows, does nothing.
   virtual void reestimate_encoder_statistics(const CleanRowFeed& feed) { (void)feed; }
