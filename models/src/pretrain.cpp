@@ -210,6 +210,19 @@ std::string greedy_stage_name(AutoencoderModel& model, std::size_t k) {
 }
 const char* const kEndToEndStage = "pretrain/end_to_end";
 
+// The encoder's statistics of the clean rows of `train`, in batches of `batch_size`, in the rows'
+// own order: every rank feeds all of them, so each ends with what one process computes, without a
+// collective.
+void reestimate_encoder_statistics(AutoencoderModel& model, const core::BatchSource& train, std::int64_t batch_size, torch::Device device) {
+  model.reestimate_encoder_statistics([&](const std::function<void(const torch::Tensor&)>& take) {
+    const auto order = train.indices();
+    for (std::int64_t start = 0; start < order.size(0); start += batch_size) {
+      const auto rows = order.narrow(0, start, std::min(batch_size, order.size(0) - start));
+      take(core::to_device(train.rows(rows), device).inputs);
+    }
+  });
+}
+
 // Greedy layer k: learns to reconstruct the codes of the frozen layers below (the data itself for
 // the first layer), computed once when the stage starts.
 class GreedyLayerStage : public core::Stage {
@@ -244,6 +257,11 @@ class GreedyLayerStage : public core::Stage {
       }
     }
     task_.emplace(model_, static_cast<int>(layer_), config_.loss);
+  }
+
+  // The rows themselves, not the codes the layer trained on: the encoder starts from them.
+  void finish(const core::StageContext& context) override {
+    reestimate_encoder_statistics(*model_, train_, config().batch_size, context.device);
   }
 
  private:
@@ -300,16 +318,8 @@ class RowsStage : public core::Stage {
     task_ = make_task_();
   }
 
-  // The statistics of clean rows, in training batches, in the rows' own order: every rank feeds
-  // all of them, so each ends with what one process computes, without a collective.
   void finish(const core::StageContext& context) override {
-    model_->reestimate_encoder_statistics([&](const std::function<void(const torch::Tensor&)>& take) {
-      const auto order = train_.indices();
-      for (std::int64_t start = 0; start < order.size(0); start += config_.batch_size) {
-        const auto rows = order.narrow(0, start, std::min<std::int64_t>(config_.batch_size, order.size(0) - start));
-        take(core::to_device(train_.rows(rows), context.device).inputs);
-      }
-    });
+    reestimate_encoder_statistics(*model_, train_, config_.batch_size, context.device);
   }
 
  private:
