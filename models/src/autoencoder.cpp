@@ -75,8 +75,10 @@ void check_corruption_level(const char* option, Corruption corruption, double le
   }
 }
 
+bool corrupts(Corruption kind, double level) { return kind != Corruption::kNone && level > 0; }
+
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x) {
-  if (kind == Corruption::kNone || level <= 0) return x;
+  if (!corrupts(kind, level)) return x;
   switch (kind) {
     case Corruption::kMasking:
       return core::masking_noise(x, level);

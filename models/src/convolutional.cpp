@@ -243,8 +243,8 @@ EndToEndObjective ConvolutionalAutoencoderImpl::end_to_end_objective(const torch
       latent_->forward(feature_maps(input).flatten(1)), x, loss, [this](const torch::Tensor& z) { return decode_latent(z); }, kl_weight);
 }
 
-void ConvolutionalAutoencoderImpl::reestimate_encoder_statistics(const CleanRowFeed& feed) {
-  if (!options.batch_norm() || options.corruption() == Corruption::kNone || options.corruption_level() == 0) return;
+void ConvolutionalAutoencoderImpl::reestimate_encoder_statistics(const CleanBatches& next_batch) {
+  if (!options.batch_norm() || !corrupts(options.corruption(), options.corruption_level())) return;
   // Without a momentum LibTorch's batch normalisation keeps the plain average of the statistics
   // of every batch it normalises in training mode.
   std::vector<std::pair<torch::nn::BatchNorm2dImpl*, c10::optional<double>>> norms;
@@ -257,7 +257,7 @@ void ConvolutionalAutoencoderImpl::reestimate_encoder_statistics(const CleanRowF
   const bool was_training = is_training();
   torch::NoGradGuard no_grad;
   train();
-  feed([this](const torch::Tensor& rows) { feature_maps(rows); });
+  for (auto rows = next_batch(); rows.defined(); rows = next_batch()) feature_maps(rows);
   train(was_training);
   for (auto& [norm, momentum] : norms) norm->options.momentum(momentum);
 }

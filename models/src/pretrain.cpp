@@ -214,12 +214,12 @@ const char* const kEndToEndStage = "pretrain/end_to_end";
 // own order: every rank feeds all of them, so each ends with what one process computes, without a
 // collective.
 void reestimate_encoder_statistics(AutoencoderModel& model, const core::BatchSource& train, std::int64_t batch_size, torch::Device device) {
-  model.reestimate_encoder_statistics([&](const std::function<void(const torch::Tensor&)>& take) {
-    const auto order = train.indices();
-    for (std::int64_t start = 0; start < order.size(0); start += batch_size) {
-      const auto rows = order.narrow(0, start, std::min(batch_size, order.size(0) - start));
-      take(core::to_device(train.rows(rows), device).inputs);
-    }
+  const core::BatchSource in_order(train.data(), train.indices(), train.scaler(), batch_size, /*shuffle=*/false, 0);
+  const auto order = in_order.epoch_order(0);
+  std::int64_t position = 0;
+  model.reestimate_encoder_statistics([&]() -> torch::Tensor {
+    if (position == in_order.batches_per_epoch()) return {};
+    return core::to_device(in_order.batch(order, position++), device).inputs;
   });
 }
 

@@ -65,6 +65,8 @@ torch::Tensor logistic_reconstruction_loss(const torch::Tensor& logits, const to
 void check_corruption_level(const char* option, Corruption corruption, double level);
 /// Applies corruption (callers decide whether they are in training mode).
 torch::Tensor corrupt(Corruption kind, double level, const torch::Tensor& x);
+/// Whether corrupt() with `kind` and `level` changes its input.
+bool corrupts(Corruption kind, double level);
 
 /// Options of one dense autoencoder layer.
 ///

@@ -208,7 +208,7 @@ class ConvolutionalAutoencoderImpl : public torch::nn::Cloneable<ConvolutionalAu
   torch::Tensor decode_latent(const torch::Tensor& z) override;
   /// With batch normalisation and a corruption, the encoder blocks' statistics from clean rows
   /// (the decoder's stay as trained: its inputs come from the encoder in both cases).
-  void reestimate_encoder_statistics(const CleanRowFeed& feed) override;
+  void reestimate_encoder_statistics(const CleanBatches& next_batch) override;
 
   /// The last block's feature maps [B, C, h, w] of flat rows.
   torch::Tensor feature_maps(const torch::Tensor& x);

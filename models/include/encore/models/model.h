@@ -119,15 +119,16 @@ class AutoencoderModel {
     (void)z;
     throw std::logic_error("decode_latent: this model has no latent prior (latent_dim() is 0)");
   }
-  /// Calls the function it is given with every batch of clean rows [B, D] of a data set.
-  using CleanRowFeed = std::function<void(const std::function<void(const torch::Tensor&)>&)>;
+  /// Gives the next batch of clean rows [B, D] of a data set at each call, an undefined tensor
+  /// after the last.
+  using CleanBatches = std::function<torch::Tensor()>;
   /// Where training corrupts what batch normalisation in the encoder sees, replaces its running
-  /// statistics with averages over the batches of clean rows that `feed` gives: fine-tuning,
+  /// statistics with averages over the batches of clean rows that `next_batch` gives: fine-tuning,
   /// embedding, reconstruction and evaluation feed the encoder clean rows, whose statistics
   /// differ (masking a fraction p of the inputs scales their mean by 1 - p).
   /// Pretraining calls it when a stage ends. The default, for models whose encoder has no batch
   /// normalisation or is trained on clean rows, does nothing.
-  virtual void reestimate_encoder_statistics(const CleanRowFeed& feed) { (void)feed; }
+  virtual void reestimate_encoder_statistics(const CleanBatches& next_batch) { (void)next_batch; }
   /// TorchScript source of the methods that pretrained.pt and model.pt offer outside encore,
   /// compiled on a TorchScript copy of module() (same parameter, buffer and child names, so `self.`
   /// reaches them as in C++): `code_of(self, x: Tensor, depth: int) -> Tensor`, the code of scaled
